@@ -1,0 +1,304 @@
+"""The topology an admin declares: domains, tiers (by kind) and the flow between them.
+
+These pydantic models are the schema (``mailtrace schema`` prints their JSON Schema).
+Unknown keys are refused everywhere so a typo is an error, not a silently ignored line.
+Secrets never live here: credentials are referenced by environment variable name,
+certificate path, or an azure-identity method.
+
+Host and domain names are stored lowercased without a trailing dot, so probes can compare
+them with DNS answers directly. The flow chains are checked by
+:class:`mailtrace.topology.graph.FlowGraph` (the loader builds one for every file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+from typing import Annotated, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# RFC 1035 §2.3.1 "preferred name syntax", relaxed for host names: underscores occur in
+# real host names and a leading "*" label is kept as the original pattern allowed it.
+_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOST_PATTERN = r"^(\*|[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$"  # noqa: E501
+_DOMAIN_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"  # noqa: E501
+_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TIER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _ascii_hint(value: str) -> str:
+    try:
+        return f"; its ASCII form is {value.encode('idna').decode('ascii')!r}"
+    except UnicodeError:
+        return ""
+
+
+def _normalize_hostname(value: str) -> str:
+    """Lowercase, drop one trailing dot, and check the label syntax."""
+    if not value.isascii():
+        raise ValueError(f"{value!r} is not an ASCII host name{_ascii_hint(value)}")
+    host = value.lower().removesuffix(".")
+    labels = host.split(".")
+    ok = 0 < len(host) <= 253 and all(
+        _LABEL.match(label) or (i == 0 and label == "*") for i, label in enumerate(labels)
+    )
+    if not ok:
+        raise ValueError(f"{value!r} is not a valid host name")
+    return host
+
+
+def _normalize_domain(value: str) -> str:
+    """A mail domain: LDH labels (RFC 1035 §2.3.1), lowercased, no trailing dot."""
+    if not value.isascii():
+        raise ValueError(f"{value!r} is not an ASCII domain name{_ascii_hint(value)}")
+    domain = value.lower().removesuffix(".")
+    labels = domain.split(".")
+    if not (0 < len(domain) <= 253 and all(_DOMAIN_LABEL.match(label) for label in labels)):
+        raise ValueError(f"{value!r} is not a valid domain name")
+    if labels[-1].isdigit():
+        raise ValueError(f"{value!r} is an address, not a domain name")
+    return domain
+
+
+def _check_env_name(value: str) -> str:
+    if not re.match(_ENV_PATTERN, value):
+        # The value is not echoed: it may well be the secret itself.
+        raise ValueError(
+            "expected the name of an environment variable (letters, digits, '_'); "
+            "secrets never go in the topology file"
+        )
+    return value
+
+
+def _check_tier_id(value: str) -> str:
+    if not re.match(_TIER_ID_PATTERN, value):
+        raise ValueError(
+            f"tier id {value!r} must start with a letter or digit and contain only "
+            "letters, digits, '-', '_' and '.'"
+        )
+    return value
+
+
+Hostname = Annotated[
+    str,
+    AfterValidator(_normalize_hostname),
+    WithJsonSchema({"type": "string", "pattern": _HOST_PATTERN}),
+]
+DomainName = Annotated[
+    str,
+    AfterValidator(_normalize_domain),
+    WithJsonSchema({"type": "string", "pattern": _DOMAIN_PATTERN}),
+]
+EnvName = Annotated[
+    str,
+    AfterValidator(_check_env_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _ENV_PATTERN,
+            "description": "Name of an environment variable holding the secret",
+        }
+    ),
+]
+TierId = Annotated[
+    str,
+    AfterValidator(_check_tier_id),
+    WithJsonSchema({"type": "string", "pattern": _TIER_ID_PATTERN}),
+]
+
+
+def _check_base_url(url: str) -> str:
+    """Base URLs must be https, except plain http to a loopback host (the lab)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL with a host, got {url!r}")
+    if parts.scheme == "http":
+        host = parts.hostname
+        loopback = host == "localhost"
+        with contextlib.suppress(ValueError):
+            loopback = loopback or ipaddress.ip_address(host).is_loopback
+        if not loopback:
+            raise ValueError("plain http:// is accepted for loopback hosts only; use https://")
+    return url
+
+
+class SpfExpectation(_Strict):
+    include: list[Hostname] = Field(
+        default_factory=list, description="Domains named by include: mechanisms (RFC 7208 §5.2)"
+    )
+    all: Literal["-all", "~all", "?all", "+all"] | None = Field(
+        default=None, description="The SPF record's final 'all' mechanism"
+    )
+
+
+class DkimExpectation(_Strict):
+    selectors: list[str] = Field(
+        default_factory=list, description="DKIM selectors that must be published"
+    )
+
+
+class DmarcExpectation(_Strict):
+    policy: Literal["none", "quarantine", "reject"] | None = Field(
+        default=None, description="The DMARC p= policy expected"
+    )
+
+
+class DnsExpectation(_Strict):
+    mx: list[Hostname] | None = Field(
+        default=None,
+        description="MX hosts public DNS must publish; default: the hosts of the first hop",
+    )
+    spf: SpfExpectation | None = None
+    dkim: DkimExpectation | None = None
+    dmarc: DmarcExpectation | None = None
+
+
+class DnsTier(_Strict):
+    """Public DNS: the sender's MX lookup. Exactly one per topology, first in the flow."""
+
+    kind: Literal["dns"]
+    description: str | None = None
+    expect: DnsExpectation = Field(
+        default_factory=DnsExpectation, description="Records public DNS must serve"
+    )
+
+
+class BasicApi(_Strict):
+    url: str = Field(description="Base URL of the API (https; http only to loopback)")
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+
+    _url = field_validator("url")(_check_base_url)
+
+
+class ProofpointTier(_Strict):
+    kind: Literal["proofpoint"]
+    flavour: Literal["pod", "essentials"] = Field(
+        description="pod = Proofpoint on Demand; essentials = Proofpoint Essentials"
+    )
+    description: str | None = None
+    hosts: list[Hostname] = Field(min_length=1, description="Inbound MX hosts of the gateway")
+    api: BasicApi | None = None
+
+
+class SmtpGatewayTier(_Strict):
+    kind: Literal["smtp-gateway"]
+    description: str | None = None
+    hosts: list[Hostname] = Field(min_length=1, description="Inbound hosts of the gateway")
+
+
+# Which credential references each azure-identity method cannot do without.
+_AUTH_NEEDS: dict[str, tuple[str, ...]] = {
+    "client-secret": ("client_id", "secret_env"),
+    "client-certificate": ("client_id", "certificate_path"),
+    "token-env": ("token_env",),
+}
+
+
+class GraphAccess(_Strict):
+    url: str = Field(
+        default="https://graph.microsoft.com/v1.0",
+        description="Graph base URL (national clouds have their own host)",
+    )
+    auth: Literal[
+        "client-secret",
+        "client-certificate",
+        "device-code",
+        "managed-identity",
+        "azure-cli",
+        "token-env",
+    ]
+    tenant_id: str | None = None
+    client_id: str | None = None
+    certificate_path: str | None = None
+    secret_env: EnvName | None = None
+    token_env: EnvName | None = None
+
+    _url = field_validator("url")(_check_base_url)
+
+    @model_validator(mode="after")
+    def _auth_has_its_references(self) -> GraphAccess:
+        missing = [name for name in _AUTH_NEEDS.get(self.auth, ()) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth {self.auth!r} needs {' and '.join(missing)}")
+        return self
+
+
+class ExchangeOnlineTier(_Strict):
+    kind: Literal["exchange-online"]
+    description: str | None = None
+    tenant: str | None = None
+    inbound_host: Hostname = Field(
+        description="<domain>.mail.protection.outlook.com or the newer *.mx.microsoft host"
+    )
+    accepts_only_from: str | None = Field(
+        default=None, description="Tier id the inbound connector restricts mail to"
+    )
+    graph: GraphAccess | None = None
+
+
+class ExchangeOnPremTier(_Strict):
+    kind: Literal["exchange-onprem"]
+    description: str | None = None
+    hosts: list[Hostname] = Field(min_length=1)
+
+
+Tier = Annotated[
+    DnsTier | ProofpointTier | SmtpGatewayTier | ExchangeOnlineTier | ExchangeOnPremTier,
+    Field(discriminator="kind"),
+]
+
+#: Every tier kind, in the order the union declares them.
+TIER_KINDS: tuple[str, ...] = tuple(
+    get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(Tier)[0])
+)
+MAILBOX_KINDS = frozenset({"exchange-online", "exchange-onprem"})
+GATEWAY_KINDS = frozenset({"proofpoint", "smtp-gateway"})
+
+
+class Topology(_Strict):
+    """A mailtrace topology: the domains, the tiers mail crosses, and the flow between them."""
+
+    topology: str = Field(min_length=1, description="A short name for this topology")
+    description: str | None = None
+    domains: list[DomainName] = Field(min_length=1, description="Mail domains this flow serves")
+    flow: list[str] = Field(
+        min_length=1, description='Chains of tier ids, e.g. "public-dns -> proofpoint -> eop"'
+    )
+    tiers: dict[TierId, Tier] = Field(description="The tiers, by id")
+
+    @field_validator("domains")
+    @classmethod
+    def _no_repeated_domain(cls, domains: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for domain in domains:
+            if domain in seen:
+                raise ValueError(f"domain {domain!r} is listed twice")
+            seen.add(domain)
+        return domains
+
+    def inbound_hosts(self, tier_id: str) -> list[str]:
+        """The hosts a tier receives mail on, as declared."""
+        tier = self.tiers[tier_id]
+        if isinstance(tier, ExchangeOnlineTier):
+            return [tier.inbound_host]
+        if isinstance(tier, DnsTier):
+            return []
+        return list(tier.hosts)
