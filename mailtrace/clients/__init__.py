@@ -1,0 +1,1 @@
+"""Network clients: the only code in mailtrace that does network I/O."""

@@ -1,0 +1,433 @@
+"""The DNS client: the only code in mailtrace that sends DNS packets.
+
+Every query returns a :class:`DnsObservation`, never raises for a network or protocol
+problem: the observation keeps the server (logical and really connected), transport,
+rcode, flags, answers with TTLs, the attempts made and the elapsed time, so a probe can
+turn it into evidence. Outcomes are kept apart on purpose (a timeout is not SERVFAIL,
+SERVFAIL is not NXDOMAIN, NXDOMAIN is not NODATA) — see RFC 2308 §1 for NXDOMAIN vs
+NODATA and RFC 8499 for the vocabulary.
+
+Policy (after dnspython's resolver): a per-attempt timeout inside the caller's deadline,
+UDP retried on timeout while the deadline allows, TCP on truncation (RFC 7766 §5),
+identical queries in flight shared and their answers kept for the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from mailtrace.clients.endpoints import Endpoint, Redirects
+
+Role = Literal["resolver", "authoritative"]
+T = TypeVar("T")
+
+
+class Outcome(StrEnum):
+    ANSWER = "ANSWER"
+    NODATA = "NODATA"  # NOERROR, the name exists, no record of this type
+    NXDOMAIN = "NXDOMAIN"
+    REFERRAL = "REFERRAL"  # NOERROR, no answer, NS in authority: not authoritative here
+    SERVFAIL = "SERVFAIL"
+    REFUSED = "REFUSED"
+    FORMERR = "FORMERR"
+    NOTIMP = "NOTIMP"
+    OTHER_RCODE = "OTHER_RCODE"
+    TIMEOUT = "TIMEOUT"
+    MALFORMED = "MALFORMED"  # the reply did not parse as DNS
+    MISMATCH = "MISMATCH"  # a DNS reply, but not to the question asked
+    NETWORK_ERROR = "NETWORK_ERROR"  # e.g. connection refused
+
+    @property
+    def answered(self) -> bool:
+        """The server gave a usable DNS answer (positive or negative)."""
+        return self in (Outcome.ANSWER, Outcome.NODATA, Outcome.NXDOMAIN)
+
+
+@dataclass(frozen=True)
+class Server:
+    role: Role
+    address: str
+    port: int = 53
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        addr = f"[{self.address}]" if ":" in self.address else self.address
+        where = f"{addr}:{self.port}"
+        return f"{self.name.rstrip('.')} ({where})" if self.name else f"{self.role} {where}"
+
+    @property
+    def host(self) -> str:
+        """The server's name without the final dot, or its address."""
+        return self.name.rstrip(".") if self.name else self.address
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    type: str
+    ttl: int
+    data: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "ttl": self.ttl, "data": self.data}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    transport: str
+    result: str
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class DnsObservation:
+    server: Server
+    via: Endpoint
+    qname: str
+    qtype: str
+    outcome: Outcome
+    transport: str = "udp"
+    rcode: str | None = None
+    flags: tuple[str, ...] = ()
+    answer: tuple[Record, ...] = ()
+    authority: tuple[Record, ...] = ()
+    additional: tuple[Record, ...] = ()
+    elapsed_ms: float = 0.0
+    attempts: tuple[Attempt, ...] = ()
+    error: str | None = None
+
+    def records(self, rdtype: str) -> list[Record]:
+        return [r for r in self.answer if r.type == rdtype]
+
+    def authority_records(self, rdtype: str) -> list[Record]:
+        return [r for r in self.authority if r.type == rdtype]
+
+    @property
+    def authoritative(self) -> bool:
+        return "AA" in self.flags
+
+    def evidence(self) -> dict[str, Any]:
+        ev: dict[str, Any] = {
+            "server": self.server.label,
+            "role": self.server.role,
+            "query": f"{self.qname} {self.qtype}",
+            "outcome": self.outcome.value,
+            "rcode": self.rcode,
+            "flags": list(self.flags),
+            "transport": self.transport,
+            "answer": [r.as_json() for r in self.answer],
+            "elapsed_ms": round(self.elapsed_ms, 1),
+        }
+        if self.via != Endpoint(self.server.address, self.server.port):
+            ev["connected_to"] = str(self.via)
+        if self.authority and not self.answer:
+            ev["authority"] = [r.as_json() for r in self.authority]
+        if len(self.attempts) > 1 or self.outcome is Outcome.TIMEOUT:
+            ev["attempts"] = [
+                {"transport": a.transport, "result": a.result, "elapsed_ms": round(a.elapsed_ms, 1)}
+                for a in self.attempts
+            ]
+        if self.error:
+            ev["error"] = self.error
+        return ev
+
+
+def _records(section: Iterable[dns.rrset.RRset]) -> tuple[Record, ...]:
+    out: list[Record] = []
+    for rrset in section:
+        for rdata in rrset:
+            out.append(
+                Record(
+                    name=rrset.name.to_text().lower(),
+                    type=dns.rdatatype.to_text(rrset.rdtype),
+                    ttl=rrset.ttl,
+                    data=rdata.to_text(),
+                )
+            )
+    return tuple(out)
+
+
+def classify(response: dns.message.Message) -> Outcome:
+    """Map a parsed reply to an outcome. Pure: tests call it on hand-built messages."""
+    rcode = response.rcode()
+    if rcode == dns.rcode.NOERROR:
+        if response.answer:
+            return Outcome.ANSWER
+        has_soa = any(r.rdtype == dns.rdatatype.SOA for r in response.authority)
+        has_ns = any(r.rdtype == dns.rdatatype.NS for r in response.authority)
+        aa = bool(response.flags & dns.flags.AA)
+        if has_ns and not has_soa and not aa:
+            return Outcome.REFERRAL
+        return Outcome.NODATA
+    return {
+        dns.rcode.NXDOMAIN: Outcome.NXDOMAIN,
+        dns.rcode.SERVFAIL: Outcome.SERVFAIL,
+        dns.rcode.REFUSED: Outcome.REFUSED,
+        dns.rcode.FORMERR: Outcome.FORMERR,
+        dns.rcode.NOTIMP: Outcome.NOTIMP,
+    }.get(rcode, Outcome.OTHER_RCODE)
+
+
+def _flags(response: dns.message.Message) -> tuple[str, ...]:
+    return tuple(f for f in ("AA", "TC", "RD", "RA", "AD") if response.flags & dns.flags.Flag[f])
+
+
+def normalize(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+@dataclass
+class DnsClient:
+    """Queries resolvers and authoritative servers; shares identical queries within a run."""
+
+    resolvers: list[Server]
+    redirects: Redirects = field(default_factory=Redirects)
+    attempt_timeout: float = 1.5
+    _tasks: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
+    queries_sent: int = 0
+
+    async def _shared(
+        self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]], deadline: float
+    ) -> T:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            self._tasks[key] = task
+        remaining = deadline - time.monotonic()
+        return await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.001))
+
+    async def query(
+        self, server: Server, qname: str, qtype: str, deadline: float
+    ) -> DnsObservation:
+        """One question to one server, within ``deadline`` (a ``time.monotonic()`` value)."""
+        qname, qtype = normalize(qname), qtype.upper()
+        key = ("q", server, qname, qtype)
+        started = time.monotonic()
+        try:
+            return await self._shared(
+                key, lambda: self._exchange(server, qname, qtype, deadline), deadline
+            )
+        except TimeoutError:
+            # A caller with a shorter deadline than the query it joined.
+            return DnsObservation(
+                server,
+                self.redirects.resolve(server.name, server.address, server.port),
+                qname,
+                qtype,
+                Outcome.TIMEOUT,
+                elapsed_ms=(time.monotonic() - started) * 1000,
+                error="deadline reached while waiting for a shared query",
+            )
+
+    async def _exchange(
+        self, server: Server, qname: str, qtype: str, deadline: float
+    ) -> DnsObservation:
+        via = self.redirects.resolve(server.name, server.address, server.port)
+        message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232)
+        if server.role == "authoritative":
+            message.flags &= ~dns.flags.RD
+        attempts: list[Attempt] = []
+        transport = "udp"
+        started = time.monotonic()
+
+        def done(outcome: Outcome, response: dns.message.Message | None = None,
+                 error: str | None = None) -> DnsObservation:
+            return DnsObservation(
+                server=server,
+                via=via,
+                qname=qname,
+                qtype=qtype,
+                outcome=outcome,
+                transport=transport,
+                rcode=dns.rcode.to_text(response.rcode()) if response is not None else None,
+                flags=_flags(response) if response is not None else (),
+                answer=_records(response.answer) if response is not None else (),
+                authority=_records(response.authority) if response is not None else (),
+                additional=_records(response.additional) if response is not None else (),
+                elapsed_ms=(time.monotonic() - started) * 1000,
+                attempts=tuple(attempts),
+                error=error,
+            )
+
+        while (remaining := deadline - time.monotonic()) > 0:
+            timeout = min(self.attempt_timeout, remaining)
+            t0 = time.monotonic()
+            self.queries_sent += 1
+            try:
+                if transport == "udp":
+                    response = await dns.asyncquery.udp(
+                        message, via.address, timeout=timeout, port=via.port,
+                        ignore_unexpected=True,
+                    )
+                else:
+                    response = await dns.asyncquery.tcp(
+                        message, via.address, timeout=timeout, port=via.port
+                    )
+            except dns.exception.Timeout:
+                attempts.append(Attempt(transport, "timeout", (time.monotonic() - t0) * 1000))
+                continue
+            except dns.query.BadResponse:
+                attempts.append(Attempt(transport, "mismatch", (time.monotonic() - t0) * 1000))
+                return done(Outcome.MISMATCH, error="the reply does not answer the question asked")
+            except (OSError, EOFError) as exc:
+                attempts.append(Attempt(transport, "network-error", (time.monotonic() - t0) * 1000))
+                return done(Outcome.NETWORK_ERROR, error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # any parse failure of hostile bytes
+                attempts.append(Attempt(transport, "malformed", (time.monotonic() - t0) * 1000))
+                return done(Outcome.MALFORMED, error=f"{type(exc).__name__}: {exc}")
+            attempts.append(Attempt(transport, "reply", (time.monotonic() - t0) * 1000))
+            if transport == "udp" and response.flags & dns.flags.TC:
+                transport = "tcp"  # RFC 7766: retry the truncated query over TCP
+                continue
+            return done(classify(response), response)
+        return done(Outcome.TIMEOUT,
+                    error=f"no reply within the deadline ({len(attempts)} attempts)")
+
+    async def ask_resolvers(self, qname: str, qtype: str, deadline: float) -> list[DnsObservation]:
+        """The same question to every resolver of the panel, concurrently."""
+        return list(
+            await asyncio.gather(*(self.query(s, qname, qtype, deadline) for s in self.resolvers))
+        )
+
+    async def lookup(self, qname: str, qtype: str, deadline: float) -> DnsObservation:
+        """A recursive lookup: the first resolver that gives a usable answer wins."""
+        observations = await self.ask_resolvers(qname, qtype, deadline)
+        for obs in observations:
+            if obs.outcome.answered:
+                return obs
+        return observations[0]
+
+    async def addresses(self, host: str, deadline: float) -> AddressLookup:
+        a, aaaa = await asyncio.gather(
+            self.lookup(host, "A", deadline), self.lookup(host, "AAAA", deadline)
+        )
+        return AddressLookup(normalize(host), a, aaaa)
+
+    async def zone_servers(self, domain: str, deadline: float) -> Delegation:
+        """The zone's servers as its own NS set names them (no parent referral).
+
+        The fast path for probes that only need somewhere to send questions: it is two
+        round trips deep, where the full :meth:`delegation` also waits for the parent.
+        """
+        return await self._shared(
+            ("child", normalize(domain)), lambda: self._child(domain, deadline), deadline
+        )
+
+    async def delegation(self, domain: str, deadline: float) -> Delegation:
+        """The zone holding ``domain``: its NS set as the zone and its parent declare it.
+
+        The parent's referral (and its glue) still names the servers when they all fail.
+        """
+        return await self._shared(
+            ("delegation", normalize(domain)), lambda: self._delegation(domain, deadline),
+            deadline,
+        )
+
+    async def _child(self, domain: str, deadline: float) -> Delegation:
+        domain = normalize(domain)
+        soa, ns = await asyncio.gather(
+            self.lookup(domain, "SOA", deadline), self.lookup(domain, "NS", deadline)
+        )
+        apex = domain
+        # NODATA for SOA: the name exists inside a zone whose apex the authority SOA names
+        # (RFC 2308 §2.2). Never climb on NXDOMAIN: the name does not exist at all.
+        if soa.outcome is Outcome.NODATA:
+            owners = [r.name for r in soa.authority_records("SOA")]
+            if owners and owners[0] != domain:
+                apex = owners[0]
+                soa, ns = await asyncio.gather(
+                    self.lookup(apex, "SOA", deadline), self.lookup(apex, "NS", deadline)
+                )
+        names = sorted({normalize(r.data) for r in ns.records("NS") if r.name == apex})
+        lookups = list(await asyncio.gather(*(self.addresses(n, deadline) for n in names)))
+        servers = [
+            Server("authoritative", addr, 53, lk.host) for lk in lookups for addr in lk.addresses
+        ]
+        return Delegation(apex, soa, ns, None, names, [], lookups, servers)
+
+    async def _delegation(self, domain: str, deadline: float) -> Delegation:
+        domain = normalize(domain)
+        child, parent = await asyncio.gather(
+            self.zone_servers(domain, deadline), self._parent_referral(domain, deadline)
+        )
+        if child.apex != domain:
+            parent = await self._parent_referral(child.apex, deadline)
+        parent_names: list[str] = []
+        glue: dict[str, list[str]] = {}
+        if parent is not None:
+            parent_names = sorted(
+                {normalize(r.data) for r in parent.authority_records("NS") if r.name == child.apex}
+            )
+            for r in parent.additional:
+                if r.type in ("A", "AAAA"):
+                    glue.setdefault(r.name, []).append(r.data)
+        extra = [n for n in parent_names if n not in child.child_names]
+        lookups = child.ns_addresses + list(
+            await asyncio.gather(*(self.addresses(n, deadline) for n in extra))
+        )
+        servers = []
+        for lk in lookups:
+            addresses = lk.addresses or glue.get(lk.host, [])
+            servers += [Server("authoritative", addr, 53, lk.host) for addr in addresses]
+        return Delegation(child.apex, child.soa, child.ns, parent, child.child_names,
+                          parent_names, lookups, servers)
+
+    async def _parent_referral(self, name: str, deadline: float) -> DnsObservation | None:
+        """Ask a server of the parent zone for the delegation of ``name`` (RFC 1034 §4.2.2)."""
+        parent = name.split(".", 1)[1] if name.count(".") > 1 else "."
+        while True:
+            ns = await self.lookup(parent, "NS", deadline)
+            if ns.records("NS") or parent == ".":
+                break
+            parent = parent.split(".", 1)[1] if parent.count(".") > 1 else "."
+        names = sorted({normalize(r.data) for r in ns.records("NS")})
+        for lk in await asyncio.gather(*(self.addresses(n, deadline) for n in names[:4])):
+            for addr in lk.addresses:
+                obs = await self.query(Server("authoritative", addr, 53, lk.host), name, "NS",
+                                       deadline)
+                if obs.outcome in (Outcome.REFERRAL, Outcome.ANSWER, Outcome.NXDOMAIN):
+                    return obs
+        return None
+
+
+@dataclass(frozen=True)
+class AddressLookup:
+    host: str
+    a: DnsObservation
+    aaaa: DnsObservation
+
+    @property
+    def addresses(self) -> list[str]:
+        return [r.data for r in (*self.a.records("A"), *self.aaaa.records("AAAA"))]
+
+    @property
+    def observations(self) -> list[DnsObservation]:
+        return [self.a, self.aaaa]
+
+
+@dataclass(frozen=True)
+class Delegation:
+    apex: str
+    soa: DnsObservation  # through the resolvers
+    ns: DnsObservation  # through the resolvers (the child's NS set)
+    parent: DnsObservation | None  # the parent zone's referral, when one answered
+    child_names: list[str]
+    parent_names: list[str]
+    ns_addresses: list[AddressLookup]
+    servers: list[Server]

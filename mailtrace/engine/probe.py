@@ -1,0 +1,71 @@
+"""What a probe is: a thin ``collect`` through the engine's clients, a pure ``evaluate``.
+
+``collect(ctx)`` gathers an observation (everything ``evaluate`` needs, expectations
+included); ``evaluate(observation)`` turns it into findings with no I/O, so tests can
+call it on hand-built observations. A probe declares the tags it may emit, the probes
+whose observations it reads (``depends``) and the probes whose failure makes its own
+result meaningless (``gates``): a gated probe runs at once, speculatively, and is
+turned into *not tested* if its gate fails — this keeps the observer check off the
+critical path without ever blaming a tier for the observer's problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailtrace.clients.dns import DnsClient
+from mailtrace.findings import Finding
+from mailtrace.topology.graph import FlowGraph
+from mailtrace.topology.model import Topology
+
+OBSERVER_TIER = "observer"
+OBSERVER_KIND = "observer"
+
+
+class NotTested(Exception):
+    """Raised by ``collect`` or ``evaluate``: the probe could not judge, and says why.
+
+    Distinct from a failure (DESIGN, "Could not test is not failed"): missing
+    credentials, a 403, nothing to compare. ``findings`` keep any evidence gathered.
+    """
+
+    def __init__(self, reason: str, findings: list[Finding] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.findings = findings or []
+
+
+@dataclass(frozen=True)
+class Target:
+    domain: str
+    recipient: str | None = None
+
+
+@dataclass
+class ProbeContext:
+    topology: Topology
+    flow: FlowGraph
+    tier: str
+    target: Target
+    dns: DnsClient
+    deadline: float  # time.monotonic() value
+    observations: dict[str, Any] = field(default_factory=dict)
+
+    def observation(self, probe_id: str) -> Any:
+        """The observation of a declared dependency (``None`` if it could not run)."""
+        return self.observations.get(probe_id)
+
+
+@dataclass(frozen=True)
+class Probe:
+    id: str
+    kinds: frozenset[str]
+    tags: frozenset[str]
+    collect: Callable[[ProbeContext], Awaitable[Any]]
+    evaluate: Callable[[Any], list[Finding]]
+    depends: tuple[str, ...] = ()
+    gates: tuple[str, ...] = ()
+    deadline: float = 10.0
+    summary: str = ""

@@ -1,0 +1,250 @@
+"""Plan the probes of each tier in flow order and run them concurrently, within deadlines.
+
+Each planned probe starts as soon as the probes it depends on have finished; probes
+with no dependency between them run at the same time. A probe that raises becomes an
+``ENGINE_PROBE_ERROR`` finding, one that overruns its deadline ``ENGINE_PROBE_TIMEOUT``:
+both are *not tested*, never *failed*. Hooks see every probe before and after it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mailtrace import catalog
+from mailtrace.clients.dns import DnsClient
+from mailtrace.engine.probe import (
+    OBSERVER_KIND,
+    OBSERVER_TIER,
+    NotTested,
+    Probe,
+    ProbeContext,
+    Target,
+)
+from mailtrace.findings import Finding, ProbeResult, Scope, Status, TierResult
+from mailtrace.topology.graph import FlowGraph
+from mailtrace.topology.model import Topology
+
+
+class PlanError(Exception):
+    """The probe catalog is inconsistent (unknown dependency, undeclared tag)."""
+
+
+class Hook(Protocol):
+    def before(self, tier: str, probe: str) -> None: ...
+    def after(self, result: ProbeResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class PlannedProbe:
+    tier: str
+    probe: Probe
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tier, self.probe.id)
+
+
+@dataclass(frozen=True)
+class Plan:
+    hops: list[tuple[str, str]]  # (tier id, kind) in flow order, observer first
+    probes: list[PlannedProbe]
+
+    def of_tier(self, tier: str) -> list[PlannedProbe]:
+        return [p for p in self.probes if p.tier == tier]
+
+
+def validate(probes: Iterable[Probe]) -> None:
+    """Check the catalog when it is loaded, not when a probe runs (as pluggy does)."""
+    declared = catalog.load()
+    ids = {p.id for p in probes}
+    for p in probes:
+        for dep in (*p.depends, *p.gates):
+            if dep not in ids:
+                raise PlanError(f"probe {p.id}: unknown dependency {dep}")
+        for tag in p.tags:
+            if tag not in declared:
+                raise PlanError(f"probe {p.id}: tag {tag} missing from probes/catalog.yaml")
+
+
+def build_plan(topology: Topology, flow: FlowGraph, probes: Sequence[Probe]) -> Plan:
+    validate(probes)
+    hops = [(OBSERVER_TIER, OBSERVER_KIND)]
+    hops += [(t, topology.tiers[t].kind) for t in flow.hops()]
+    planned = [PlannedProbe(tier, p) for tier, kind in hops for p in probes if kind in p.kinds]
+    return Plan(hops, planned)
+
+
+def probe_status(findings: list[Finding]) -> Status:
+    status = Status.PASS
+    for f in findings:
+        info = catalog.info(f.tag)
+        if info.fails and info.scope is not Scope.PARTIAL:
+            return Status.FAIL
+        if info.fails or info.level == "warning":
+            status = Status.WARN
+    return status
+
+
+def tier_status(results: list[ProbeResult]) -> Status:
+    ran = [r for r in results if r.status not in (Status.NOT_TESTED, Status.SKIPPED)]
+    if not ran:
+        if results and all(r.status is Status.SKIPPED for r in results):
+            return Status.SKIPPED
+        return Status.NOT_TESTED
+    for s in (Status.FAIL, Status.WARN):
+        if any(r.status is s for r in ran):
+            return s
+    return Status.PASS
+
+
+@dataclass
+class Engine:
+    topology: Topology
+    flow: FlowGraph
+    target: Target
+    dns: DnsClient
+    probes: Sequence[Probe]
+    timeout: float = 30.0
+    hooks: list[Hook] = field(default_factory=list)
+
+    async def run(self) -> list[TierResult]:
+        plan = build_plan(self.topology, self.flow, self.probes)
+        run_deadline = time.monotonic() + self.timeout
+        results: dict[tuple[str, str], ProbeResult] = {}
+        observations: dict[tuple[str, str], Any] = {}
+        tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        by_id = {p.key: p for p in plan.probes}
+
+        def dep_key(tier: str, probe_id: str) -> tuple[str, str]:
+            return (tier, probe_id) if (tier, probe_id) in by_id else (OBSERVER_TIER, probe_id)
+
+        async def run_one(pp: PlannedProbe) -> None:
+            deps = [dep_key(pp.tier, d) for d in pp.probe.depends]
+            waits = [tasks[d] for d in deps if d in tasks]
+            if waits:
+                await asyncio.wait(waits)
+            for d in deps:
+                if d not in results or results[d].status in (Status.NOT_TESTED, Status.SKIPPED):
+                    results[pp.key] = ProbeResult(
+                        pp.probe.id, pp.tier, Status.SKIPPED,
+                        reason=f"depends on {d[1]}, which did not run",
+                    )
+                    return
+            for hook in self.hooks:
+                hook.before(pp.tier, pp.probe.id)
+            results[pp.key] = await self._execute(pp, run_deadline, observations, deps)
+            for hook in self.hooks:
+                hook.after(results[pp.key])
+
+        for pp in plan.probes:
+            tasks[pp.key] = asyncio.ensure_future(run_one(pp))
+        await self._watch_gates(plan, tasks, results, dep_key)
+        return self._tiers(plan, results)
+
+    async def _execute(
+        self,
+        pp: PlannedProbe,
+        run_deadline: float,
+        observations: dict[tuple[str, str], Any],
+        deps: list[tuple[str, str]],
+    ) -> ProbeResult:
+        started = time.monotonic()
+        deadline = min(started + pp.probe.deadline, run_deadline)
+        ctx = ProbeContext(
+            topology=self.topology,
+            flow=self.flow,
+            tier=pp.tier,
+            target=self.target,
+            dns=self.dns,
+            deadline=deadline,
+            observations={d[1]: observations.get(d) for d in deps},
+        )
+
+        def result(
+            status: Status, findings: list[Finding], reason: str | None = None
+        ) -> ProbeResult:
+            elapsed = (time.monotonic() - started) * 1000
+            return ProbeResult(pp.probe.id, pp.tier, status, findings, reason, elapsed)
+
+        try:
+            # A little grace past the probe's own deadline: clients stop at the deadline
+            # and report what they saw; the engine only steps in when a probe does not.
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0) + 0.25):
+                observation = await pp.probe.collect(ctx)
+        except NotTested as exc:
+            return result(Status.NOT_TESTED, exc.findings, exc.reason)
+        except TimeoutError:
+            budget = round(deadline - started, 2)
+            finding = Finding("ENGINE_PROBE_TIMEOUT", {"probe": pp.probe.id, "seconds": budget})
+            return result(Status.NOT_TESTED, [finding], f"no result within {budget} s")
+        except Exception as exc:
+            finding = Finding(
+                "ENGINE_PROBE_ERROR",
+                {"probe": pp.probe.id, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
+        observations[pp.key] = observation
+        try:
+            findings = pp.probe.evaluate(observation)
+        except NotTested as exc:
+            return result(Status.NOT_TESTED, exc.findings, exc.reason)
+        except Exception as exc:
+            finding = Finding(
+                "ENGINE_PROBE_ERROR",
+                {"probe": pp.probe.id, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
+        undeclared = [f.tag for f in findings if f.tag not in pp.probe.tags]
+        if undeclared:
+            finding = Finding(
+                "ENGINE_PROBE_ERROR",
+                {"probe": pp.probe.id, "error": f"emitted undeclared tags {undeclared}"},
+            )
+            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
+        return result(probe_status(findings), findings)
+
+    async def _watch_gates(
+        self,
+        plan: Plan,
+        tasks: dict[tuple[str, str], asyncio.Task[None]],
+        results: dict[tuple[str, str], ProbeResult],
+        dep_key: Any,
+    ) -> None:
+        """Wait for every probe; when a gate fails, stop what it gates (not tested)."""
+        gated: dict[tuple[str, str], list[PlannedProbe]] = {}
+        for pp in plan.probes:
+            for g in pp.probe.gates:
+                gated.setdefault(dep_key(pp.tier, g), []).append(pp)
+        pending = set(tasks.values())
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for key, task in tasks.items():
+                if task not in done or key not in gated:
+                    continue
+                gate = results.get(key)
+                if gate is None or gate.status is not Status.FAIL:
+                    continue
+                for pp in gated[key]:
+                    tasks[pp.key].cancel()
+                    previous = results.get(pp.key)
+                    results[pp.key] = ProbeResult(
+                        pp.probe.id, pp.tier, Status.NOT_TESTED,
+                        findings=previous.findings if previous else [],
+                        reason=f"{gate.probe} failed: this probe's answers cannot be trusted",
+                        elapsed_ms=previous.elapsed_ms if previous else 0.0,
+                    )
+        for task in tasks.values():
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    def _tiers(self, plan: Plan, results: dict[tuple[str, str], ProbeResult]) -> list[TierResult]:
+        tiers = []
+        for tier, kind in plan.hops:
+            probes = [results[p.key] for p in plan.of_tier(tier) if p.key in results]
+            reason = None if probes else f"no probe for tier kind '{kind}' yet"
+            tiers.append(TierResult(tier, kind, tier_status(probes), probes, reason))
+        return tiers

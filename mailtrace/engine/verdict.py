@@ -1,0 +1,91 @@
+"""The verdict: the first tier in flow order that fails, with the finding that decided it.
+
+Order of reasoning (DESIGN, "Localize, don't guess"):
+1. the observer (this machine's resolvers, its port 25) is broken → ``inconclusive`` at
+   ``observer``: no tier is blamed for what the vantage point cannot see;
+2. a tier fails → ``fault`` at the first failing tier in flow order when every path from
+   public DNS to a mailbox crosses a failing tier, else ``degraded`` (another path works);
+3. a finding says only some servers or paths fail (scope ``partial``) → ``degraded``;
+4. otherwise ``healthy`` — and the verdict lists every tier that was not tested.
+"""
+
+from __future__ import annotations
+
+from mailtrace import catalog
+from mailtrace.engine.probe import OBSERVER_TIER
+from mailtrace.findings import Finding, Scope, Status, TierResult, Verdict
+from mailtrace.topology.graph import FlowGraph
+
+
+def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | None:
+    """The most severe failing finding of a tier (the first emitted among equals)."""
+    best: Finding | None = None
+    best_rank = -1
+    for probe in tier.probes:
+        if probe.status in (Status.NOT_TESTED, Status.SKIPPED):
+            continue
+        for f in probe.findings:
+            info = catalog.info(f.tag)
+            if not info.fails or (info.scope is Scope.PARTIAL) != partial:
+                continue
+            if info.level.rank > best_rank:
+                best, best_rank = f, info.level.rank
+    return best
+
+
+def _summary(finding: Finding) -> str:
+    return catalog.message(finding)
+
+
+def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
+    by_id = {t.id: t for t in tiers}
+    not_tested = [
+        {"tier": t.id, "status": t.status.value, "reason": t.reason or _reason(t)}
+        for t in tiers
+        if t.id != OBSERVER_TIER and t.status in (Status.NOT_TESTED, Status.SKIPPED)
+    ]
+
+    observer = by_id.get(OBSERVER_TIER)
+    if observer is not None and observer.status is Status.FAIL:
+        f = deciding_finding(observer)
+        return Verdict(
+            "inconclusive",
+            OBSERVER_TIER,
+            f.tag if f else None,
+            "The observer itself is broken, so no tier can be judged: "
+            + (_summary(f) if f else "see the observer's findings."),
+            not_tested,
+        )
+
+    failing = [t for t in tiers if t.id != OBSERVER_TIER and t.status is Status.FAIL]
+    if failing:
+        first = failing[0]  # tiers arrive in flow order
+        f = deciding_finding(first)
+        broken = {t.id for t in failing}
+        paths = flow.paths()
+        all_broken = all(any(hop in broken for hop in path) for path in paths)
+        status = "fault" if all_broken else "degraded"
+        prefix = "" if all_broken else "Another path still delivers; "
+        return Verdict(
+            status, first.id, f.tag if f else None,
+            prefix + (_summary(f) if f else f"tier {first.id} fails."), not_tested,
+        )
+
+    for t in tiers:
+        f = deciding_finding(t, partial=True)
+        if f is not None:
+            return Verdict("degraded", t.id, f.tag, _summary(f), not_tested)
+
+    tested = [
+        t.id for t in tiers
+        if t.id != OBSERVER_TIER and t.status in (Status.PASS, Status.WARN)
+    ]
+    summary = "No fault found in " + (", ".join(tested) if tested else "any tier")
+    if not_tested:
+        summary += "; not tested: " + ", ".join(n["tier"] for n in not_tested)
+    return Verdict("healthy", None, None, summary + ".", not_tested)
+
+
+def _reason(tier: TierResult) -> str:
+    reasons = [p.reason for p in tier.probes if p.reason]
+    return reasons[0] if reasons else "not tested"

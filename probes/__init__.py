@@ -1,0 +1,11 @@
+"""The probe catalog: every probe mailtrace can run, by tier kind.
+
+Tags, levels, messages and remediation live in ``catalog.yaml`` beside this file.
+"""
+
+from __future__ import annotations
+
+from mailtrace.engine.probe import Probe
+from probes.dns import consistency, delegation, mx, observer
+
+ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)

@@ -1,0 +1,1 @@
+"""Probes of the public-DNS tier and of the observer's resolvers."""

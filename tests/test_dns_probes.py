@@ -1,0 +1,241 @@
+"""The pure evaluation of each public-DNS probe, on hand-built observations."""
+
+from __future__ import annotations
+
+import pytest
+from builders import RESOLVER, addresses, delegation, ns, obs, soa
+
+from mailtrace.clients.dns import Outcome
+from mailtrace.engine.probe import NotTested
+from probes.dns import consistency, mx, observer
+from probes.dns import delegation as deleg
+from probes.dns.expect import MICROSOFT_INBOUND, MxExpectation
+
+ZONE = "contoso.com."
+NS1, NS2 = ns("ns1.contoso.com.", "127.0.1.1"), ns("ns2.contoso.com.", "127.0.1.2")
+PP = ["mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com"]
+EXPECT = MxExpectation(["proofpoint"], PP, "proofpoint",
+                       ["contoso-com.mail.protection.outlook.com", *MICROSOFT_INBOUND])
+
+
+def tags(findings):
+    return [(f.tag) for f in findings]
+
+
+# --- observer ---------------------------------------------------------------------------
+
+def test_observer_dead_resolver_is_unreachable():
+    check = observer.ResolverCheck([obs(RESOLVER, ".", "NS", Outcome.TIMEOUT)])
+    [f] = observer.evaluate(check)
+    assert f.tag == "OBSERVER_RESOLVER_UNREACHABLE"
+    assert "TIMEOUT" in f.args["resolvers"]
+
+
+def test_observer_refusing_resolver_is_unreachable():
+    check = observer.ResolverCheck([obs(RESOLVER, ".", "NS", Outcome.REFUSED)])
+    assert tags(observer.evaluate(check)) == ["OBSERVER_RESOLVER_UNREACHABLE"]
+
+
+def test_observer_one_of_two_resolvers_down_is_partial():
+    other = RESOLVER.__class__("resolver", "127.0.0.2", 53)
+    check = observer.ResolverCheck([
+        obs(RESOLVER, ".", "NS", Outcome.ANSWER, [(".", "NS", 518400, "a.root-servers.net.")]),
+        obs(other, ".", "NS", Outcome.SERVFAIL),
+    ])
+    assert tags(observer.evaluate(check)) == ["OBSERVER_RESOLVER_OK", "OBSERVER_RESOLVER_PARTIAL"]
+
+
+# --- delegation -------------------------------------------------------------------------
+
+def test_delegation_ok_names_servers_and_serial():
+    d = delegation(ZONE, [NS1, NS2])
+    check = deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7), soa(NS2, ZONE, 7)])
+    [f] = deleg.evaluate(check)
+    assert (f.tag, f.args["serial"]) == ("DNS_DELEGATION_OK", 7)
+
+
+def test_delegation_all_servfail_is_all_ns_failing():
+    d = delegation(ZONE, [NS1, NS2])
+    check = deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 0, Outcome.SERVFAIL),
+                                            soa(NS2, ZONE, 0, Outcome.SERVFAIL)])
+    [f] = deleg.evaluate(check)
+    assert f.tag == "DNS_ALL_NS_FAILING"
+    assert "SERVFAIL" in f.args["servers"] and len(f.evidence) == 2
+
+
+def test_delegation_one_server_per_problem():
+    d = delegation(ZONE, [NS1, NS2])
+    for outcome, tag in [(Outcome.TIMEOUT, "DNS_NS_UNREACHABLE"),
+                         (Outcome.SERVFAIL, "DNS_NS_SERVFAIL"),
+                         (Outcome.REFUSED, "DNS_NS_LAME"),
+                         (Outcome.MALFORMED, "DNS_NS_BAD_REPLY"),
+                         (Outcome.MISMATCH, "DNS_NS_BAD_REPLY")]:
+        check = deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7), soa(NS2, ZONE, 0, outcome)])
+        [f] = deleg.evaluate(check)
+        assert (f.tag, f.args["ns"]) == (tag, "ns2.contoso.com"), outcome
+
+
+def test_delegation_answer_without_aa_is_lame():
+    d = delegation(ZONE, [NS1, NS2])
+    check = deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7), soa(NS2, ZONE, 7, aa=False)])
+    assert tags(deleg.evaluate(check)) == ["DNS_NS_LAME"]
+
+
+def test_delegation_serial_mismatch_names_the_lagging_server():
+    d = delegation(ZONE, [NS1, NS2])
+    check = deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 9), soa(NS2, ZONE, 7)])
+    [f] = deleg.evaluate(check)
+    assert (f.tag, f.args["latest"]) == ("DNS_SOA_SERIAL_MISMATCH", 9)
+    assert "ns2.contoso.com" in f.args["behind"]
+
+
+def test_delegation_nxdomain_domain():
+    d = delegation(ZONE, [], soa_outcome=Outcome.NXDOMAIN)
+    assert tags(deleg.evaluate(deleg.DelegationCheck(ZONE, d, []))) == ["DNS_DOMAIN_NXDOMAIN"]
+
+
+def test_delegation_no_ns_and_failing_resolution():
+    d = delegation(ZONE, [])
+    assert tags(deleg.evaluate(deleg.DelegationCheck(ZONE, d, []))) == ["DNS_NS_MISSING"]
+    d = delegation(ZONE, [], soa_outcome=Outcome.SERVFAIL)
+    servfail = obs(RESOLVER, ZONE, "NS", Outcome.SERVFAIL)
+    d = d.__class__(d.apex, d.soa, servfail, None, [], [], [], [])
+    [f] = deleg.evaluate(deleg.DelegationCheck(ZONE, d, []))
+    assert (f.tag, f.args["outcome"]) == ("DNS_RESOLUTION_FAILED", "SERVFAIL")
+
+
+def test_delegation_ns_without_address_and_parent_mismatch():
+    d = delegation(ZONE, [NS1])
+    lame_name = addresses("ns3.contoso.com.")
+    parent = obs(ns("a.gtld-servers.com.", "127.0.8.1"), ZONE, "NS", Outcome.REFERRAL,
+                 authority=[(ZONE, "NS", 172800, "ns1.contoso.com."),
+                            (ZONE, "NS", 172800, "ns9.contoso.com.")])
+    d = d.__class__(d.apex, d.soa, d.ns, parent, ["ns1.contoso.com.", "ns3.contoso.com."],
+                    ["ns1.contoso.com.", "ns9.contoso.com."], [*d.ns_addresses, lame_name],
+                    d.servers)
+    found = deleg.evaluate(deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7)]))
+    assert ("DNS_NS_UNRESOLVABLE", "ns3.contoso.com") in [(f.tag, f.args.get("ns")) for f in found]
+    assert "DNS_NS_PARENT_CHILD_MISMATCH" in tags(found)
+
+
+# --- MX ---------------------------------------------------------------------------------
+
+def mx_answer(*pairs: tuple[int, str]):
+    return obs(RESOLVER, "contoso.com.", "MX", Outcome.ANSWER,
+               [("contoso.com.", "MX", 3600, f"{p} {h}") for p, h in pairs])
+
+
+def mx_check(answer, targets):
+    return mx.MxCheck("contoso.com", EXPECT, answer, targets)
+
+
+def healthy_targets():
+    return [mx.MxTarget(10, h + ".", addresses(h + ".", f"127.0.2.{i}"))
+            for i, h in enumerate(PP, 1)]
+
+
+def test_mx_ok():
+    [f] = mx.evaluate(mx_check(mx_answer(*((10, h + ".") for h in PP)), healthy_targets()))
+    assert f.tag == "DNS_MX_OK" and "mx0a-001234.pphosted.com" in f.args["mx"]
+
+
+def test_mx_missing_is_nodata_not_nxdomain():
+    nodata = obs(RESOLVER, "contoso.com.", "MX", Outcome.NODATA)
+    assert tags(mx.evaluate(mx_check(nodata, []))) == ["DNS_MX_MISSING"]
+    nx = obs(RESOLVER, "contoso.com.", "MX", Outcome.NXDOMAIN)
+    [f] = mx.evaluate(mx_check(nx, []))
+    assert (f.tag, f.args["outcome"]) == ("DNS_MX_LOOKUP_FAILED", "NXDOMAIN")
+    for outcome in (Outcome.SERVFAIL, Outcome.TIMEOUT, Outcome.REFUSED):
+        [f] = mx.evaluate(mx_check(obs(RESOLVER, "contoso.com.", "MX", outcome), []))
+        assert (f.tag, f.args["outcome"]) == ("DNS_MX_LOOKUP_FAILED", outcome.value)
+
+
+def test_null_mx():
+    check = mx_check(mx_answer((0, ".")), [mx.MxTarget(0, ".", None)])
+    assert tags(mx.evaluate(check)) == ["DNS_MX_NULL"]
+
+
+def test_mx_straight_to_exchange_online_bypasses_gateway():
+    host = "contoso-com.mail.protection.outlook.com."
+    check = mx_check(mx_answer((0, host)), [mx.MxTarget(0, host, addresses(host, "127.0.3.1"))])
+    found = mx.evaluate(check)
+    assert found[0].tag == "DNS_MX_BYPASSES_GATEWAY"
+    assert found[0].args["gateway"] == "proofpoint"
+    assert "DNS_MX_EXPECTED_HOST_MISSING" in tags(found)
+    assert "DNS_MX_UNEXPECTED_HOST" not in tags(found)
+
+
+def test_mx_new_microsoft_namespace_also_bypasses():
+    host = "contoso-com.o-v1.mx.microsoft."
+    check = mx_check(mx_answer((0, host)), [mx.MxTarget(0, host, addresses(host, "127.0.3.9"))])
+    assert mx.evaluate(check)[0].tag == "DNS_MX_BYPASSES_GATEWAY"
+
+
+def test_mx_to_undeclared_host():
+    host = "mail.contoso-old.example."
+    targets = [*healthy_targets(), mx.MxTarget(20, host, addresses(host, "127.0.9.1"))]
+    check = mx_check(mx_answer(*((10, h + ".") for h in PP), (20, host)), targets)
+    [f] = mx.evaluate(check)
+    assert (f.tag, f.args["hosts"]) == ("DNS_MX_UNEXPECTED_HOST", "mail.contoso-old.example")
+
+
+def test_mx_targets_unresolvable_all_or_some():
+    bad = [mx.MxTarget(10, h + ".", addresses(h + ".")) for h in PP]
+    found = mx.evaluate(mx_check(mx_answer(*((10, h + ".") for h in PP)), bad))
+    assert "DNS_MX_TARGET_UNRESOLVABLE" in tags(found)
+    some = [healthy_targets()[0], mx.MxTarget(10, PP[1] + ".",
+                                              addresses(PP[1] + ".", outcome=Outcome.SERVFAIL))]
+    [f] = mx.evaluate(mx_check(mx_answer(*((10, h + ".") for h in PP)), some))
+    assert f.tag == "DNS_MX_SOME_TARGETS_UNRESOLVABLE" and "SERVFAIL" in f.args["hosts"]
+
+
+def test_mx_ip_literal_and_cname():
+    check = mx_check(mx_answer((10, "127.0.2.1.")), [mx.MxTarget(10, "127.0.2.1.", None)])
+    found = tags(mx.evaluate(check))
+    assert "DNS_MX_TARGET_IP_LITERAL" in found and "DNS_MX_TARGET_UNRESOLVABLE" not in found
+    assert mx.is_ip_literal("[2001:db8::1]") and not mx.is_ip_literal("mx0a.example")
+    alias = mx.MxTarget(10, PP[0] + ".", addresses(PP[0] + ".", "127.0.2.1", cname="x.example."))
+    found = tags(mx.evaluate(mx_check(mx_answer((10, PP[0] + ".")), [alias])))
+    assert "DNS_MX_TARGET_CNAME" in found
+
+
+# --- consistency ------------------------------------------------------------------------
+
+def mx_at(server, serial_no, *hosts):
+    answer = obs(server, "contoso.com.", "MX", Outcome.ANSWER,
+                 [("contoso.com.", "MX", 3600, f"10 {h}.") for h in hosts], flags=("AA",))
+    return consistency.ServerAnswers(server, answer, soa(server, ZONE, serial_no))
+
+
+def test_consistent_answers():
+    check = consistency.ConsistencyCheck("contoso.com", PP,
+                                         [mx_at(NS1, 7, *PP), mx_at(NS2, 7, *PP)],
+                                         [mx_answer(*((10, h + ".") for h in PP))])
+    [f] = consistency.evaluate(check)
+    assert (f.tag, f.args["sources"]) == ("DNS_ANSWERS_CONSISTENT", 3)
+
+
+def test_stale_server_is_named_with_its_answer():
+    check = consistency.ConsistencyCheck(
+        "contoso.com", PP,
+        [mx_at(NS1, 9, *PP), mx_at(NS2, 7, "mail.contoso-old.example")], [])
+    [f] = consistency.evaluate(check)
+    assert (f.tag, f.args["ns"], f.args["serial"], f.args["latest"]) == (
+        "DNS_NS_STALE", "ns2.contoso.com", 7, 9)
+    assert "mail.contoso-old.example" in f.args["answer"]
+
+
+def test_split_brain_and_resolver_cache():
+    check = consistency.ConsistencyCheck(
+        "contoso.com", PP, [mx_at(NS1, 9, *PP), mx_at(NS2, 9, "mail.contoso-old.example")],
+        [mx_answer((10, "mail.contoso-old.example."))])
+    found = consistency.evaluate(check)
+    assert tags(found) == ["DNS_NS_SPLIT_BRAIN", "DNS_RESOLVER_ANSWER_DIFFERS"]
+    assert found[1].args["ttl"] == 3600
+
+
+def test_consistency_with_no_usable_answer_says_nothing():
+    timeout = consistency.ServerAnswers(NS1, obs(NS1, "contoso.com.", "MX", Outcome.TIMEOUT),
+                                        soa(NS1, ZONE, 0, Outcome.TIMEOUT))
+    with pytest.raises(NotTested, match="no server"):
+        consistency.evaluate(consistency.ConsistencyCheck("contoso.com", PP, [timeout], []))

@@ -1,0 +1,222 @@
+"""The engine's promises: concurrency, dependencies, deadlines, gates, hooks, verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from mailtrace.clients.dns import DnsClient
+from mailtrace.engine.probe import OBSERVER_KIND, NotTested, Probe, ProbeContext, Target
+from mailtrace.engine.runner import Engine, PlanError, validate
+from mailtrace.engine.verdict import decide
+from mailtrace.findings import Finding, Status
+from mailtrace.topology import FlowGraph, parse_topology
+
+CONTOSO = """
+topology: t
+domains: [contoso.com]
+flow: ["public-dns -> proofpoint -> exchange-online"]
+tiers:
+  public-dns: {kind: dns}
+  proofpoint: {kind: proofpoint, flavour: pod, hosts: [mx0a-001234.pphosted.com]}
+  exchange-online: {kind: exchange-online, inbound_host: contoso-com.mail.protection.outlook.com}
+"""
+
+TWO_GATEWAYS = """
+topology: t
+domains: [contoso.com]
+flow: ["dns -> gw1 -> exo", "dns -> gw2 -> exo"]
+tiers:
+  dns: {kind: dns}
+  gw1: {kind: smtp-gateway, hosts: [gw1.contoso.com]}
+  gw2: {kind: smtp-gateway, hosts: [gw2.contoso.com]}
+  exo: {kind: exchange-online, inbound_host: contoso-com.mail.protection.outlook.com}
+"""
+
+
+def probe(pid: str, *, kinds: set[str] | None = None, emits: list[str] | None = None,
+          sleep: float = 0.0, raises: bool = False, depends: tuple[str, ...] = (),
+          gates: tuple[str, ...] = (), deadline: float = 5.0,
+          seen: dict[str, Any] | None = None) -> Probe:
+    async def collect(ctx: ProbeContext) -> Any:
+        if seen is not None:
+            seen[pid] = {d: ctx.observation(d) for d in depends}
+        await asyncio.sleep(sleep)
+        if raises:
+            raise RuntimeError("boom")
+        return pid
+
+    def evaluate(_: Any) -> list[Finding]:
+        return [Finding(t, {"domain": "contoso.com"}) for t in emits or []]
+
+    return Probe(pid, frozenset(kinds or {"dns"}), frozenset(emits or ["DNS_MX_OK"]),
+                 collect, evaluate, depends, gates, deadline)
+
+
+def run(probes: list[Probe], text: str = CONTOSO, timeout: float = 10.0, hooks=()):
+    topology = parse_topology(text)
+    flow = FlowGraph(topology)
+    engine = Engine(topology, flow, Target("contoso.com"), DnsClient([]), probes, timeout,
+                    list(hooks))
+    tiers = asyncio.run(engine.run())
+    return tiers, decide(tiers, flow)
+
+
+def tier(tiers, tid):
+    return next(t for t in tiers if t.id == tid)
+
+
+def test_independent_probes_run_concurrently():
+    started = time.monotonic()
+    tiers, _verdict = run([probe("a", sleep=0.3, emits=["DNS_MX_OK"]),
+                          probe("b", sleep=0.3, emits=["DNS_MX_OK"])])
+    assert time.monotonic() - started < 0.55
+    assert tier(tiers, "public-dns").status is Status.PASS
+
+
+def test_dependency_order_and_observation_passing():
+    seen: dict[str, Any] = {}
+    run([probe("a", sleep=0.05), probe("b", depends=("a",), seen=seen)])
+    assert seen["b"] == {"a": "a"}
+
+
+def test_probe_that_raises_is_not_tested_never_failed():
+    tiers, verdict = run([probe("a", raises=True)])
+    t = tier(tiers, "public-dns")
+    assert t.status is Status.NOT_TESTED
+    assert [f.tag for f in t.findings] == ["ENGINE_PROBE_ERROR"]
+    assert verdict.status == "healthy" and verdict.tier is None
+    untested = {n["tier"] for n in verdict.not_tested}
+    assert untested == {"public-dns", "proofpoint", "exchange-online"}
+
+
+def test_probe_past_its_deadline_is_not_tested():
+    started = time.monotonic()
+    tiers, _ = run([probe("a", sleep=30, deadline=0.2)])
+    assert time.monotonic() - started < 2
+    [f] = tier(tiers, "public-dns").findings
+    assert (f.tag, f.args["probe"]) == ("ENGINE_PROBE_TIMEOUT", "a")
+
+
+def test_run_budget_caps_every_probe():
+    started = time.monotonic()
+    tiers, _ = run([probe("a", sleep=30, deadline=60)], timeout=0.3)
+    assert time.monotonic() - started < 2
+    assert tier(tiers, "public-dns").status is Status.NOT_TESTED
+
+
+def test_failing_gate_cancels_and_untests_what_it_gates():
+    started = time.monotonic()
+    tiers, verdict = run([
+        probe("obs", kinds={OBSERVER_KIND}, emits=["OBSERVER_RESOLVER_UNREACHABLE"], sleep=0.1),
+        probe("slow", sleep=30, gates=("obs",), emits=["DNS_MX_MISSING"]),
+    ])
+    assert time.monotonic() - started < 2
+    assert tier(tiers, "public-dns").status is Status.NOT_TESTED
+    assert (verdict.status, verdict.tier, verdict.tag) == (
+        "inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE")
+
+
+def test_gated_probe_that_finished_first_is_still_untested():
+    tiers, verdict = run([
+        probe("obs", kinds={OBSERVER_KIND}, emits=["OBSERVER_RESOLVER_UNREACHABLE"], sleep=0.2),
+        probe("fast", gates=("obs",), emits=["DNS_MX_MISSING"]),
+    ])
+    t = tier(tiers, "public-dns")
+    assert t.status is Status.NOT_TESTED and [f.tag for f in t.findings] == ["DNS_MX_MISSING"]
+    assert verdict.status == "inconclusive"
+
+
+def test_probe_that_cannot_judge_is_not_tested_with_its_reason():
+    async def collect(ctx: ProbeContext) -> Any:
+        raise NotTested("no credentials")
+
+    quiet = Probe("q", frozenset({"dns"}), frozenset({"DNS_MX_OK"}), collect, lambda o: [])
+    [p] = tier(run([quiet])[0], "public-dns").probes
+    assert (p.status, p.reason) == (Status.NOT_TESTED, "no credentials")
+
+
+def test_dependent_of_untested_probe_is_skipped():
+    tiers, _ = run([probe("a", raises=True), probe("b", depends=("a",))])
+    statuses = {p.probe: p.status for p in tier(tiers, "public-dns").probes}
+    assert statuses == {"a": Status.NOT_TESTED, "b": Status.SKIPPED}
+
+
+def test_undeclared_tag_is_a_probe_error():
+    bad = probe("a", emits=["DNS_MX_OK"])
+    bad = Probe(bad.id, bad.kinds, frozenset({"DNS_MX_MISSING"}), bad.collect, bad.evaluate)
+    [f] = tier(run([bad])[0], "public-dns").findings
+    assert f.tag == "ENGINE_PROBE_ERROR" and "undeclared" in f.args["error"]
+
+
+def test_tier_without_probes_is_not_tested_with_a_reason():
+    tiers, verdict = run([probe("a")])
+    assert tier(tiers, "proofpoint").status is Status.NOT_TESTED
+    assert "no probe" in (tier(tiers, "proofpoint").reason or "")
+    assert verdict.status == "healthy"
+    assert [n["tier"] for n in verdict.not_tested] == ["proofpoint", "exchange-online"]
+
+
+def test_first_failing_tier_in_flow_order_decides():
+    _tiers, verdict = run([
+        probe("d", emits=["DNS_MX_MISSING"]),
+        probe("g", kinds={"proofpoint"}, emits=["DNS_MX_NULL"]),
+    ])
+    assert (verdict.status, verdict.tier, verdict.tag) == ("fault", "public-dns", "DNS_MX_MISSING")
+
+
+def test_most_severe_finding_of_the_tier_decides():
+    _tiers, verdict = run([probe("d", emits=["DNS_MX_EXPECTED_HOST_MISSING",
+                                            "DNS_MX_UNEXPECTED_HOST", "DNS_MX_BYPASSES_GATEWAY"])])
+    assert verdict.tag == "DNS_MX_BYPASSES_GATEWAY"
+
+
+def test_partial_finding_degrades():
+    tiers, verdict = run([probe("d", emits=["DNS_NS_STALE"])])
+    assert tier(tiers, "public-dns").status is Status.WARN
+    assert (verdict.status, verdict.tier, verdict.tag) == ("degraded", "public-dns", "DNS_NS_STALE")
+
+
+def test_one_of_two_parallel_gateways_failing_is_degraded_both_is_fault():
+    gw1 = probe("g", kinds={"smtp-gateway"}, emits=["DNS_MX_NULL"])
+    _, verdict = run([gw1], TWO_GATEWAYS)
+    assert verdict.status == "fault"  # the probe runs on both gateway tiers
+
+    calls = {"n": 0}
+
+    async def collect(ctx: ProbeContext) -> str:
+        calls["n"] += 1
+        return ctx.tier
+
+    def evaluate(tier_id: str) -> list[Finding]:
+        return [Finding("DNS_MX_NULL", {"domain": "x"})] if tier_id == "gw1" else []
+
+    one = Probe("g", frozenset({"smtp-gateway"}), frozenset({"DNS_MX_NULL"}), collect, evaluate)
+    _, verdict = run([one], TWO_GATEWAYS)
+    assert (verdict.status, verdict.tier, verdict.tag) == ("degraded", "gw1", "DNS_MX_NULL")
+    assert calls["n"] == 2
+
+
+def test_hooks_see_every_probe():
+    events: list[tuple[str, str]] = []
+
+    class Recorder:
+        def before(self, tier: str, probe: str) -> None:
+            events.append(("before", probe))
+
+        def after(self, result) -> None:
+            events.append(("after", result.probe))
+
+    run([probe("a"), probe("b", depends=("a",))], hooks=[Recorder()])
+    assert events.index(("before", "a")) < events.index(("after", "a")) < events.index(
+        ("before", "b")) < events.index(("after", "b"))
+
+
+def test_catalog_is_validated_when_the_plan_is_built():
+    with pytest.raises(PlanError, match="unknown dependency"):
+        validate([probe("a", depends=("nope",))])
+    with pytest.raises(PlanError, match="NOT_A_TAG"):
+        validate([probe("a", emits=["NOT_A_TAG"])])
