@@ -1,0 +1,242 @@
+"""`Lab`: the lab world of a scenario, running on loopback inside this process.
+
+Every name server host named by an apex NS record gets its own `AuthoritativeServer` on
+127.0.0.1 (an ephemeral port), so one server can misbehave while its peers are fine; a
+`ForwardingResolver` stands in for the system resolver. Clients reach a name server by its
+real name through `connect_to` redirections (curl's ``--connect-to`` idea): the addresses in
+the zones are loopback too, so a missed redirection still never leaves the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import dns.name
+import dns.rdatatype
+import dns.zone
+
+from mailtrace.clients.endpoints import ConnectTo, Endpoint
+from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
+from mailtrace.lab.scenarios import Scenario
+
+LOOPBACK = "127.0.0.1"
+DNS_PORT = 53
+RESOLVER = "resolver"
+
+
+class Startable(Protocol):
+    """Anything the lab runs: DNS servers now, SMTP and HTTP servers later."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def example_topology(name: str) -> Path:
+    """An example topology file: installed next to the package, or at the checkout root."""
+    package = Path(__file__).resolve().parent.parent  # the `mailtrace` package directory
+    candidates = [package / "topologies" / name, package.parent / "topologies" / name]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"topology {name!r} not found in {', '.join(map(str, candidates))}")
+
+
+@cache
+def _zone_texts() -> tuple[tuple[str, str], ...]:
+    """(origin, master-file text) of every lab zone, read from the package data."""
+    folder = resources.files("mailtrace.lab").joinpath("zones")
+    return tuple(
+        sorted(
+            (entry.name.removesuffix(".zone") + ".", entry.read_text(encoding="utf-8"))
+            for entry in folder.iterdir()
+            if entry.name.endswith(".zone")
+        )
+    )
+
+
+def _host(name: dns.name.Name) -> str:
+    return name.to_text(omit_final_dot=True).lower()
+
+
+def _check_loopback(zone: dns.zone.Zone) -> None:
+    """Refuse any zone that would send a client off this machine."""
+    for name, rdataset in zone.iterate_rdatasets():
+        if rdataset.rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            continue
+        for rdata in rdataset:
+            address = ipaddress.ip_address(rdata.address)
+            if address.version != 4 or not address.is_loopback:
+                raise ValueError(f"lab zone record {name} {rdata} is not a 127.0.0.0/8 address")
+
+
+class Lab:
+    """async context manager: ``async with Lab(scenario) as lab:``."""
+
+    def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0) -> None:
+        self.scenario = scenario
+        self.recipient = scenario.recipient
+        self.dns_delay = dns_delay
+        #: zone origin (no final dot) -> its NS host names, sorted.
+        self.zone_servers: dict[str, list[str]] = {}
+        self.servers: dict[str, AuthoritativeServer] = {}
+        self.startables: list[Startable] = []
+        self._dns_resolver: ForwardingResolver | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._build()
+
+    # -- construction ------------------------------------------------------------------
+
+    def _fault(self, key: str) -> Fault:
+        fault = self.scenario.faults.get(key, Fault())
+        return dataclasses.replace(fault, delay=fault.delay + self.dns_delay)
+
+    def _zone(self, origin: str, text: str, host: str | None) -> dns.zone.Zone:
+        """A fresh copy of one zone with the edits for `host` (None: edits for everyone)."""
+        zone = dns.zone.from_text(text, origin=origin, relativize=False)
+        for edit in self.scenario.zone_edits:
+            if edit.origin == zone.origin and (
+                edit.servers is None if host is None else edit.for_server(host)
+            ):
+                edit.apply(zone)
+        _check_loopback(zone)
+        return zone
+
+    def _build(self) -> None:
+        texts = dict(_zone_texts())
+        served: dict[str, list[str]] = {}
+        for origin, text in texts.items():
+            ns = self._zone(origin, text, None).get_rdataset(origin, dns.rdatatype.NS)
+            hosts = sorted(_host(rdata.target) for rdata in ns or ())
+            if not hosts:
+                raise ValueError(f"lab zone {origin} has no NS records")
+            self.zone_servers[origin.rstrip(".")] = hosts
+            for host in hosts:
+                served.setdefault(host, []).append(origin)
+        self._validate(served)
+        for host, origins in sorted(served.items()):
+            zones = [self._zone(origin, texts[origin], host) for origin in origins]
+            self.servers[host] = AuthoritativeServer(zones, host=LOOPBACK, fault=self._fault(host))
+
+    def _validate(self, served: dict[str, list[str]]) -> None:
+        unknown = set(self.scenario.faults) - set(served) - {RESOLVER}
+        if unknown:
+            raise ValueError(f"scenario {self.scenario.name}: faults for unknown {unknown}")
+        for edit in self.scenario.zone_edits:
+            zone = edit.zone.rstrip(".").lower()
+            if zone not in self.zone_servers:
+                raise ValueError(f"scenario {self.scenario.name}: no lab zone {edit.zone}")
+            if edit.servers is not None and not edit.servers <= set(self.zone_servers[zone]):
+                raise ValueError(f"scenario {self.scenario.name}: {edit} names unknown servers")
+
+    # -- running -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Lab:
+        self._stack = contextlib.AsyncExitStack()
+        try:
+            for server in self.servers.values():
+                await self._start(server)
+            forwarders = {
+                zone: [self.servers[host].address for host in hosts]
+                for zone, hosts in self.zone_servers.items()
+            }
+            self._dns_resolver = ForwardingResolver(
+                forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
+            )
+            await self._start(self._dns_resolver)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+        self._stack = None
+        self._dns_resolver = None
+        self.startables.clear()
+
+    async def _start(self, startable: Startable) -> None:
+        """Start one server; it is stopped (in reverse order) when the lab exits."""
+        assert self._stack is not None
+        await startable.start()
+        self._stack.push_async_callback(startable.stop)
+        self.startables.append(startable)
+
+    # -- how to reach it -----------------------------------------------------------------
+
+    @property
+    def dns_resolver(self) -> ForwardingResolver:
+        if self._dns_resolver is None:
+            raise RuntimeError("the lab is not running")
+        return self._dns_resolver
+
+    @property
+    def resolver(self) -> tuple[str, int]:
+        return self.dns_resolver.address
+
+    @property
+    def resolver_endpoint(self) -> Endpoint:
+        host, port = self.resolver
+        return Endpoint(host, port)
+
+    @property
+    def connect_to(self) -> list[ConnectTo]:
+        return [
+            ConnectTo(host, DNS_PORT, server.host, server.port)
+            for host, server in self.servers.items()
+        ]
+
+    @property
+    def topology_path(self) -> Path:
+        return example_topology(self.scenario.topology)
+
+    def _resolver_text(self) -> str:
+        host, port = self.resolver
+        return f"{host}:{port}"
+
+    def _triage_command(self) -> Iterator[str]:
+        try:
+            topology = str(self.topology_path)
+        except FileNotFoundError:
+            topology = f"topologies/{self.scenario.topology}"
+        yield f"mailtrace triage --recipient {self.recipient} --topology {topology} \\"
+        yield f"    --resolver {self._resolver_text()} \\"
+        for redirect in self.connect_to:
+            yield f"    --connect-to {redirect} \\"
+        yield ""
+
+    def describe(self) -> list[str]:
+        """How to point `mailtrace triage` and `dig` at the running lab."""
+        host, port = self.resolver
+        domain = self.recipient.rpartition("@")[2]
+        lines = [f"lab scenario {self.scenario.name}: {self.scenario.description}"]
+        lines.append(f"resolver: {host}:{port}  (dig @{host} -p {port} {domain} MX)")
+        lines.append("authoritative servers:")
+        for name, server in self.servers.items():
+            fault = server.fault
+            zones = [origin.rstrip(".") for origin in server.origins]
+            note = f"  fault: {fault.mode}" if fault.mode else ""
+            lines.append(
+                f"  {name:<22} {server.host}:{server.port}  zones {', '.join(zones)}{note}"
+                f"  (dig @{server.host} -p {server.port} +norec {zones[0]} SOA)"
+            )
+        if self.dns_resolver.fault.mode:
+            lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
+        lines.append("triage against it:")
+        lines.extend(f"  {line}" for line in self._triage_command() if line)
+        lines[-1] = lines[-1].removesuffix(" \\")
+        return lines
