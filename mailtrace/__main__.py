@@ -1,0 +1,5 @@
+import sys
+
+from mailtrace.cli import main
+
+sys.exit(main())

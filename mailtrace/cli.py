@@ -1,0 +1,281 @@
+"""Command line: ``mailtrace triage|demo|lab|graph|probes|schema``.
+
+Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
+3 inconclusive, 4 internal error. Heavy modules are imported inside the commands so
+that ``mailtrace --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailtrace.clients.endpoints import ConnectTo, Endpoint
+    from mailtrace.triage import TriageReport
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 4
+
+
+class UsageError(Exception):
+    """Bad flags or configuration: one readable line, exit 2."""
+
+
+def _add_output(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    p.add_argument("--format", choices=formats, default="text", help="report format")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE")
+    p.add_argument("--verbose", "-v", action="store_true", help="all evidence, per-probe timings")
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="budget for the whole run (default 30)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailtrace",
+        description="Localize a mail-flow fault to one tier of your declared topology, "
+        "with the raw evidence, before suggesting any fix.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("triage", help="walk the topology hop by hop and name the failing tier")
+    t.add_argument("--topology", required=True, metavar="FILE")
+    who = t.add_mutually_exclusive_group(required=True)
+    who.add_argument("--recipient", metavar="ADDR")
+    who.add_argument("--domain", metavar="DOMAIN")
+    t.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
+                   help="resolver to use instead of the system's (repeatable)")
+    t.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
+                   help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
+    t.add_argument("--strict", action="store_true",
+                   help="exit 3 (inconclusive) when a tier could not be tested")
+    _add_output(t, ["text", "json", "html"])
+    _add_run(t)
+
+    d = sub.add_parser("demo", help="run a triage against the embedded lab with an injected fault")
+    d.add_argument("scenario", nargs="?", default="mx-missing",
+                   help="scenario (default mx-missing)")
+    d.add_argument("--list", action="store_true", help="list the scenarios")
+    _add_output(d, ["text", "json", "html"])
+    _add_run(d)
+
+    lab = sub.add_parser("lab", help="keep the lab up and print how to point tools at it")
+    lab.add_argument("scenario", nargs="?", default="healthy")
+    lab.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
+                     help="stop after SECONDS (default: until interrupted)")
+
+    g = sub.add_parser("graph", help="show the topology's flow")
+    g.add_argument("--topology", required=True, metavar="FILE")
+    g.add_argument("--format", choices=["text", "dot", "svg"], default="text")
+
+    sub.add_parser("probes", help="list the probe catalog: ids, tier kinds, tags, levels")
+    sub.add_parser("schema", help="print the JSON Schema of the topology file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(COMMANDS[args.command](args))
+    except UsageError as exc:
+        print(f"mailtrace: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback for the user; one for a developer
+        if os.environ.get("MAILTRACE_DEBUG"):
+            raise
+        print(f"mailtrace: internal error: {type(exc).__name__}: {exc} "
+              "(set MAILTRACE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _load_topology(path: str) -> Any:
+    from mailtrace.topology import TopologyError, load_topology
+
+    try:
+        return load_topology(path)
+    except TopologyError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], list[ConnectTo]]:
+    from mailtrace.clients.endpoints import EndpointError, parse_connect_to, parse_resolver
+
+    try:
+        resolvers = [parse_resolver(r) for r in args.resolver]
+        connect_to = [parse_connect_to(c) for c in args.connect_to]
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    return resolvers or _system_resolvers(), connect_to
+
+
+def _system_resolvers() -> list[Endpoint]:
+    import dns.resolver
+
+    from mailtrace.clients.endpoints import Endpoint
+
+    try:
+        nameservers = dns.resolver.Resolver(configure=True).nameservers
+    except Exception as exc:
+        raise UsageError(f"no system resolver found ({exc}); pass --resolver IP[:PORT]") from None
+    if not nameservers:
+        raise UsageError("no system resolver found; pass --resolver IP[:PORT]")
+    return [Endpoint(str(ns), 53) for ns in nameservers]
+
+
+def _emit(report: TriageReport, args: argparse.Namespace) -> int:
+    if args.format == "json":
+        from mailtrace.report import json as json_report
+
+        text = json_report.render(report)
+    elif args.format == "html":
+        from mailtrace.report import html
+
+        text = html.render(report)
+    else:
+        from mailtrace.report import text as text_report
+
+        stream = sys.stdout if not args.output else None
+        colour = stream is not None and text_report.use_colour(stream)
+        text = text_report.render(report, colour=colour, verbose=args.verbose)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(text)
+    code = report.verdict.exit_code
+    if code == 0 and getattr(args, "strict", False) and report.verdict.not_tested:
+        return 3
+    return code
+
+
+def _positive(timeout: float) -> float:
+    if not timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    return timeout
+
+
+# --- commands ------------------------------------------------------------------------
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from mailtrace.triage import Options, TargetError, make_target, run_triage
+
+    timeout = _positive(args.timeout)
+    topology = _load_topology(args.topology)
+    try:
+        target = make_target(topology, args.recipient, args.domain)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    resolvers, connect_to = _endpoints(args)
+    report = asyncio.run(run_triage(topology, target, Options(resolvers, connect_to, timeout)))
+    return _emit(report, args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mailtrace.lab import scenarios
+
+    if args.list:
+        width = max(len(n) for n in scenarios.SCENARIOS)
+        for name, sc in scenarios.SCENARIOS.items():
+            exp = sc.expect
+            outcome = exp.status + (f" at {exp.tier} [{exp.tag}]" if exp.tier else "")
+            print(f"{name:<{width}}  {sc.description}  → {outcome}")
+        return 0
+    try:
+        scenario = scenarios.get(args.scenario)
+    except scenarios.UnknownScenario as exc:
+        raise UsageError(str(exc)) from None
+    timeout = _positive(args.timeout)
+    return _emit(asyncio.run(_demo(scenario, timeout)), args)
+
+
+async def _demo(scenario: Any, timeout: float) -> TriageReport:
+    from mailtrace.lab.lab import Lab
+    from mailtrace.topology import load_topology
+    from mailtrace.triage import Options, make_target, run_triage
+
+    async with Lab(scenario) as lab:
+        topology = load_topology(lab.topology_path)
+        target = make_target(topology, lab.recipient, None)
+        options = Options([lab.resolver_endpoint], lab.connect_to, timeout)
+        return await run_triage(topology, target, options)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from mailtrace.lab import scenarios
+    from mailtrace.lab.lab import Lab
+
+    try:
+        scenario = scenarios.get(args.scenario)
+    except scenarios.UnknownScenario as exc:
+        raise UsageError(str(exc)) from None
+
+    async def serve() -> None:
+        async with Lab(scenario) as lab:
+            print(f"lab up, scenario {scenario.name}: {scenario.description}")
+            for line in lab.describe():
+                print(line)
+            print("Ctrl-C to stop." if args.duration is None else f"stopping in {args.duration} s")
+            sys.stdout.flush()
+            await asyncio.sleep(args.duration if args.duration is not None else 10**9)
+
+    asyncio.run(serve())
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from mailtrace.topology import FlowGraph
+
+    flow = FlowGraph(_load_topology(args.topology))
+    render = {"text": flow.to_text, "dot": flow.to_dot, "svg": flow.to_svg}[args.format]
+    sys.stdout.write(render().rstrip("\n") + "\n")
+    return 0
+
+
+def cmd_probes(args: argparse.Namespace) -> int:
+    from mailtrace import catalog
+    from probes import ALL
+
+    for probe in ALL:
+        print(f"{probe.id}  [{', '.join(sorted(probe.kinds))}]  {probe.summary}")
+        for tag in sorted(probe.tags, key=lambda t: (-catalog.info(t).level.rank, t)):
+            info = catalog.info(tag)
+            scope = f" ({info.scope.value})" if info.scope.value != "tier" else ""
+            print(f"    {info.level.value:<8} {tag}{scope}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from mailtrace.topology.loader import topology_json_schema
+
+    print(json.dumps(topology_json_schema(), indent=2))
+    return 0
+
+
+COMMANDS = {
+    "triage": cmd_triage,
+    "demo": cmd_demo,
+    "lab": cmd_lab,
+    "graph": cmd_graph,
+    "probes": cmd_probes,
+    "schema": cmd_schema,
+}

@@ -1,0 +1,60 @@
+"""The triage JSON contract (DESIGN.md, "Triage JSON"): stable, additive only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mailtrace import catalog
+from mailtrace.findings import Finding, TierResult
+from mailtrace.triage import TriageReport
+
+SCHEMA = "mailtrace/triage-1"
+
+
+def finding_json(f: Finding, probe: str, *, localized: bool) -> dict[str, Any]:
+    info = catalog.info(f.tag)
+    return {
+        "tag": f.tag,
+        "level": info.level.value,
+        "probe": probe,
+        "args": f.args,
+        "message": info.render(f.args),
+        "evidence": f.evidence,
+        "remediation": info.remediation.as_json() if localized and info.remediation else None,
+    }
+
+
+def tier_json(tier: TierResult, localized: bool) -> dict[str, Any]:
+    return {
+        "id": tier.id,
+        "kind": tier.kind,
+        "status": tier.status.value,
+        "reason": tier.reason,
+        "probes": [
+            {"id": p.probe, "status": p.status.value, "reason": p.reason,
+             "elapsed_ms": round(p.elapsed_ms, 1)}
+            for p in tier.probes
+        ],
+        "findings": [
+            finding_json(f, p.probe, localized=localized and catalog.info(f.tag).fails)
+            for p in tier.probes for f in p.findings
+        ],
+    }
+
+
+def report_json(report: TriageReport) -> dict[str, Any]:
+    v = report.verdict
+    return {
+        "schema": SCHEMA,
+        "topology": report.topology.topology,
+        "target": {"recipient": report.target.recipient, "domain": report.target.domain},
+        "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
+                    "not_tested": v.not_tested},
+        "tiers": [tier_json(t, localized=t.id == v.tier) for t in report.tiers],
+        "elapsed_ms": round(report.elapsed_ms, 1),
+    }
+
+
+def render(report: TriageReport) -> str:
+    return json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,114 @@
+"""One triage: build the clients, run the engine over the topology, decide the verdict."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.clients.endpoints import ConnectTo, Endpoint, Redirects
+from mailtrace.engine.probe import Probe, Target
+from mailtrace.engine.runner import Engine, Hook
+from mailtrace.engine.verdict import decide
+from mailtrace.findings import ProbeResult, TierResult, Verdict
+from mailtrace.topology.graph import FlowGraph
+from mailtrace.topology.model import Topology
+
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}$"
+)
+
+
+class TargetError(ValueError):
+    """An invalid recipient or domain (a usage error, exit 2)."""
+
+
+def make_target(topology: Topology, recipient: str | None, domain: str | None) -> Target:
+    """Validate what to triage. Refuses CR, LF and non-ASCII: nothing here reaches a wire
+    unchecked (no SMTP or DNS injection)."""
+    if recipient is not None:
+        if not recipient.isascii() or any(c in recipient for c in "\r\n\0 <>"):
+            raise TargetError(f"invalid recipient {recipient!r}: expected local@domain in ASCII")
+        local, sep, dom = recipient.rpartition("@")
+        if not sep or not _LOCAL.match(local) or local.startswith(".") or ".." in local:
+            raise TargetError(f"invalid recipient {recipient!r}: expected local@domain")
+        domain_from_recipient = dom.lower().rstrip(".")
+        if domain is not None and domain.lower().rstrip(".") != domain_from_recipient:
+            raise TargetError(f"--domain {domain} does not match the recipient's domain")
+        domain = domain_from_recipient
+    if domain is None:
+        raise TargetError("give --recipient ADDRESS or --domain DOMAIN")
+    domain = domain.lower().rstrip(".")
+    if not domain.isascii() or not _DOMAIN.match(domain):
+        raise TargetError(f"invalid domain {domain!r}")
+    if domain not in topology.domains:
+        raise TargetError(
+            f"{domain} is not a domain of topology {topology.topology} "
+            f"({', '.join(topology.domains)})"
+        )
+    return Target(domain=domain, recipient=recipient)
+
+
+@dataclass
+class Timings:
+    """A before/after hook: per-probe timings for --verbose."""
+
+    started: float = field(default_factory=time.monotonic)
+    rows: list[tuple[str, str, float, float]] = field(default_factory=list)
+    _open: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def before(self, tier: str, probe: str) -> None:
+        self._open[(tier, probe)] = time.monotonic()
+
+    def after(self, result: ProbeResult) -> None:
+        start = self._open.pop((result.tier, result.probe), time.monotonic())
+        self.rows.append(
+            (result.tier, result.probe, (start - self.started) * 1000, result.elapsed_ms)
+        )
+
+
+@dataclass
+class TriageReport:
+    topology: Topology
+    flow: FlowGraph
+    target: Target
+    tiers: list[TierResult]
+    verdict: Verdict
+    elapsed_ms: float
+    timings: Timings
+    queries_sent: int
+
+
+@dataclass(frozen=True)
+class Options:
+    resolvers: Sequence[Endpoint]
+    connect_to: Sequence[ConnectTo] = ()
+    timeout: float = 30.0
+
+
+async def run_triage(
+    topology: Topology,
+    target: Target,
+    options: Options,
+    probes: Sequence[Probe] | None = None,
+    hooks: Sequence[Hook] = (),
+) -> TriageReport:
+    if probes is None:
+        from probes import ALL
+
+        probes = ALL
+    started = time.monotonic()
+    flow = FlowGraph(topology)
+    dns = DnsClient(
+        resolvers=[Server("resolver", e.address, e.port) for e in options.resolvers],
+        redirects=Redirects(tuple(options.connect_to)),
+    )
+    timings = Timings()
+    engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks])
+    tiers = await engine.run()
+    verdict = decide(tiers, flow)
+    elapsed = (time.monotonic() - started) * 1000
+    return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings, dns.queries_sent)

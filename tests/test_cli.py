@@ -1,0 +1,217 @@
+"""The command line: contracts, exit codes, and bad input as one clear line (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailtrace.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTOSO = str(ROOT / "topologies" / "contoso-proofpoint-exo.yaml")
+BAD = ROOT / "tests" / "data" / "topologies"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mailtrace: error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["--topology", "/nonexistent/t.yaml", "--recipient", "a@contoso.com"], ["no such file"]),
+    (["--topology", str(BAD / "syntax-error.yaml"), "--recipient", "a@contoso.com"],
+     ["syntax-error.yaml:"]),
+    (["--topology", str(BAD / "unknown-key.yaml"), "--recipient", "a@contoso.com"], ["hostz"]),
+    (["--topology", str(BAD / "wrong-type.yaml"), "--recipient", "a@contoso.com"],
+     ["wrong-type.yaml:"]),
+    (["--topology", CONTOSO, "--recipient", "alice"], ["invalid recipient"]),
+    (["--topology", CONTOSO, "--recipient", "alice@contoso.com\r\nRCPT TO:<x@y>"],
+     ["invalid recipient"]),
+    (["--topology", CONTOSO, "--recipient", "alïce@contoso.com"], ["invalid recipient"]),
+    (["--topology", CONTOSO, "--recipient", "alice@fabrikam.com"], ["not a domain of topology"]),
+    (["--topology", CONTOSO, "--domain", "contoso..com"], ["invalid domain"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "1.2.3"],
+     ["--resolver 1.2.3"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "dns.google"],
+     ["not an IPv4 or IPv6 address"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1:99999"],
+     ["port"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--connect-to", "ns1:53:127.0.0.1"],
+     ["--connect-to"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--connect-to", "a:b:c:d"],
+     ["--connect-to"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--timeout", "0"], ["--timeout"]),
+])
+def test_bad_triage_input_is_one_line_and_exit_2(capsys, argv, needles):
+    code, out, err = run(capsys, "triage", *argv)
+    assert_usage_error(code, err, *needles)
+    assert out == ""
+
+
+def test_bad_topology_error_names_line_and_column(capsys):
+    code, _, err = run(capsys, "graph", "--topology", str(BAD / "unknown-key.yaml"))
+    assert_usage_error(code, err)
+    location = err.split(": ")[2]  # "mailtrace: error: FILE:LINE:COL: message"
+    _, line, column = location.rsplit(":", 2)
+    assert line.isdigit() and column.isdigit()
+
+
+def test_unknown_demo_scenario(capsys):
+    code, _, err = run(capsys, "demo", "no-such-scenario")
+    assert_usage_error(code, err, "no-such-scenario")
+
+
+def test_demo_json_contract_and_exit_code(capsys):
+    code, out, _ = run(capsys, "demo", "mx-missing", "--format", "json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["schema"] == "mailtrace/triage-1"
+    assert doc["topology"] == "contoso"
+    assert doc["target"] == {"recipient": "alice@contoso.com", "domain": "contoso.com"}
+    v = doc["verdict"]
+    assert (v["status"], v["tier"], v["tag"]) == ("fault", "public-dns", "DNS_MX_MISSING")
+    assert [t["id"] for t in doc["tiers"]] == [
+        "observer", "public-dns", "proofpoint", "exchange-online"]
+    dns = doc["tiers"][1]
+    assert dns["status"] == "fail"
+    mx = next(f for f in dns["findings"] if f["tag"] == "DNS_MX_MISSING")
+    assert set(mx) >= {"tag", "level", "probe", "args", "message", "evidence", "remediation"}
+    assert mx["level"] == "critical" and mx["probe"] == "dns.mx"
+    assert mx["remediation"]["checked"] and mx["remediation"]["commands"]
+    # remediation only for the localized tier's failing findings
+    others = [f for t in doc["tiers"] for f in t["findings"] if f["tag"] != "DNS_MX_MISSING"]
+    assert all(f["remediation"] is None for f in others)
+    assert doc["tiers"][2]["status"] == "not_tested"
+    assert isinstance(doc["elapsed_ms"], float | int)
+
+
+def test_demo_text_localizes_and_fixes_one_tier(capsys):
+    code, out, _ = run(capsys, "demo", "mx-bypasses-gateway")
+    assert code == 1
+    assert "VERDICT: FAULT at public-dns  [DNS_MX_BYPASSES_GATEWAY]" in out
+    assert "Fix for public-dns" in out
+    assert "\x1b[" not in out  # not a terminal: no colour
+    assert "contoso-com.mail.protection.outlook.com" in out
+
+
+def test_inconclusive_demo_exits_3(capsys):
+    code, out, _ = run(capsys, "demo", "observer-resolver-dead", "--format", "json",
+                       "--timeout", "10")
+    assert code == 3
+    assert json.loads(out)["verdict"]["tier"] == "observer"
+
+
+def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "healthy", "--output", str(tmp_path / "r.json"),
+                       "--format", "json")
+    assert (code, out) == (0, "")
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"]["status"] == "healthy"
+
+
+def test_html_report_is_self_contained(capsys):
+    code, out, _ = run(capsys, "demo", "stale-ns", "--format", "html")
+    assert code == 1
+    assert out.startswith("<!doctype html>") and "DNS_NS_STALE" in out and "<script" not in out
+
+
+def test_verbose_shows_per_probe_timings(capsys):
+    _, out, _ = run(capsys, "demo", "healthy", "--verbose")
+    assert "Timings" in out and "public-dns/dns.mx" in out and "observer/dns.observer" in out
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    import io
+
+    from mailtrace.report import text
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert text.use_colour(Tty())
+    assert not text.use_colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not text.use_colour(Tty())
+
+
+def test_demo_list(capsys):
+    code, out, _ = run(capsys, "demo", "--list")
+    assert code == 0
+    for name in ("healthy", "mx-missing", "mx-bypasses-gateway", "mx-target-unresolvable",
+                 "stale-ns", "all-ns-servfail", "observer-resolver-dead"):
+        assert name in out
+
+
+def test_probes_lists_the_catalog(capsys):
+    code, out, _ = run(capsys, "probes")
+    assert code == 0
+    assert "dns.mx" in out and "DNS_MX_MISSING" in out and "critical" in out
+
+
+def test_schema_is_json_schema(capsys):
+    code, out, _ = run(capsys, "schema")
+    schema = json.loads(out)
+    assert code == 0 and "$schema" in schema and "tiers" in schema["properties"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "dot", "svg"])
+def test_graph_formats(capsys, fmt):
+    code, out, _ = run(capsys, "graph", "--topology", CONTOSO, "--format", fmt)
+    assert code == 0 and "proofpoint" in out
+
+
+def test_lab_prints_how_to_reach_it():
+    done = subprocess.run([sys.executable, "-m", "mailtrace", "lab", "stale-ns", "--for", "0.2"],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "--resolver 127.0.0.1:" in done.stdout
+    assert "--connect-to ns2.contoso.com:53:127.0.0.1:" in done.stdout
+    assert "dig @127.0.0.1 -p" in done.stdout
+
+
+def test_no_command_prints_help_and_exit_2(capsys):
+    code, out, _ = run(capsys)
+    assert code == 2 and "triage" in out
+
+
+def test_internal_error_is_one_line_exit_4(capsys, monkeypatch):
+    from mailtrace import cli
+
+    def boom(args):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setitem(cli.COMMANDS, "probes", boom)
+    monkeypatch.delenv("MAILTRACE_DEBUG", raising=False)
+    code, _, err = run(capsys, "probes")
+    assert code == 4 and "internal error" in err and "Traceback" not in err
+
+
+def test_help_is_fast():
+    """Start-up budget is measured in the benchmark; this only guards against a heavy
+    import creeping into the CLI's module level."""
+    code = ("import sys, mailtrace.cli; "
+            "heavy = [m for m in ('pydantic', 'dns.asyncquery', 'networkx', 'yaml') "
+            "if m in sys.modules]; print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "mailtrace", "--help"], capture_output=True,
+                   timeout=30, cwd=ROOT, check=True)
+    assert time.monotonic() - started < 5

@@ -1,0 +1,127 @@
+"""End to end: a real triage over real DNS (UDP and TCP) against the embedded lab."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from labrun import finding, tags, triage, variant, verdict
+
+from mailtrace.findings import Status
+from mailtrace.lab import scenarios
+from mailtrace.lab.dns_server import Fault
+from mailtrace.lab.lab import Lab, example_topology
+from mailtrace.lab.scenarios import ZoneEdit
+from mailtrace.topology import parse_topology
+from mailtrace.triage import Options, TriageReport, make_target, run_triage
+
+# The expectations are written here, not read from the scenario table, so a scenario
+# that drifts from what it claims to show fails this test.
+SCENARIOS = [
+    ("healthy", ("healthy", None, None)),
+    ("mx-missing", ("fault", "public-dns", "DNS_MX_MISSING")),
+    ("mx-bypasses-gateway", ("fault", "public-dns", "DNS_MX_BYPASSES_GATEWAY")),
+    ("mx-target-unresolvable", ("fault", "public-dns", "DNS_MX_TARGET_UNRESOLVABLE")),
+    ("stale-ns", ("degraded", "public-dns", "DNS_NS_STALE")),
+    ("all-ns-servfail", ("fault", "public-dns", "DNS_ALL_NS_FAILING")),
+    ("observer-resolver-dead", ("inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE")),
+    ("essentials-healthy", ("healthy", None, None)),
+    ("direct-healthy", ("healthy", None, None)),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_scenario_verdict(name, expected):
+    assert verdict(triage(name)) == expected
+
+
+def test_every_scenario_is_covered():
+    assert {s for s, _ in SCENARIOS} == set(scenarios.SCENARIOS)
+
+
+def test_healthy_shows_its_evidence_and_lists_untested_tiers():
+    report = triage("healthy")
+    assert set(tags(report, "public-dns")) == {
+        "DNS_DELEGATION_OK", "DNS_MX_OK", "DNS_ANSWERS_CONSISTENT"}
+    mx = finding(report, "DNS_MX_OK")
+    first = mx.evidence[0]
+    assert first["query"] == "contoso.com. MX" and first["rcode"] == "NOERROR"
+    assert {r["ttl"] for r in first["answer"]} == {3600}
+    assert [n["tier"] for n in report.verdict.not_tested] == ["proofpoint", "exchange-online"]
+
+
+def test_mx_missing_evidence_is_nodata_with_the_soa():
+    f = finding(triage("mx-missing"), "DNS_MX_MISSING")
+    [ev] = f.evidence
+    assert (ev["outcome"], ev["rcode"]) == ("NODATA", "NOERROR")
+    assert ev["authority"][0]["type"] == "SOA"
+
+
+def test_all_ns_servfail_names_each_server_from_the_parent_referral():
+    f = finding(triage("all-ns-servfail"), "DNS_ALL_NS_FAILING")
+    assert {e["server"].split()[0] for e in f.evidence} == {"ns1.contoso.com", "ns2.contoso.com"}
+    assert {e["rcode"] for e in f.evidence} == {"SERVFAIL"}
+
+
+def test_dead_resolver_is_not_blamed_on_dns_and_ends_inside_the_deadline():
+    started = time.monotonic()
+    report = triage("observer-resolver-dead")
+    assert time.monotonic() - started < 6
+    dns = next(t for t in report.tiers if t.id == "public-dns")
+    assert dns.status is Status.NOT_TESTED
+
+
+@pytest.mark.parametrize(("mode", "tag", "outcome"), [
+    ("garbage", "DNS_NS_BAD_REPLY", "MALFORMED"),
+    ("wrong-question", "DNS_NS_BAD_REPLY", "MISMATCH"),
+    ("drop", "DNS_NS_UNREACHABLE", "TIMEOUT"),
+    ("refused", "DNS_NS_LAME", "REFUSED"),
+    ("servfail", "DNS_NS_SERVFAIL", "SERVFAIL"),
+])
+def test_hostile_secondary_becomes_a_finding_with_evidence(mode, tag, outcome):
+    scenario = variant("healthy", faults={"ns2.contoso.com": Fault(mode=mode)})
+    started = time.monotonic()
+    report = triage(scenario, timeout=10)
+    assert time.monotonic() - started < 9
+    f = finding(report, tag)
+    assert (f.args["ns"], f.args["outcome"]) == ("ns2.contoso.com", outcome)
+    assert f.evidence[0]["outcome"] == outcome
+    assert verdict(report) == ("degraded", "public-dns", tag)
+
+
+def test_truncated_answers_are_retried_over_tcp():
+    scenario = variant("healthy", faults={"ns1.contoso.com": Fault(mode="truncate"),
+                                          "ns2.contoso.com": Fault(mode="truncate")})
+    report = triage(scenario)
+    assert verdict(report) == ("healthy", None, None)
+    ev = finding(report, "DNS_DELEGATION_OK").evidence[0]
+    assert ev["transport"] == "tcp"
+    assert [a["transport"] for a in ev["attempts"]] == ["udp", "tcp"]
+
+
+def test_domain_that_is_not_delegated_is_nxdomain():
+    text = Path(example_topology("contoso-proofpoint-exo.yaml")).read_text()
+    topology = parse_topology(text.replace("contoso.com]", "gone.com]"))
+
+    async def main() -> TriageReport:
+        async with Lab(scenarios.get("healthy")) as lab:
+            options = Options([lab.resolver_endpoint], lab.connect_to, 10)
+            return await run_triage(topology, make_target(topology, None, "gone.com"), options)
+
+    report = asyncio.run(main())
+    assert verdict(report) == ("fault", "public-dns", "DNS_DOMAIN_NXDOMAIN")
+
+
+def test_mx_pointing_to_undeclared_host_and_cname():
+    scenario = variant("healthy", zone_edits=(
+        ZoneEdit("contoso.com", "@", "MX", ("10 mx0a-001234.pphosted.com.",
+                                            "10 mx0b-001234.pphosted.com.",
+                                            "20 backup.contoso.com.")),
+        ZoneEdit("contoso.com", "backup", "CNAME", ("www.contoso.com.",)),
+    ))
+    report = triage(scenario)
+    assert verdict(report) == ("fault", "public-dns", "DNS_MX_UNEXPECTED_HOST")
+    assert ("DNS_MX_TARGET_CNAME", "backup.contoso.com") in [
+        (f.tag, f.args.get("host")) for t in report.tiers for f in t.findings]
