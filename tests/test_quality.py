@@ -1,0 +1,29 @@
+"""The house checks run with the suite, so CI enforces them: ruff and mypy --strict."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (pip install ruff)")
+def test_ruff_clean():
+    done = _run("ruff", "check", ".")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_clean():
+    pytest.importorskip("mypy", reason="mypy not installed (pip install mypy)")
+    done = _run("mypy")
+    assert done.returncode == 0, done.stdout + done.stderr
