@@ -1,0 +1,82 @@
+"""The catalog is closed: every emitted tag is declared and described, every declared
+tag is emitted by some probe and exercised by a test, and no remediation suggests a
+retired command."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from mailtrace import catalog
+from mailtrace.findings import Level
+from probes import ALL
+
+TESTS = Path(__file__).resolve().parent
+ENGINE_TAGS = {"ENGINE_PROBE_ERROR", "ENGINE_PROBE_TIMEOUT"}
+
+# Retired or deprecated ways of doing things that an admin must not be sent to.
+RETIRED = [
+    (re.compile(r"\b\w+-Msol\w*", re.I), "MSOnline module (retired)"),
+    (re.compile(r"\b\w+-AzureAD\w*", re.I), "AzureAD module (retired)"),
+    (re.compile(r"\bGet-MessageTrace(Detail)?\b(?!V2)", re.I), "use Get-MessageTraceV2"),
+    (re.compile(r"powershell-liveid|New-PSSession", re.I), "remote PowerShell sessions"),
+    (re.compile(r"reports\.office365\.com", re.I), "Reporting Web Service message trace"),
+]
+
+
+def test_every_probe_tag_is_declared_and_described():
+    declared = catalog.load()
+    for probe in ALL:
+        for tag in probe.tags:
+            assert tag in declared, f"{probe.id} emits undeclared {tag}"
+            assert declared[tag].description.strip()
+
+
+def test_every_declared_tag_is_emitted_by_a_probe_or_the_engine():
+    emitted = set().union(*(p.tags for p in ALL)) | ENGINE_TAGS
+    assert set(catalog.load()) == emitted
+
+
+def test_every_declared_tag_is_exercised_by_a_test():
+    sources = "\n".join(p.read_text() for p in TESTS.rglob("test_*.py")
+                        if p.name != "test_catalog.py")
+    missing = [tag for tag in catalog.load() if f'"{tag}"' not in sources]
+    assert not missing, f"tags no test asserts on: {missing}"
+
+
+@pytest.mark.parametrize("tag", sorted(catalog.load()))
+def test_entry_is_complete(tag):
+    info = catalog.info(tag)
+    fields = [f for _, f, _, _ in string.Formatter().parse(info.message) if f]
+    assert all(f.isidentifier() for f in fields)
+    if info.level.rank >= Level.ERROR.rank and not tag.startswith("ENGINE_"):
+        rem = info.remediation
+        assert rem is not None, f"{tag}: a failing tag needs a remediation"
+        assert rem.commands and rem.docs and rem.checked, tag
+        assert all(d.startswith("https://") for d in rem.docs)
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rem.checked)
+
+
+def test_no_retired_command_anywhere_in_the_catalog():
+    source = Path(catalog.__file__).resolve().parent.parent / "probes" / "catalog.yaml"
+    lines = source.read_text().splitlines() if source.is_file() else []
+    raw = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    raw += "\n".join(" ".join(i.remediation.commands) for i in catalog.load().values()
+                     if i.remediation)
+    for pattern, why in RETIRED:
+        assert not pattern.search(raw), f"{pattern.pattern}: {why}"
+
+
+def test_retired_patterns_do_catch_what_they_should():
+    samples = ["Get-MsolUser", "Set-AzureADUser", "Get-MessageTrace -RecipientAddress x",
+               "Get-MessageTraceDetail", "New-PSSession -ConnectionUri x"]
+    for sample in samples:
+        assert any(p.search(sample) for p, _ in RETIRED), sample
+    assert not any(p.search("Get-MessageTraceV2 -RecipientAddress x") for p, _ in RETIRED)
+
+
+def test_render_leaves_unknown_fields_visible():
+    assert catalog.info("DNS_MX_MISSING").render({}) == "{domain} publishes no MX record"
