@@ -34,11 +34,11 @@ async def with_server(fault: Fault, body):
         return await body(client, server)
 
 
-def ask(qname: str, qtype: str, fault: Fault = Fault(), deadline: float = 2.0):
+def ask(qname: str, qtype: str, fault: Fault | None = None, deadline: float = 2.0):
     async def body(client, server):
         return await client.query(NS1, qname, qtype, time.monotonic() + deadline)
 
-    return asyncio.run(with_server(fault, body))
+    return asyncio.run(with_server(fault or Fault(), body))
 
 
 def test_answer_with_ttl_flags_and_redirect_evidence():
@@ -127,7 +127,8 @@ def test_a_shorter_deadline_joining_a_shared_query_still_returns_in_time():
 def test_classify_referral_vs_nodata():
     q = dns.message.make_query("sub.example.com", "A")
     r = dns.message.make_response(q)
-    r.authority.append(dns.rrset.from_text("sub.example.com.", 300, "IN", "NS", "ns.sub.example.com."))
+    r.authority.append(
+        dns.rrset.from_text("sub.example.com.", 300, "IN", "NS", "ns.sub.example.com."))
     assert classify(r) is Outcome.REFERRAL
     r.flags |= dns.flags.AA
     assert classify(r) is Outcome.NODATA
