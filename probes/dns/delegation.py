@@ -31,11 +31,13 @@ class DelegationCheck:
 
 
 async def collect(ctx: ProbeContext) -> DelegationCheck:
-    # Ask the servers the zone itself names at once; those only the parent names follow.
+    # The parent's side starts at once; the servers the zone itself names are asked as
+    # soon as they are known; those only the parent names follow.
+    full = asyncio.ensure_future(ctx.dns.delegation(ctx.target.domain, ctx.deadline))
     child = await ctx.dns.zone_servers(ctx.target.domain, ctx.deadline)
     first = asyncio.gather(*(ctx.dns.query(s, child.apex, "SOA", ctx.deadline)
                              for s in child.servers))
-    d = await ctx.dns.delegation(ctx.target.domain, ctx.deadline)
+    d = await full
     rest = [s for s in d.servers if s not in child.servers]
     answers = list(await first)
     answers += await asyncio.gather(*(ctx.dns.query(s, d.apex, "SOA", ctx.deadline)
