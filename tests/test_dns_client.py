@@ -96,7 +96,8 @@ def test_nothing_listening_is_a_network_error_or_timeout():
         return await client.query(dead, "example.com", "SOA", time.monotonic() + 1.0)
 
     obs = asyncio.run(with_server(Fault(), body))
-    assert obs.outcome in (Outcome.NETWORK_ERROR, Outcome.TIMEOUT)
+    assert obs.outcome is Outcome.NETWORK_ERROR  # ICMP unreachable, not a 1 s timeout
+    assert "ConnectionRefused" in (obs.error or "")
 
 
 def test_identical_queries_in_flight_are_shared():
@@ -154,3 +155,59 @@ def test_parse_connect_to_and_redirect_by_name_or_address():
     assert str(redirects.resolve("ns1.example.com.", "192.0.2.1", 53)) == "127.0.0.1:5300"
     assert str(redirects.resolve(None, "192.0.2.7", 53)) == "127.0.0.2:5301"
     assert str(redirects.resolve("ns1.example.com", "192.0.2.1", 25)) == "192.0.2.1:25"
+
+
+COM = """$ORIGIN com.
+$TTL 300
+@ IN SOA a.gtld-servers.com. h.com. 1 3600 600 86400 300
+@ IN NS a.gtld-servers.com.
+a.gtld-servers IN A 127.0.8.1
+contoso IN NS ns1.contoso.com.
+ns1.contoso IN A 127.0.1.1
+"""
+CONTOSO = """$ORIGIN contoso.com.
+$TTL 300
+@ IN SOA ns1.contoso.com. h.contoso.com. 1 3600 600 86400 300
+@ IN NS ns1.contoso.com.
+ns1 IN A 127.0.1.1
+"""
+
+
+def test_parent_and_child_on_one_server_is_not_a_mismatch():
+    """A server that serves the parent and the child answers the delegation question with
+    authority (no referral): its NS set is still the parent's view."""
+    from mailtrace.lab.dns_server import ForwardingResolver
+
+    async def main():
+        async with AuthoritativeServer([COM, CONTOSO]) as both:
+            ep = [("127.0.0.1", both.port)]
+            async with ForwardingResolver({"com.": ep, "contoso.com.": ep}) as resolver:
+                redirects = Redirects((
+                    ConnectTo("a.gtld-servers.com", 53, "127.0.0.1", both.port),
+                    ConnectTo("ns1.contoso.com", 53, "127.0.0.1", both.port)))
+                client = DnsClient([Server("resolver", "127.0.0.1", resolver.port)], redirects)
+                return await client.delegation("contoso.com", time.monotonic() + 3)
+
+    d = asyncio.run(main())
+    assert d.parent is not None and d.parent.outcome is Outcome.ANSWER
+    assert d.parent_names == d.child_names == ["ns1.contoso.com."]
+
+
+def test_unreachable_parent_does_not_eat_the_deadline():
+    from mailtrace.lab.dns_server import ForwardingResolver
+
+    async def main():
+        async with AuthoritativeServer([COM, CONTOSO]) as both:
+            ep = [("127.0.0.1", both.port)]
+            async with ForwardingResolver({"com.": ep, "contoso.com.": ep}) as resolver:
+                # only the child is redirected: the parent's server is "down"
+                redirects = Redirects((ConnectTo("ns1.contoso.com", 53, "127.0.0.1", both.port),
+                                       ConnectTo("a.gtld-servers.com", 53, "127.0.0.1", 9)))
+                client = DnsClient([Server("resolver", "127.0.0.1", resolver.port)], redirects,
+                                   attempt_timeout=0.3)
+                started = time.monotonic()
+                d = await client.delegation("contoso.com", time.monotonic() + 8)
+                return d, time.monotonic() - started
+
+    d, took = asyncio.run(main())
+    assert d.parent is None and d.servers and took < 1.0

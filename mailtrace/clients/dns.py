@@ -15,12 +15,14 @@ identical queries in flight shared and their answers kept for the run.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
 import dns.flags
@@ -273,10 +275,7 @@ class DnsClient:
             self.queries_sent += 1
             try:
                 if transport == "udp":
-                    response = await dns.asyncquery.udp(
-                        message, via.address, timeout=timeout, port=via.port,
-                        ignore_unexpected=True,
-                    )
+                    response = await self._udp(message, via, timeout)
                 else:
                     response = await dns.asyncquery.tcp(
                         message, via.address, timeout=timeout, port=via.port
@@ -300,6 +299,22 @@ class DnsClient:
             return done(classify(response), response)
         return done(Outcome.TIMEOUT,
                     error=f"no reply within the deadline ({len(attempts)} attempts)")
+
+    @staticmethod
+    async def _udp(message: dns.message.Message, via: Endpoint,
+                   timeout: float) -> dns.message.Message:
+        """One UDP exchange on a *connected* socket, so that an ICMP port-unreachable
+        ends the attempt at once (ConnectionRefusedError) instead of a silent timeout."""
+        backend = dns.asyncbackend.get_default_backend()
+        family = socket.AF_INET6 if ":" in via.address else socket.AF_INET
+        sock = await backend.make_socket(  # type: ignore[no-untyped-call]
+            family, socket.SOCK_DGRAM, 0, None, (via.address, via.port)
+        )
+        async with sock:
+            return await dns.asyncquery.udp(
+                message, via.address, timeout=timeout, port=via.port, sock=sock,
+                ignore_unexpected=True,
+            )
 
     async def ask_resolvers(self, qname: str, qtype: str, deadline: float) -> list[DnsObservation]:
         """The same question to every resolver of the panel, concurrently."""
@@ -373,8 +388,11 @@ class DnsClient:
         parent_names: list[str] = []
         glue: dict[str, list[str]] = {}
         if parent is not None:
+            # A referral carries the NS set in authority; a server that serves parent and
+            # child alike answers with authority instead, in the answer section.
+            section = parent.answer if parent.outcome is Outcome.ANSWER else parent.authority
             parent_names = sorted(
-                {normalize(r.data) for r in parent.authority_records("NS") if r.name == child.apex}
+                {normalize(r.data) for r in section if r.type == "NS" and r.name == child.apex}
             )
             for r in parent.additional:
                 if r.type in ("A", "AAAA"):
@@ -391,7 +409,12 @@ class DnsClient:
                           parent_names, lookups, servers)
 
     async def _parent_referral(self, name: str, deadline: float) -> DnsObservation | None:
-        """Ask a server of the parent zone for the delegation of ``name`` (RFC 1034 §4.2.2)."""
+        """Ask a server of the parent zone for the delegation of ``name`` (RFC 1034 §4.2.2).
+
+        Optional evidence: it gets two attempts' worth of the deadline, so an unreachable
+        parent never eats the budget of the probe that wanted it.
+        """
+        deadline = min(deadline, time.monotonic() + 2 * self.attempt_timeout)
         parent = name.split(".", 1)[1] if name.count(".") > 1 else "."
         while True:
             ns = await self.lookup(parent, "NS", deadline)
