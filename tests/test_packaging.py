@@ -25,13 +25,15 @@ def test_every_source_package_is_listed_in_pyproject():
 
 
 def test_installed_distribution_carries_its_data():
-    try:
-        dist = metadata.distribution("mailtrace")
-    except metadata.PackageNotFoundError:
-        pytest.skip("mailtrace is not installed (pip install .)")
-    where = Path(str(dist.locate_file("mailtrace/__init__.py"))).resolve()
-    if where.is_relative_to(ROOT):
-        pytest.skip("not installed from a wheel: this is the checkout")
+    # An in-tree build leaves mailtrace.egg-info in the checkout, first on sys.path:
+    # look for the copy installed elsewhere (site-packages).
+    installed = [
+        d for d in metadata.distributions(name="mailtrace")
+        if not Path(str(d.locate_file("mailtrace/__init__.py"))).resolve().is_relative_to(ROOT)
+    ]
+    if not installed:
+        pytest.skip("mailtrace is not installed from a wheel (pip install .)")
+    dist = installed[0]
     files = {str(f) for f in dist.files or []}
     if not any(f.endswith("catalog.yaml") for f in files):
         pytest.skip("an editable install: data files stay in the checkout")
