@@ -211,3 +211,16 @@ def test_unreachable_parent_does_not_eat_the_deadline():
 
     d, took = asyncio.run(main())
     assert d.parent is None and d.servers and took < 1.0
+
+
+def test_no_route_from_here_is_its_own_outcome(monkeypatch):
+    import errno
+
+    async def unreachable(message, via, timeout):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(DnsClient, "_udp", staticmethod(unreachable))
+    client = DnsClient(resolvers=[])
+    v6 = Server("authoritative", "2001:db8::53", 53, "ns2.example.com.")
+    obs = asyncio.run(client.query(v6, "example.com", "SOA", time.monotonic() + 1))
+    assert obs.outcome is Outcome.NO_ROUTE and not obs.outcome.answered

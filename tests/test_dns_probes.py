@@ -239,3 +239,15 @@ def test_consistency_with_no_usable_answer_says_nothing():
                                         soa(NS1, ZONE, 0, Outcome.TIMEOUT))
     with pytest.raises(NotTested, match="no server"):
         consistency.evaluate(consistency.ConsistencyCheck("contoso.com", PP, [timeout], []))
+
+
+def test_servers_this_machine_cannot_route_to_are_not_judged():
+    v6 = ns("ns2.contoso.com.", "2001:db8::53")
+    d = delegation(ZONE, [NS1, v6])
+    found = deleg.evaluate(deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7),
+                                                          soa(v6, ZONE, 0, Outcome.NO_ROUTE)]))
+    assert tags(found) == ["OBSERVER_NO_ROUTE", "DNS_DELEGATION_OK"]
+    with pytest.raises(NotTested, match="no route") as raised:
+        deleg.evaluate(deleg.DelegationCheck(ZONE, delegation(ZONE, [v6]),
+                                             [soa(v6, ZONE, 0, Outcome.NO_ROUTE)]))
+    assert [f.tag for f in raised.value.findings] == ["OBSERVER_NO_ROUTE"]

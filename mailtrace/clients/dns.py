@@ -15,6 +15,7 @@ identical queries in flight shared and their answers kept for the run.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -36,6 +37,7 @@ import dns.rrset
 from mailtrace.clients.endpoints import Endpoint, Redirects
 
 Role = Literal["resolver", "authoritative"]
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 T = TypeVar("T")
 
 
@@ -53,6 +55,7 @@ class Outcome(StrEnum):
     MALFORMED = "MALFORMED"  # the reply did not parse as DNS
     MISMATCH = "MISMATCH"  # a DNS reply, but not to the question asked
     NETWORK_ERROR = "NETWORK_ERROR"  # e.g. connection refused
+    NO_ROUTE = "NO_ROUTE"  # this machine cannot reach the address (no IPv6 route, say)
 
     @property
     def answered(self) -> bool:
@@ -287,8 +290,12 @@ class DnsClient:
                 attempts.append(Attempt(transport, "mismatch", (time.monotonic() - t0) * 1000))
                 return done(Outcome.MISMATCH, error="the reply does not answer the question asked")
             except (OSError, EOFError) as exc:
-                attempts.append(Attempt(transport, "network-error", (time.monotonic() - t0) * 1000))
-                return done(Outcome.NETWORK_ERROR, error=f"{type(exc).__name__}: {exc}")
+                # No route from here is the observer's limit, not the server's fault.
+                no_route = isinstance(exc, OSError) and exc.errno in _NO_ROUTE
+                outcome = Outcome.NO_ROUTE if no_route else Outcome.NETWORK_ERROR
+                attempts.append(Attempt(transport, outcome.value.lower(),
+                                        (time.monotonic() - t0) * 1000))
+                return done(outcome, error=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # any parse failure of hostile bytes
                 attempts.append(Attempt(transport, "malformed", (time.monotonic() - t0) * 1000))
                 return done(Outcome.MALFORMED, error=f"{type(exc).__name__}: {exc}")

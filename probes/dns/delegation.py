@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import Delegation, DnsObservation, Outcome, Server
-from mailtrace.engine.probe import Probe, ProbeContext
+from mailtrace.engine.probe import NotTested, Probe, ProbeContext
 from mailtrace.findings import Finding
 
 PROBLEM_TAGS = {
@@ -81,15 +81,23 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
             findings.append(Finding("DNS_NS_UNRESOLVABLE", {"ns": lk.host.rstrip(".")},
                                     [o.evidence() for o in lk.observations]))
 
-    good = [o for o in check.soa_answers if _is_authoritative_answer(o)]
+    unroutable = [o for o in check.soa_answers if o.outcome is Outcome.NO_ROUTE]
+    judged = [o for o in check.soa_answers if o.outcome is not Outcome.NO_ROUTE]
+    if unroutable:
+        findings.append(Finding("OBSERVER_NO_ROUTE",
+                                {"servers": ", ".join(o.server.label for o in unroutable)},
+                                [o.evidence() for o in unroutable]))
+        if not judged:
+            raise NotTested("this machine has no route to any server of the zone", findings)
+    good = [o for o in judged if _is_authoritative_answer(o)]
     if not good:
-        evidence = [o.evidence() for o in check.soa_answers] or [o.evidence() for o in lookups]
-        outcomes = ", ".join(f"{o.server.label}: {o.outcome.value}" for o in check.soa_answers)
+        evidence = [o.evidence() for o in judged] or [o.evidence() for o in lookups]
+        outcomes = ", ".join(f"{o.server.label}: {o.outcome.value}" for o in judged)
         return [Finding("DNS_ALL_NS_FAILING",
                         {"zone": apex, "servers": outcomes or "no NS has an address"},
                         evidence)]
 
-    for obs in check.soa_answers:
+    for obs in judged:
         if obs in good:
             continue
         tag = PROBLEM_TAGS.get(obs.outcome, "DNS_NS_LAME")
@@ -110,7 +118,7 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
                                 {"zone": apex, "parent": _names(d.parent_names),
                                  "child": _names(d.child_names)},
                                 [d.parent.evidence(), d.ns.evidence()]))
-    if not findings:
+    if all(f.tag == "OBSERVER_NO_ROUTE" for f in findings):
         findings.append(Finding("DNS_DELEGATION_OK",
                                 {"zone": apex, "servers": ", ".join(_labels(d.servers)),
                                  "serial": next(iter(serials.values()))},
@@ -133,7 +141,7 @@ PROBE = Probe(
         "DNS_DOMAIN_NXDOMAIN", "DNS_RESOLUTION_FAILED", "DNS_NS_MISSING", "DNS_NS_UNRESOLVABLE",
         "DNS_ALL_NS_FAILING", "DNS_NS_UNREACHABLE", "DNS_NS_SERVFAIL", "DNS_NS_BAD_REPLY",
         "DNS_NS_LAME", "DNS_SOA_SERIAL_MISMATCH", "DNS_NS_PARENT_CHILD_MISMATCH",
-        "DNS_DELEGATION_OK",
+        "DNS_DELEGATION_OK", "OBSERVER_NO_ROUTE",
     }),
     collect=collect,
     evaluate=evaluate,
