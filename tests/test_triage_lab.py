@@ -125,3 +125,21 @@ def test_mx_pointing_to_undeclared_host_and_cname():
     assert verdict(report) == ("fault", "public-dns", "DNS_MX_UNEXPECTED_HOST")
     assert ("DNS_MX_TARGET_CNAME", "backup.contoso.com") in [
         (f.tag, f.args.get("host")) for t in report.tiers for f in t.findings]
+
+
+def test_domain_below_a_zone_apex_is_judged_in_its_zone():
+    text = Path(example_topology("contoso-proofpoint-exo.yaml")).read_text()
+    topology = parse_topology(text.replace("contoso.com]", "eu.contoso.com]"))
+    scenario = variant("healthy", zone_edits=(
+        ZoneEdit("contoso.com", "eu", "MX", ("10 mx0a-001234.pphosted.com.",
+                                             "10 mx0b-001234.pphosted.com.")),))
+
+    async def main() -> TriageReport:
+        async with Lab(scenario) as lab:
+            options = Options([lab.resolver_endpoint], lab.connect_to, 10)
+            target = make_target(topology, "bob@eu.contoso.com", None)
+            return await run_triage(topology, target, options)
+
+    report = asyncio.run(main())
+    assert verdict(report) == ("healthy", None, None)
+    assert finding(report, "DNS_DELEGATION_OK").args["zone"] == "contoso.com"

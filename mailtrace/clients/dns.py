@@ -249,6 +249,8 @@ class DnsClient:
         message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232)
         if server.role == "authoritative":
             message.flags &= ~dns.flags.RD
+        else:
+            message.flags |= dns.flags.AD  # RFC 6840 §5.7: say whether the answer validated
         attempts: list[Attempt] = []
         transport = "udp"
         started = time.monotonic()
