@@ -170,11 +170,17 @@ class Engine:
             elapsed = (time.monotonic() - started) * 1000
             return ProbeResult(pp.probe.id, pp.tier, status, findings, reason, elapsed)
 
+        def broken(error: str) -> ProbeResult:
+            finding = Finding("ENGINE_PROBE_ERROR", {"probe": pp.probe.id, "error": error})
+            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
+
         try:
             # A little grace past the probe's own deadline: clients stop at the deadline
             # and report what they saw; the engine only steps in when a probe does not.
             async with asyncio.timeout(max(deadline - time.monotonic(), 0) + 0.25):
                 observation = await pp.probe.collect(ctx)
+            observations[pp.key] = observation
+            findings = pp.probe.evaluate(observation)
         except NotTested as exc:
             return result(Status.NOT_TESTED, exc.findings, exc.reason)
         except TimeoutError:
@@ -182,29 +188,10 @@ class Engine:
             finding = Finding("ENGINE_PROBE_TIMEOUT", {"probe": pp.probe.id, "seconds": budget})
             return result(Status.NOT_TESTED, [finding], f"no result within {budget} s")
         except Exception as exc:
-            finding = Finding(
-                "ENGINE_PROBE_ERROR",
-                {"probe": pp.probe.id, "error": f"{type(exc).__name__}: {exc}"},
-            )
-            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
-        observations[pp.key] = observation
-        try:
-            findings = pp.probe.evaluate(observation)
-        except NotTested as exc:
-            return result(Status.NOT_TESTED, exc.findings, exc.reason)
-        except Exception as exc:
-            finding = Finding(
-                "ENGINE_PROBE_ERROR",
-                {"probe": pp.probe.id, "error": f"{type(exc).__name__}: {exc}"},
-            )
-            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
+            return broken(f"{type(exc).__name__}: {exc}")
         undeclared = [f.tag for f in findings if f.tag not in pp.probe.tags]
         if undeclared:
-            finding = Finding(
-                "ENGINE_PROBE_ERROR",
-                {"probe": pp.probe.id, "error": f"emitted undeclared tags {undeclared}"},
-            )
-            return result(Status.NOT_TESTED, [finding], "the probe itself failed")
+            return broken(f"emitted undeclared tags {undeclared}")
         return result(probe_status(findings), findings)
 
     async def _watch_gates(
