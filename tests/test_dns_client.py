@@ -72,9 +72,18 @@ def test_silent_server_times_out_inside_the_deadline_with_the_attempts():
     assert "attempts" in obs.evidence()
 
 
-def test_slow_server_beyond_deadline_is_timeout_not_error():
+def test_budget_too_short_for_one_fair_attempt_is_out_of_time_not_timeout():
     obs = ask("example.com", "MX", Fault(delay=0.5), deadline=0.2)
-    assert obs.outcome is Outcome.TIMEOUT
+    assert obs.outcome is Outcome.OUT_OF_TIME and obs.outcome.observer_limited
+
+
+def test_a_late_reply_to_an_earlier_send_is_still_accepted():
+    # attempt timeout 0.3 s, the server answers each query after 0.5 s: the reply to
+    # the first send arrives after the resend and must not be thrown away.
+    obs = ask("example.com", "MX", Fault(delay=0.5), deadline=2.0)
+    assert obs.outcome is Outcome.ANSWER
+    assert [a.result for a in obs.attempts] == ["timeout", "reply"]
+    assert obs.elapsed_ms < 800
 
 
 def test_truncated_udp_answer_is_retried_over_tcp():
@@ -216,10 +225,10 @@ def test_unreachable_parent_does_not_eat_the_deadline():
 def test_no_route_from_here_is_its_own_outcome(monkeypatch):
     import errno
 
-    async def unreachable(message, via, timeout):
+    async def unreachable(self, message, via, deadline, attempts):
         raise OSError(errno.ENETUNREACH, "Network is unreachable")
 
-    monkeypatch.setattr(DnsClient, "_udp", staticmethod(unreachable))
+    monkeypatch.setattr(DnsClient, "_udp", unreachable)
     client = DnsClient(resolvers=[])
     v6 = Server("authoritative", "2001:db8::53", 53, "ns2.example.com.")
     obs = asyncio.run(client.query(v6, "example.com", "SOA", time.monotonic() + 1))

@@ -56,11 +56,17 @@ class Outcome(StrEnum):
     MISMATCH = "MISMATCH"  # a DNS reply, but not to the question asked
     NETWORK_ERROR = "NETWORK_ERROR"  # e.g. connection refused
     NO_ROUTE = "NO_ROUTE"  # this machine cannot reach the address (no IPv6 route, say)
+    OUT_OF_TIME = "OUT_OF_TIME"  # the run's budget ended before the server had a fair chance
 
     @property
     def answered(self) -> bool:
         """The server gave a usable DNS answer (positive or negative)."""
         return self in (Outcome.ANSWER, Outcome.NODATA, Outcome.NXDOMAIN)
+
+    @property
+    def observer_limited(self) -> bool:
+        """Nothing was learnt about the server: this machine or the budget stopped it."""
+        return self in (Outcome.NO_ROUTE, Outcome.OUT_OF_TIME)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,19 @@ class DnsObservation:
     error: str | None = None
 
     def records(self, rdtype: str) -> list[Record]:
-        return [r for r in self.answer if r.type == rdtype]
+        """Answer records of ``rdtype`` owned by the question name or, through its CNAME
+        chain, by the name it aliases (RFC 1034 §3.6.2). Records about other names that
+        a server slipped into the answer are ignored."""
+        owners = {self.qname}
+        current = self.qname
+        for _ in range(16):
+            alias = next((r for r in self.answer if r.type == "CNAME" and r.name == current),
+                         None)
+            if alias is None or rdtype == "CNAME":
+                break
+            current = normalize(alias.data)
+            owners.add(current)
+        return [r for r in self.answer if r.type == rdtype and r.name in owners]
 
     def authority_records(self, rdtype: str) -> list[Record]:
         return [r for r in self.authority if r.type == rdtype]
@@ -274,56 +292,81 @@ class DnsClient:
                 error=error,
             )
 
-        while (remaining := deadline - time.monotonic()) > 0:
-            timeout = min(self.attempt_timeout, remaining)
-            t0 = time.monotonic()
-            self.queries_sent += 1
-            try:
-                if transport == "udp":
-                    response = await self._udp(message, via, timeout)
-                else:
-                    response = await dns.asyncquery.tcp(
-                        message, via.address, timeout=timeout, port=via.port
-                    )
-            except dns.exception.Timeout:
-                attempts.append(Attempt(transport, "timeout", (time.monotonic() - t0) * 1000))
-                continue
-            except dns.query.BadResponse:
-                attempts.append(Attempt(transport, "mismatch", (time.monotonic() - t0) * 1000))
-                return done(Outcome.MISMATCH, error="the reply does not answer the question asked")
-            except (OSError, EOFError) as exc:
-                # No route from here is the observer's limit, not the server's fault.
-                no_route = isinstance(exc, OSError) and exc.errno in _NO_ROUTE
-                outcome = Outcome.NO_ROUTE if no_route else Outcome.NETWORK_ERROR
-                attempts.append(Attempt(transport, outcome.value.lower(),
-                                        (time.monotonic() - t0) * 1000))
-                return done(outcome, error=f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # any parse failure of hostile bytes
-                attempts.append(Attempt(transport, "malformed", (time.monotonic() - t0) * 1000))
-                return done(Outcome.MALFORMED, error=f"{type(exc).__name__}: {exc}")
-            attempts.append(Attempt(transport, "reply", (time.monotonic() - t0) * 1000))
-            if transport == "udp" and response.flags & dns.flags.TC:
-                transport = "tcp"  # RFC 7766: retry the truncated query over TCP
-                continue
+        try:
+            response = await self._udp(message, via, deadline, attempts)
+            if response is not None and response.flags & dns.flags.TC:
+                transport = "tcp"  # RFC 7766 §5: retry the truncated query over TCP
+                response = await self._tcp(message, via, deadline, attempts)
+        except dns.query.BadResponse:
+            return done(Outcome.MISMATCH, error="the reply does not answer the question asked")
+        except (OSError, EOFError) as exc:
+            # No route from here is the observer's limit, not the server's fault.
+            no_route = isinstance(exc, OSError) and exc.errno in _NO_ROUTE
+            return done(Outcome.NO_ROUTE if no_route else Outcome.NETWORK_ERROR,
+                        error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # any parse failure of hostile bytes
+            return done(Outcome.MALFORMED, error=f"{type(exc).__name__}: {exc}")
+        if response is not None:
             return done(classify(response), response)
+        waited = time.monotonic() - started
+        if waited < self.attempt_timeout:
+            # The budget ran out before the server had one fair chance: that says
+            # nothing about the server (DESIGN: a timeout of the observer is not a fault).
+            return done(Outcome.OUT_OF_TIME,
+                        error=f"the run's budget left only {waited:.2f} s for this query")
         return done(Outcome.TIMEOUT,
-                    error=f"no reply within the deadline ({len(attempts)} attempts)")
+                    error=f"no reply within {waited:.1f} s ({len(attempts)} sends)")
 
-    @staticmethod
-    async def _udp(message: dns.message.Message, via: Endpoint,
-                   timeout: float) -> dns.message.Message:
-        """One UDP exchange on a *connected* socket, so that an ICMP port-unreachable
-        ends the attempt at once (ConnectionRefusedError) instead of a silent timeout."""
+    async def _udp(self, message: dns.message.Message, via: Endpoint, deadline: float,
+                   attempts: list[Attempt]) -> dns.message.Message | None:
+        """Send over UDP and resend on the same socket while the deadline allows.
+
+        One *connected* socket for every send: an ICMP port-unreachable ends the exchange
+        at once (ConnectionRefusedError) instead of a silent timeout, and a late reply to
+        an earlier send is still accepted (same id, same question). The wait between
+        sends doubles, from ``attempt_timeout``.
+        """
         backend = dns.asyncbackend.get_default_backend()
         family = socket.AF_INET6 if ":" in via.address else socket.AF_INET
+        destination = (via.address, via.port)
         sock = await backend.make_socket(  # type: ignore[no-untyped-call]
-            family, socket.SOCK_DGRAM, 0, None, (via.address, via.port)
+            family, socket.SOCK_DGRAM, 0, None, destination
         )
+        wait = self.attempt_timeout
         async with sock:
-            return await dns.asyncquery.udp(
-                message, via.address, timeout=timeout, port=via.port, sock=sock,
-                ignore_unexpected=True,
-            )
+            while (now := time.monotonic()) < deadline:
+                resend_at = min(now + wait, deadline)
+                # dnspython's expirations are wall-clock (time.time()) instants
+                expiration = time.time() + (resend_at - now)
+                self.queries_sent += 1
+                await dns.asyncquery.send_udp(sock, message, destination, expiration)
+                try:
+                    response, _, _ = await dns.asyncquery.receive_udp(
+                        sock, destination, expiration, ignore_unexpected=True, query=message
+                    )
+                except dns.exception.Timeout:
+                    attempts.append(Attempt("udp", "timeout", (resend_at - now) * 1000))
+                    wait *= 2
+                    continue
+                attempts.append(Attempt("udp", "reply", (time.monotonic() - now) * 1000))
+                if not message.is_response(response):
+                    raise dns.query.BadResponse
+                return response  # type: ignore[no-any-return]
+        return None
+
+    async def _tcp(self, message: dns.message.Message, via: Endpoint, deadline: float,
+                   attempts: list[Attempt]) -> dns.message.Message | None:
+        started = time.monotonic()
+        self.queries_sent += 1
+        try:
+            response = await dns.asyncquery.tcp(message, via.address,
+                                                timeout=max(deadline - started, 0.001),
+                                                port=via.port)
+        except dns.exception.Timeout:
+            attempts.append(Attempt("tcp", "timeout", (time.monotonic() - started) * 1000))
+            return None
+        attempts.append(Attempt("tcp", "reply", (time.monotonic() - started) * 1000))
+        return response
 
     async def ask_resolvers(self, qname: str, qtype: str, deadline: float) -> list[DnsObservation]:
         """The same question to every resolver of the panel, concurrently."""
@@ -332,12 +375,19 @@ class DnsClient:
         )
 
     async def lookup(self, qname: str, qtype: str, deadline: float) -> DnsObservation:
-        """A recursive lookup: the first resolver that gives a usable answer wins."""
-        observations = await self.ask_resolvers(qname, qtype, deadline)
-        for obs in observations:
-            if obs.outcome.answered:
-                return obs
-        return observations[0]
+        """A recursive lookup: the first resolver to give a usable answer wins, without
+        waiting for a dead one; when none does, the first resolver's failure is kept."""
+        pending = [asyncio.ensure_future(self.query(s, qname, qtype, deadline))
+                   for s in self.resolvers]
+        try:
+            for next_done in asyncio.as_completed(pending):
+                obs = await next_done
+                if obs.outcome.answered:
+                    return obs
+            return pending[0].result()
+        finally:
+            for task in pending:
+                task.cancel()  # the shared query itself runs on, shielded, for others
 
     async def addresses(self, host: str, deadline: float) -> AddressLookup:
         a, aaaa = await asyncio.gather(
