@@ -237,7 +237,7 @@ def test_split_brain_and_resolver_cache():
 def test_consistency_with_no_usable_answer_says_nothing():
     timeout = consistency.ServerAnswers(NS1, obs(NS1, "contoso.com.", "MX", Outcome.TIMEOUT),
                                         soa(NS1, ZONE, 0, Outcome.TIMEOUT))
-    with pytest.raises(NotTested, match="no server"):
+    with pytest.raises(NotTested, match="no name server"):
         consistency.evaluate(consistency.ConsistencyCheck("contoso.com", PP, [timeout], []))
 
 
@@ -251,3 +251,115 @@ def test_servers_this_machine_cannot_route_to_are_not_judged():
         deleg.evaluate(deleg.DelegationCheck(ZONE, delegation(ZONE, [v6]),
                                              [soa(v6, ZONE, 0, Outcome.NO_ROUTE)]))
     assert [f.tag for f in raised.value.findings] == ["OBSERVER_NO_ROUTE"]
+
+
+# --- review fixes: judging the zone's own answer, serials, owners, observer limits -----
+
+def test_mx_is_judged_from_the_zone_servers_not_the_resolvers_luck():
+    stale = obs(NS1, "contoso.com.", "MX", Outcome.ANSWER,
+                [("contoso.com.", "MX", 3600, "10 mail.contoso-old.example.")], flags=("AA",))
+    current = obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
+                  [("contoso.com.", "MX", 3600, f"10 {h}.") for h in PP], flags=("AA",))
+    resolver_saw_stale = obs(RESOLVER, "contoso.com.", "MX", Outcome.ANSWER,
+                             [("contoso.com.", "MX", 3600, "10 mail.contoso-old.example.")])
+    assert mx.judged_answer(resolver_saw_stale, [stale, current], PP) is current
+    assert mx.judged_answer(resolver_saw_stale, [current, stale], PP) is current
+    # no server answers with authority: the resolvers' view is all there is
+    failing = obs(NS1, "contoso.com.", "MX", Outcome.SERVFAIL)
+    assert mx.judged_answer(resolver_saw_stale, [failing], PP) is resolver_saw_stale
+    # a lame (non-AA) answer is no better than the resolver's
+    lame = obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
+               [("contoso.com.", "MX", 3600, f"10 {PP[0]}.")])
+    assert mx.judged_answer(resolver_saw_stale, [lame], PP) is resolver_saw_stale
+
+
+def test_serial_arithmetic_wraps_per_rfc1982():
+    assert deleg.serial_newer(2, 1) and not deleg.serial_newer(1, 2)
+    assert deleg.serial_newer(5, 4294967290)  # wrapped past 2**32
+    assert deleg.latest_serial([4294967290, 5, None]) == 5
+
+
+def test_serial_mismatch_across_the_wrap():
+    d = delegation(ZONE, [NS1, NS2])
+    check = deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 4294967290), soa(NS2, ZONE, 3)])
+    [f] = deleg.evaluate(check)
+    assert (f.tag, f.args["latest"]) == ("DNS_SOA_SERIAL_MISMATCH", 3)
+
+
+def test_records_follow_the_question_and_its_cname_chain_only():
+    answer = obs(RESOLVER, "mx.contoso.com.", "A", Outcome.ANSWER, [
+        ("mx.contoso.com.", "CNAME", 300, "Edge.Example.NET."),
+        ("edge.example.net.", "A", 300, "127.0.2.9"),
+        ("unrelated.example.", "A", 300, "127.0.9.9"),
+    ])
+    assert [r.data for r in answer.records("A")] == ["127.0.2.9"]
+    assert [r.data for r in answer.records("CNAME")] == ["Edge.Example.NET."]
+
+
+def test_silent_servers_while_resolvers_answer_is_the_observers_problem():
+    d = delegation(ZONE, [NS1, NS2])
+    d = d.__class__(d.apex, soa(RESOLVER, ZONE, 7, aa=False), d.ns, None, d.child_names, [],
+                    d.ns_addresses, d.servers)
+    silent = [soa(NS1, ZONE, 0, Outcome.TIMEOUT), soa(NS2, ZONE, 0, Outcome.TIMEOUT)]
+    with pytest.raises(NotTested) as raised:
+        deleg.evaluate(deleg.DelegationCheck(ZONE, d, silent))
+    [f] = raised.value.findings
+    assert (f.tag, f.args["zone"]) == ("OBSERVER_DIRECT_DNS_BLOCKED", "contoso.com")
+    # servers that answer SERVFAIL did answer: that is the zone's fault
+    failing = [soa(NS1, ZONE, 0, Outcome.SERVFAIL), soa(NS2, ZONE, 0, Outcome.TIMEOUT)]
+    assert tags(deleg.evaluate(deleg.DelegationCheck(ZONE, d, failing))) == ["DNS_ALL_NS_FAILING"]
+
+
+def test_a_budget_cut_short_is_not_tested_never_a_fault():
+    short = obs(RESOLVER, "contoso.com.", "MX", Outcome.OUT_OF_TIME)
+    with pytest.raises(NotTested, match="--timeout"):
+        mx.evaluate(mx_check(short, []))
+    d = delegation(ZONE, [NS1, NS2])
+    with pytest.raises(NotTested, match="--timeout"):
+        deleg.evaluate(deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7),
+                                                      soa(NS2, ZONE, 0, Outcome.OUT_OF_TIME)]))
+
+
+def test_consistency_ignores_non_authoritative_answers_and_names_newer_data_split():
+    lame = consistency.ServerAnswers(
+        NS2, obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
+                 [("contoso.com.", "MX", 300, "10 other.example.")]), soa(NS2, ZONE, 9))
+    check = consistency.ConsistencyCheck("contoso.com", PP, [mx_at(NS1, 9, *PP), lame], [])
+    assert tags(consistency.evaluate(check)) == ["DNS_ANSWERS_CONSISTENT"]
+    # the server with the *newer* serial serves undeclared data: not stale, split
+    check = consistency.ConsistencyCheck(
+        "contoso.com", PP, [mx_at(NS1, 7, *PP), mx_at(NS2, 9, "mail.contoso-new.example")], [])
+    [f] = consistency.evaluate(check)
+    assert (f.tag, f.args["serial"], f.args["latest"]) == ("DNS_NS_SPLIT_BRAIN", 9, 7)
+
+
+def test_mx_expectation_reads_the_flow():
+    from mailtrace.clients.dns import DnsClient
+    from mailtrace.engine.probe import ProbeContext, Target
+    from mailtrace.topology import FlowGraph, parse_topology
+    from probes.dns.expect import mx_expectation
+
+    def expectation(flow: str):
+        gateway = "  pp: {kind: proofpoint, flavour: pod, hosts: [mx0a-001234.pphosted.com]}\n"
+        topology = parse_topology(f"""
+topology: t
+domains: [contoso.com]
+flow: [{flow}]
+tiers:
+  public-dns: {{kind: dns}}
+  exo: {{kind: exchange-online, inbound_host: contoso-com.mail.protection.outlook.com}}
+""" + (gateway if "pp" in flow else ""))
+        ctx = ProbeContext(topology, FlowGraph(topology), "public-dns",
+                           Target("contoso.com"), DnsClient([]), 0.0)
+        return mx_expectation(ctx)
+
+    behind = expectation('"public-dns -> pp -> exo"')
+    assert behind.gateway == "pp" and behind.hosts == ["mx0a-001234.pphosted.com"]
+    assert "contoso-com.mail.protection.outlook.com" in behind.bypass_hosts
+    # a second, declared path straight to Exchange Online: its host is no bypass
+    both = expectation('"public-dns -> pp -> exo", "public-dns -> exo"')
+    assert both.bypass_hosts == []
+    assert set(both.hosts) == {"mx0a-001234.pphosted.com",
+                               "contoso-com.mail.protection.outlook.com"}
+    direct = expectation('"public-dns -> exo"')
+    assert (direct.gateway, direct.bypass_hosts) == (None, [])

@@ -12,13 +12,11 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 
-from mailtrace.clients.dns import DnsObservation, Outcome, Server
+from mailtrace.clients.dns import DnsObservation, Server
 from mailtrace.engine.probe import NotTested, Probe, ProbeContext
 from mailtrace.findings import Finding
-from probes.dns.delegation import serial
-from probes.dns.expect import bare, matches, mx_expectation
-
-MxSet = frozenset[str]
+from probes.dns.delegation import latest_serial, serial, serial_newer
+from probes.dns.expect import MxSet, fits, mx_expectation, mx_set
 
 
 @dataclass(frozen=True)
@@ -56,68 +54,58 @@ async def collect(ctx: ProbeContext) -> ConsistencyCheck:
     return ConsistencyCheck(domain, mx_expectation(ctx).hosts, list(answers), resolvers)
 
 
-def mx_set(obs: DnsObservation) -> MxSet | None:
-    """The MX answer as a comparable set, or None when the server gave no usable answer."""
-    if obs.outcome not in (Outcome.ANSWER, Outcome.NODATA, Outcome.NXDOMAIN):
-        return None
-    if obs.outcome is Outcome.NXDOMAIN:
-        return frozenset({"NXDOMAIN"})
-    return frozenset(bare(r.data) for r in obs.records("MX"))
-
-
-def _fits(answer: MxSet, expected: list[str]) -> bool:
-    hosts = [a.partition(" ")[2] for a in answer]
-    return bool(hosts) and all(matches(h, expected) for h in hosts)
-
-
 def _show(answer: MxSet) -> str:
     return ", ".join(sorted(answer)) or "no MX"
 
 
-def reference_answer(check: ConsistencyCheck) -> MxSet | None:
+def _authoritative(check: ConsistencyCheck) -> list[ServerAnswers]:
+    """Servers that answered with authority; lame or failing ones are the delegation
+    probe's findings, not a second opinion on the data."""
+    return [a for a in check.servers if a.mx.authoritative and mx_set(a.mx) is not None]
+
+
+def reference_answer(answers: list[ServerAnswers], expected: list[str]) -> MxSet:
     """The answer the others are measured against: the declared one, else the majority."""
-    sets = [s for s in (mx_set(a.mx) for a in check.servers) if s is not None]
-    sets += [s for s in (mx_set(o) for o in check.resolvers) if s is not None]
-    if not sets:
-        return None
-    fitting = [s for s in sets if _fits(s, check.expected_hosts)]
+    sets = [mx_set(a.mx) or frozenset() for a in answers]
+    fitting = [s for s in sets if fits(s, expected)]
     return Counter(fitting or sets).most_common(1)[0][0]
 
 
 def evaluate(check: ConsistencyCheck) -> list[Finding]:
-    reference = reference_answer(check)
-    if reference is None:
-        raise NotTested("no server or resolver gave a usable MX answer to compare")
-    serials = {a.server: serial(a.soa) for a in check.servers}
-    latest = max((s for s in serials.values() if s is not None), default=None)
+    answers = _authoritative(check)
+    if not answers:
+        raise NotTested("no name server gave an authoritative MX answer to compare")
+    reference = reference_answer(answers, check.expected_hosts)
+    serials = {a.server: serial(a.soa) for a in answers}
+    reference_serial = latest_serial(
+        [serials[a.server] for a in answers if mx_set(a.mx) == reference])
     findings: list[Finding] = []
-    for a in check.servers:
-        answer = mx_set(a.mx)
-        if answer is None or answer == reference:
+    for a in answers:
+        answer = mx_set(a.mx) or frozenset()
+        if answer == reference:
             continue
         own = serials[a.server]
-        stale = own is not None and latest is not None and own < latest
+        stale = own is not None and reference_serial is not None and serial_newer(
+            reference_serial, own)
         args = {"ns": a.server.host, "address": str(a.mx.via), "answer": _show(answer),
-                "expected": _show(reference),
-                "serial": own, "latest": latest}
+                "expected": _show(reference), "serial": own, "latest": reference_serial}
         findings.append(Finding("DNS_NS_STALE" if stale else "DNS_NS_SPLIT_BRAIN", args,
                                 [a.mx.evidence(), a.soa.evidence()]))
     for obs in check.resolvers:
-        answer = mx_set(obs)
-        if answer is None or answer == reference:
+        cached = mx_set(obs)
+        if cached is None or cached == reference:
             continue
         ttl = max((r.ttl for r in obs.answer), default=0)
         findings.append(Finding("DNS_RESOLVER_ANSWER_DIFFERS",
-                                {"resolver": obs.server.label, "answer": _show(answer),
+                                {"resolver": obs.server.label, "answer": _show(cached),
                                  "expected": _show(reference), "ttl": ttl},
                                 [obs.evidence()]))
     if not findings:
-        sources = [a.server.label for a in check.servers if mx_set(a.mx) is not None]
-        sources += [o.server.label for o in check.resolvers if mx_set(o) is not None]
+        agreeing = len(answers) + sum(mx_set(o) is not None for o in check.resolvers)
         findings.append(Finding("DNS_ANSWERS_CONSISTENT",
                                 {"domain": check.domain, "answer": _show(reference),
-                                 "sources": len(sources)},
-                                [a.mx.evidence() for a in check.servers]))
+                                 "sources": agreeing},
+                                [a.mx.evidence() for a in answers]))
     return findings
 
 

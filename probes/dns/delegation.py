@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mailtrace.clients.dns import Delegation, DnsObservation, Outcome, Server
 from mailtrace.engine.probe import NotTested, Probe, ProbeContext
 from mailtrace.findings import Finding
+from probes.dns.limits import require_time
 
 PROBLEM_TAGS = {
     Outcome.TIMEOUT: "DNS_NS_UNREACHABLE",
@@ -54,6 +55,20 @@ def serial(obs: DnsObservation) -> int | None:
     return None
 
 
+def serial_newer(a: int, b: int) -> bool:
+    """RFC 1982 serial number arithmetic (SERIAL_BITS = 32): is ``a`` newer than ``b``?"""
+    return a != b and ((a > b and a - b < 2**31) or (a < b and b - a > 2**31))
+
+
+def latest_serial(serials: list[int | None]) -> int | None:
+    """The serial no other is newer than (RFC 1982), ignoring unparsable ones."""
+    known = [s for s in serials if s is not None]
+    for candidate in known:
+        if not any(serial_newer(other, candidate) for other in known):
+            return candidate
+    return known[0] if known else None
+
+
 def _is_authoritative_answer(obs: DnsObservation) -> bool:
     return obs.outcome is Outcome.ANSWER and obs.authoritative and bool(obs.records("SOA"))
 
@@ -62,6 +77,8 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
     d = check.delegation
     apex = d.apex.rstrip(".")
     lookups = [d.soa, d.ns] + ([d.parent] if d.parent else [])
+    require_time([*lookups, *(o for lk in d.ns_addresses for o in lk.observations),
+                  *check.soa_answers])
     if d.soa.outcome is Outcome.NXDOMAIN or (d.parent and d.parent.outcome is Outcome.NXDOMAIN):
         return [Finding("DNS_DOMAIN_NXDOMAIN", {"domain": check.domain},
                         [o.evidence() for o in lookups])]
@@ -90,6 +107,16 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
         if not judged:
             raise NotTested("this machine has no route to any server of the zone", findings)
     good = [o for o in judged if _is_authoritative_answer(o)]
+    silent = all(o.outcome is Outcome.TIMEOUT for o in judged)
+    if not good and judged and silent and Outcome.ANSWER in (d.soa.outcome, d.ns.outcome):
+        # The resolvers answer for the zone, yet no server of it answers this machine:
+        # outbound DNS from here is most likely filtered (DESIGN: never blame a tier for
+        # the observer's problem).
+        findings.append(Finding("OBSERVER_DIRECT_DNS_BLOCKED",
+                                {"zone": apex, "servers": ", ".join(o.server.label
+                                                                    for o in judged)},
+                                [d.soa.evidence(), *(o.evidence() for o in judged)]))
+        raise NotTested("no name server answers this machine directly", findings)
     if not good:
         evidence = [o.evidence() for o in judged] or [o.evidence() for o in lookups]
         outcomes = ", ".join(f"{o.server.label}: {o.outcome.value}" for o in judged)
@@ -107,7 +134,7 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
 
     serials = {o.server: serial(o) for o in good}
     if len(set(serials.values())) > 1:
-        latest = max(s for s in serials.values() if s is not None)
+        latest = latest_serial(list(serials.values()))
         behind = [f"{srv.label} has {s}" for srv, s in serials.items() if s != latest]
         findings.append(Finding("DNS_SOA_SERIAL_MISMATCH",
                                 {"zone": apex, "latest": latest, "behind": "; ".join(behind)},
@@ -141,7 +168,7 @@ PROBE = Probe(
         "DNS_DOMAIN_NXDOMAIN", "DNS_RESOLUTION_FAILED", "DNS_NS_MISSING", "DNS_NS_UNRESOLVABLE",
         "DNS_ALL_NS_FAILING", "DNS_NS_UNREACHABLE", "DNS_NS_SERVFAIL", "DNS_NS_BAD_REPLY",
         "DNS_NS_LAME", "DNS_SOA_SERIAL_MISMATCH", "DNS_NS_PARENT_CHILD_MISMATCH",
-        "DNS_DELEGATION_OK", "OBSERVER_NO_ROUTE",
+        "DNS_DELEGATION_OK", "OBSERVER_NO_ROUTE", "OBSERVER_DIRECT_DNS_BLOCKED",
     }),
     collect=collect,
     evaluate=evaluate,

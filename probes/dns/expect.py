@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from mailtrace.clients.dns import DnsObservation, Outcome
 from mailtrace.engine.probe import ProbeContext
 from mailtrace.topology.model import GATEWAY_KINDS, DnsTier
 
@@ -39,8 +40,29 @@ def mx_expectation(ctx: ProbeContext) -> MxExpectation:
     gateways = [t for t in first if ctx.topology.tiers[t].kind in GATEWAY_KINDS]
     bypass: list[str] = []
     if gateways:
-        behind = set().union(*(ctx.flow.downstream_of(g) for g in gateways))
+        # Tiers reached only through a gateway; one the flow also lets DNS reach directly
+        # (a declared second path) is not bypassed by an MX that points at it.
+        behind = set().union(*(ctx.flow.downstream_of(g) for g in gateways)) - set(first)
         bypass = [h for t in sorted(behind) for h in ctx.topology.inbound_hosts(t)]
-        bypass += list(MICROSOFT_INBOUND)
-        bypass = [h for h in bypass if not matches(h, hosts)]
+        if not any(ctx.topology.tiers[t].kind == "exchange-online" for t in first):
+            bypass += list(MICROSOFT_INBOUND)
+        bypass = [p for p in bypass if not any(matches(h, [p]) for h in hosts)]
     return MxExpectation(first, hosts, gateways[0] if gateways else None, bypass)
+
+
+MxSet = frozenset[str]
+
+
+def mx_set(obs: DnsObservation) -> MxSet | None:
+    """An MX answer as a comparable set ("10 host"), or None when it is no usable answer."""
+    if obs.outcome is Outcome.NXDOMAIN:
+        return frozenset({"NXDOMAIN"})
+    if obs.outcome not in (Outcome.ANSWER, Outcome.NODATA):
+        return None
+    return frozenset(bare(r.data) for r in obs.records("MX"))
+
+
+def fits(answer: MxSet, expected: list[str]) -> bool:
+    """Does every MX target of the answer match a declared host?"""
+    hosts = [a.partition(" ")[2] for a in answer]
+    return bool(hosts) and all(matches(h, expected) for h in hosts)

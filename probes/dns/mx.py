@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections import Counter
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import AddressLookup, DnsObservation, Outcome
 from mailtrace.engine.probe import Probe, ProbeContext
 from mailtrace.findings import Finding
-from probes.dns.expect import MxExpectation, bare, matches, mx_expectation
+from probes.dns.expect import MxExpectation, MxSet, bare, fits, matches, mx_expectation, mx_set
+from probes.dns.limits import require_time
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class MxTarget:
 class MxCheck:
     domain: str
     expect: MxExpectation
-    mx: DnsObservation
+    mx: DnsObservation  # the answer judged: the zone's own, as its servers publish it
     targets: list[MxTarget]
+    resolver_mx: DnsObservation | None = None  # what the resolvers said, when it differs
 
 
 def parse_mx(data: str) -> tuple[int, str]:
@@ -47,17 +50,53 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def _hosts(obs: DnsObservation) -> list[str]:
+    return [h for _, h in (parse_mx(r.data) for r in obs.records("MX"))
+            if h != "." and not is_ip_literal(h)]
+
+
+def judged_answer(resolver: DnsObservation, authoritative: list[DnsObservation],
+                  expected: list[str]) -> DnsObservation:
+    """The MX answer to judge: the zone's servers' own answer when they give one.
+
+    A resolver answers from whichever server it happened to ask (or from its cache), so
+    judging its answer alone would make the verdict depend on luck when one server is
+    stale. When the servers disagree, the answer that fits the topology is judged and
+    the consistency probe names the server that differs (a degraded flow, not a fault).
+    """
+    usable = [o for o in authoritative if o.authoritative and mx_set(o) is not None]
+    if not usable:
+        return resolver
+    first_of: dict[MxSet, DnsObservation] = {}
+    for obs in usable:
+        first_of.setdefault(mx_set(obs) or frozenset(), obs)
+    fitting = [obs for key, obs in first_of.items() if fits(key, expected)]
+    if fitting:
+        return fitting[0]
+    majority = Counter(mx_set(o) for o in usable).most_common(1)[0][0]
+    return first_of[majority or frozenset()]
+
+
 async def collect(ctx: ProbeContext) -> MxCheck:
-    mx = await ctx.dns.lookup(ctx.target.domain, "MX", ctx.deadline)
+    domain, deadline = ctx.target.domain, ctx.deadline
+    expect = mx_expectation(ctx)
+    zone = asyncio.ensure_future(ctx.dns.zone_servers(domain, deadline))
+    resolver_mx = await ctx.dns.lookup(domain, "MX", deadline)
+    # The resolver's targets are looked up at once: usually they are the zone's too.
+    prefetch = asyncio.gather(*(ctx.dns.addresses(h, deadline) for h in _hosts(resolver_mx)))
+    servers = (await zone).servers
+    authoritative = await asyncio.gather(
+        *(ctx.dns.query(s, domain, "MX", deadline) for s in servers)
+    )
+    await prefetch
+    mx = judged_answer(resolver_mx, list(authoritative), expect.hosts)
     pairs = sorted(parse_mx(r.data) for r in mx.records("MX"))
-    resolvable = [h for _, h in pairs if h != "." and not is_ip_literal(h)]
-    lookups = dict(zip(
-        resolvable,
-        await asyncio.gather(*(ctx.dns.addresses(h, ctx.deadline) for h in resolvable)),
-        strict=True,
-    ))
+    hosts = [h for _, h in pairs if h != "." and not is_ip_literal(h)]
+    lookups = dict(zip(hosts, await asyncio.gather(*(ctx.dns.addresses(h, deadline)
+                                                     for h in hosts)), strict=True))
     targets = [MxTarget(p, h, lookups.get(h)) for p, h in pairs]
-    return MxCheck(ctx.target.domain, mx_expectation(ctx), mx, targets)
+    differs = mx is not resolver_mx and mx_set(mx) != mx_set(resolver_mx)
+    return MxCheck(domain, expect, mx, targets, resolver_mx if differs else None)
 
 
 def _is_cname(lookup: AddressLookup) -> bool:
@@ -66,24 +105,27 @@ def _is_cname(lookup: AddressLookup) -> bool:
 
 
 def _resolution_failure(lookup: AddressLookup) -> str:
-    outcomes = {o.outcome for o in lookup.observations}
-    for bad in (Outcome.TIMEOUT, Outcome.SERVFAIL, Outcome.REFUSED, Outcome.NXDOMAIN):
-        if bad in outcomes:
-            return bad.value
+    """Why a target has no address: the A lookup's failure, else the AAAA lookup's."""
+    for obs in lookup.observations:
+        if obs.outcome not in (Outcome.ANSWER, Outcome.NODATA):
+            return obs.outcome.value
     return "NODATA"
 
 
 def evaluate(check: MxCheck) -> list[Finding]:
     mx, domain = check.mx, check.domain
+    require_time([mx, check.resolver_mx,
+                  *(o for t in check.targets if t.lookup for o in t.lookup.observations)])
+    evidence_mx = [mx.evidence()] + ([check.resolver_mx.evidence()] if check.resolver_mx else [])
     if mx.outcome is Outcome.NODATA:
-        return [Finding("DNS_MX_MISSING", {"domain": domain}, [mx.evidence()])]
+        return [Finding("DNS_MX_MISSING", {"domain": domain}, evidence_mx)]
     if mx.outcome is not Outcome.ANSWER:
         return [Finding("DNS_MX_LOOKUP_FAILED", {"domain": domain, "outcome": mx.outcome.value},
-                        [mx.evidence()])]
+                        evidence_mx)]
     if not check.targets:  # an answer with only a CNAME at the domain, say
-        return [Finding("DNS_MX_MISSING", {"domain": domain}, [mx.evidence()])]
+        return [Finding("DNS_MX_MISSING", {"domain": domain}, evidence_mx)]
     if any(t.host == "." for t in check.targets):
-        return [Finding("DNS_MX_NULL", {"domain": domain}, [mx.evidence()])]
+        return [Finding("DNS_MX_NULL", {"domain": domain}, evidence_mx)]
 
     findings: list[Finding] = []
     expect = check.expect
@@ -93,23 +135,23 @@ def evaluate(check: MxCheck) -> list[Finding]:
         findings.append(Finding("DNS_MX_BYPASSES_GATEWAY",
                                 {"domain": domain, "hosts": ", ".join(bypassing),
                                  "gateway": expect.gateway or ""},
-                                [mx.evidence()]))
+                                evidence_mx))
     unexpected = [h for h in hosts if h not in bypassing and not matches(h, expect.hosts)]
     if unexpected and expect.hosts:
         findings.append(Finding("DNS_MX_UNEXPECTED_HOST",
                                 {"domain": domain, "hosts": ", ".join(unexpected),
                                  "expected": ", ".join(expect.hosts)},
-                                [mx.evidence()]))
+                                evidence_mx))
     missing = [h for h in expect.hosts if "*" not in h and bare(h) not in hosts]
     if missing:
         findings.append(Finding("DNS_MX_EXPECTED_HOST_MISSING",
-                                {"domain": domain, "hosts": ", ".join(missing)}, [mx.evidence()]))
+                                {"domain": domain, "hosts": ", ".join(missing)}, evidence_mx))
 
     unresolvable: list[MxTarget] = []
     for t in check.targets:
         if t.lookup is None:
             findings.append(Finding("DNS_MX_TARGET_IP_LITERAL", {"domain": domain, "host": t.host},
-                                    [mx.evidence()]))
+                                    evidence_mx))
             continue
         if _is_cname(t.lookup):
             findings.append(Finding("DNS_MX_TARGET_CNAME", {"host": bare(t.host)},
@@ -131,7 +173,7 @@ def evaluate(check: MxCheck) -> list[Finding]:
             f"{t.preference} {bare(t.host)} → {', '.join(t.lookup.addresses)}"
             for t in check.targets if t.lookup
         )
-        evidence = [mx.evidence()] + [
+        evidence = evidence_mx + [
             o.evidence() for t in check.targets if t.lookup for o in t.lookup.observations
             if o.outcome is Outcome.ANSWER
         ]
