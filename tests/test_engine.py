@@ -88,7 +88,10 @@ def test_probe_that_raises_is_not_tested_never_failed():
     t = tier(tiers, "public-dns")
     assert t.status is Status.NOT_TESTED
     assert [f.tag for f in t.findings] == ["ENGINE_PROBE_ERROR"]
-    assert verdict.status == "healthy" and verdict.tier is None
+    # never a silent pass: without the DNS tier's evidence the verdict is inconclusive
+    assert (verdict.status, verdict.tier, verdict.tag) == (
+        "inconclusive", "public-dns", "ENGINE_PROBE_ERROR")
+    assert verdict.exit_code == 3
     untested = {n["tier"] for n in verdict.not_tested}
     assert untested == {"public-dns", "proofpoint", "exchange-online"}
 
@@ -137,6 +140,39 @@ def test_probe_that_cannot_judge_is_not_tested_with_its_reason():
     quiet = Probe("q", frozenset({"dns"}), frozenset({"DNS_MX_OK"}), collect, lambda o: [])
     [p] = tier(run([quiet])[0], "public-dns").probes
     assert (p.status, p.reason) == (Status.NOT_TESTED, "no credentials")
+
+
+def test_observer_problem_met_inside_a_tier_makes_the_verdict_inconclusive():
+    async def collect(ctx: ProbeContext) -> Any:
+        raise NotTested("blocked", [Finding("OBSERVER_DIRECT_DNS_BLOCKED", {"zone": "x"})])
+
+    blocked = Probe("b", frozenset({"dns"}), frozenset({"OBSERVER_DIRECT_DNS_BLOCKED"}),
+                    collect, lambda o: [])
+    tiers, verdict = run([blocked, probe("m", emits=["DNS_MX_OK"])])
+    assert tier(tiers, "public-dns").status is Status.PASS  # what could be judged passed
+    assert (verdict.status, verdict.tier, verdict.tag) == (
+        "inconclusive", "observer", "OBSERVER_DIRECT_DNS_BLOCKED")
+
+
+def test_fault_or_degraded_is_decided_by_reachability_even_on_dense_flows():
+    layers = 24
+    tiers = ["  dns: {kind: dns}", "  exo: {kind: exchange-online, inbound_host: x.example}"]
+    flow = []
+    for i in range(layers):
+        for side in "ab":
+            tiers.append(f"  g{i}{side}: {{kind: smtp-gateway, hosts: [g{i}{side}.example]}}")
+    for i in range(layers - 1):
+        for s in "ab":
+            flow += [f"g{i}{s} -> g{i + 1}a", f"g{i}{s} -> g{i + 1}b"]
+    flow += ["dns -> g0a", "dns -> g0b", f"g{layers - 1}a -> exo", f"g{layers - 1}b -> exo"]
+    text = ("topology: dense\ndomains: [contoso.com]\nflow:\n"
+            + "".join(f"  - {c}\n" for c in flow) + "tiers:\n" + "\n".join(tiers) + "\n")
+    graph = FlowGraph(parse_topology(text))  # 2**24 paths: never enumerated
+    started = time.monotonic()
+    assert graph.delivers_without({"g5a"})
+    assert not graph.delivers_without({"g5a", "g5b"})
+    assert not graph.delivers_without({"dns"})
+    assert time.monotonic() - started < 1
 
 
 def test_dependent_of_untested_probe_is_skipped():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mailtrace.lab import scenarios
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.lab import Lab, example_topology
 from mailtrace.lab.scenarios import ZoneEdit
-from mailtrace.topology import parse_topology
+from mailtrace.topology import load_topology, parse_topology
 from mailtrace.triage import Options, TriageReport, make_target, run_triage
 
 # The expectations are written here, not read from the scenario table, so a scenario
@@ -143,3 +144,60 @@ def test_domain_below_a_zone_apex_is_judged_in_its_zone():
     report = asyncio.run(main())
     assert verdict(report) == ("healthy", None, None)
     assert finding(report, "DNS_DELEGATION_OK").args["zone"] == "contoso.com"
+
+
+# --- the observer's limits are never a tier's fault -------------------------------------
+
+async def _triage_with(scenario, *, timeout=20.0, extra_resolvers=(), redirect_to=None,
+                       hosts=(), dns_delay=0.0):
+    """Triage in the lab with a changed vantage point: more resolvers in front, or the
+    listed hosts' direct connections sent to ``redirect_to`` (a server that drops)."""
+    from mailtrace.clients.endpoints import ConnectTo, Endpoint
+
+    async with Lab(scenario, dns_delay=dns_delay) as lab:
+        topology = load_topology(lab.topology_path)
+        rules = [c for c in lab.connect_to if c.host not in hosts]
+        if redirect_to is not None:
+            rules += [ConnectTo(h, 53, "127.0.0.1", redirect_to) for h in hosts]
+        resolvers = [Endpoint("127.0.0.1", p) for p in extra_resolvers]
+        options = Options([*resolvers, lab.resolver_endpoint], rules, timeout)
+        return await run_triage(topology, make_target(topology, lab.recipient, None), options)
+
+
+async def _with_black_hole(body):
+    from mailtrace.lab.dns_server import AuthoritativeServer
+
+    async with AuthoritativeServer([], fault=Fault(mode="drop")) as hole:
+        return await body(hole.port)
+
+
+def test_stale_copy_on_the_first_server_is_still_degraded_not_a_fault():
+    scenario = variant("stale-ns", zone_edits=tuple(
+        dataclasses.replace(e, servers=frozenset({"ns1.contoso.com"}))
+        for e in scenarios.get("stale-ns").zone_edits))
+    report = triage(scenario)
+    assert verdict(report) == ("degraded", "public-dns", "DNS_NS_STALE")
+    assert finding(report, "DNS_NS_STALE").args["ns"] == "ns1.contoso.com"
+
+
+def test_a_dead_resolver_in_front_of_a_working_one_is_no_fault():
+    report = asyncio.run(_with_black_hole(
+        lambda port: _triage_with(scenarios.get("healthy"), extra_resolvers=(port,),
+                                  timeout=5)))
+    assert verdict(report) == ("healthy", None, None)
+    assert "OBSERVER_RESOLVER_PARTIAL" in tags(report, "observer")
+
+
+def test_direct_dns_filtered_from_here_is_inconclusive_at_the_observer():
+    hosts = ("ns1.contoso.com", "ns2.contoso.com", "a.gtld-servers.com")
+    report = asyncio.run(_with_black_hole(
+        lambda port: _triage_with(scenarios.get("healthy"), redirect_to=port, hosts=hosts,
+                                  timeout=5)))
+    assert verdict(report) == ("inconclusive", "observer", "OBSERVER_DIRECT_DNS_BLOCKED")
+
+
+def test_a_budget_too_short_is_inconclusive_never_a_fault():
+    # every answer takes 50 ms; the whole run may take 30 ms
+    report = asyncio.run(_triage_with(scenarios.get("healthy"), timeout=0.03, dns_delay=0.05))
+    status, tier, _ = verdict(report)
+    assert status == "inconclusive" and tier in ("observer", "public-dns")

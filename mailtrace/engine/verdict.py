@@ -37,37 +37,40 @@ def _summary(finding: Finding) -> str:
     return catalog.message(finding)
 
 
+def _observer_problem(tiers: list[TierResult]) -> Finding | None:
+    """A failing finding about the vantage point, wherever a probe met it."""
+    for tier in tiers:
+        for probe in tier.probes:
+            for f in probe.findings:
+                info = catalog.info(f.tag)
+                if info.scope is Scope.OBSERVER and info.fails:
+                    return f
+    return None
+
+
 def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
-    by_id = {t.id: t for t in tiers}
     not_tested = [
         {"tier": t.id, "status": t.status.value, "reason": t.reason or _reason(t)}
         for t in tiers
         if t.id != OBSERVER_TIER and t.status in (Status.NOT_TESTED, Status.SKIPPED)
     ]
 
-    observer = by_id.get(OBSERVER_TIER)
-    if observer is not None and observer.status is Status.FAIL:
-        f = deciding_finding(observer)
+    problem = _observer_problem(tiers)
+    if problem is not None:
         return Verdict(
-            "inconclusive",
-            OBSERVER_TIER,
-            f.tag if f else None,
-            "The observer itself is broken, so no tier can be judged: "
-            + (_summary(f) if f else "see the observer's findings."),
-            not_tested,
+            "inconclusive", OBSERVER_TIER, problem.tag,
+            "The observer itself is limited, so no tier can be judged from here: "
+            + _summary(problem), not_tested,
         )
 
     failing = [t for t in tiers if t.id != OBSERVER_TIER and t.status is Status.FAIL]
     if failing:
         first = failing[0]  # tiers arrive in flow order
         f = deciding_finding(first)
-        broken = {t.id for t in failing}
-        paths = flow.paths()
-        all_broken = all(any(hop in broken for hop in path) for path in paths)
-        status = "fault" if all_broken else "degraded"
-        prefix = "" if all_broken else "Another path still delivers; "
+        degraded = flow.delivers_without({t.id for t in failing})
+        prefix = "Another path still delivers; " if degraded else ""
         return Verdict(
-            status, first.id, f.tag if f else None,
+            "degraded" if degraded else "fault", first.id, f.tag if f else None,
             prefix + (_summary(f) if f else f"tier {first.id} fails."), not_tested,
         )
 
@@ -75,6 +78,13 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
         f = deciding_finding(t, partial=True)
         if f is not None:
             return Verdict("degraded", t.id, f.tag, _summary(f), not_tested)
+
+    # Never a silent pass: without the first hop's evidence nothing downstream is sound.
+    dns_tier = next((t for t in tiers if t.id == flow.dns_tier()), None)
+    if dns_tier is not None and dns_tier.status in (Status.NOT_TESTED, Status.SKIPPED):
+        tag = next((f.tag for f in dns_tier.findings), None)
+        return Verdict("inconclusive", dns_tier.id, tag,
+                       f"{dns_tier.id} could not be tested: {_reason(dns_tier)}.", not_tested)
 
     tested = [
         t.id for t in tiers
@@ -88,4 +98,4 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
 
 def _reason(tier: TierResult) -> str:
     reasons = [p.reason for p in tier.probes if p.reason]
-    return reasons[0] if reasons else "not tested"
+    return reasons[0] if reasons else tier.reason or "not tested"

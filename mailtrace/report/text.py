@@ -110,7 +110,7 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
     target = report.target.recipient or report.target.domain
     out = [
         f"mailtrace triage — topology {report.topology.topology} — {target}",
-        "flow: " + " | ".join(" → ".join(path) for path in report.flow.paths()),
+        "flow: " + " | ".join(" → ".join(chain) for chain in report.flow.chains()),
         "",
     ]
     for i, tier in enumerate(report.tiers):

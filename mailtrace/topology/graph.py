@@ -211,8 +211,30 @@ class FlowGraph:
         """The tiers the MX records should point to: the successors of the DNS tier."""
         return self._in_flow_order(self.graph.successors(self.dns_tier()))
 
+    def chains(self) -> list[list[str]]:
+        """The flow as declared, chain by chain (linear in the file, unlike ``paths``)."""
+        return [split_chain(entry) for entry in self.topology.flow]
+
+    def delivers_without(self, broken: set[str]) -> bool:
+        """Does some mailbox tier stay reachable from DNS when ``broken`` tiers fail?
+
+        One reachability check: the number of paths can grow exponentially with the
+        number of parallel tiers, reachability cannot.
+        """
+        dns = self.dns_tier()
+        if dns in broken:
+            return False
+        alive = self.graph.subgraph(n for n in self.graph if n not in broken)
+        reachable = nx.descendants(alive, dns)
+        return any(
+            self.graph.out_degree(t) == 0 and self.graph.nodes[t]["kind"] in MAILBOX_KINDS
+            for t in reachable
+        )
+
     def paths(self) -> list[list[str]]:
-        """Every simple path from the DNS tier to each mailbox sink, in flow order."""
+        """Every simple path from the DNS tier to each mailbox sink, in flow order.
+
+        For small graphs and tests only: dense topologies have exponentially many."""
         dns = self.dns_tier()
         found: list[list[str]] = []
         for sink in self.hops():
@@ -236,8 +258,8 @@ class FlowGraph:
     # -- renderings --------------------------------------------------------------------
 
     def to_text(self) -> str:
-        """One line per path: ``public-dns (dns) → proofpoint (proofpoint/pod) → ...``."""
-        lines = [" → ".join(f"{t} ({self.label(t)})" for t in path) for path in self.paths()]
+        """One line per declared chain: ``public-dns (dns) → proofpoint (proofpoint/pod) → …``."""
+        lines = [" → ".join(f"{t} ({self.label(t)})" for t in chain) for chain in self.chains()]
         return "\n".join(lines) + "\n"
 
     def to_dot(self) -> str:
