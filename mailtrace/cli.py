@@ -30,6 +30,8 @@ def _add_output(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
     p.add_argument("--format", choices=formats, default="text", help="report format")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE")
     p.add_argument("--verbose", "-v", action="store_true", help="all evidence, per-probe timings")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 3 (inconclusive) when a tier could not be tested")
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
@@ -54,8 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resolver to use instead of the system's (repeatable)")
     t.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
                    help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
-    t.add_argument("--strict", action="store_true",
-                   help="exit 3 (inconclusive) when a tier could not be tested")
     _add_output(t, ["text", "json", "html"])
     _add_run(t)
 
@@ -161,7 +161,7 @@ def _emit(report: TriageReport, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     code = report.verdict.exit_code
-    if code == 0 and getattr(args, "strict", False) and report.verdict.not_tested:
+    if code == 0 and args.strict and report.verdict.not_tested:
         return 3
     return code
 

@@ -122,6 +122,13 @@ def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path):
                        "--format", "json")
     assert (code, out) == (0, "")
     assert json.loads((tmp_path / "r.json").read_text())["verdict"]["status"] == "healthy"
+    # the gateway and Exchange Online tiers have no probes yet: --strict will not call
+    # that healthy
+    code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")
+    assert code == 3
+    # a fault keeps its own exit code under --strict
+    code, _, _ = run(capsys, "demo", "mx-missing", "--strict", "--format", "json")
+    assert code == 1
 
 
 def test_html_report_is_self_contained(capsys):

@@ -501,3 +501,13 @@ def test_examples_validate_against_the_schema(path: Path) -> None:
     schema = topology_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(path.read_text("utf-8")))
+
+
+def test_credentials_in_a_url_are_refused_and_never_echoed() -> None:
+    text = (ROOT / "topologies" / "contoso-proofpoint-exo.yaml").read_text()
+    for url in ("https://admin:hunter2@example.pphosted.com:10000", "ftp://u:hunter2@x"):
+        bad = text.replace("https://example.pphosted.com:10000", url)
+        with pytest.raises(TopologyError) as raised:
+            parse_topology(bad, "t.yaml")
+        assert "hunter2" not in str(raised.value)
+        assert raised.value.line is not None

@@ -127,8 +127,14 @@ TierId = Annotated[
 def _check_base_url(url: str) -> str:
     """Base URLs must be https, except plain http to a loopback host (the lab)."""
     parts = urlsplit(url)
+    # Never echo the URL: a pasted one may carry a password.
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "credentials in the URL are refused: name environment variables instead "
+            "(username_env/password_env, secret_env, token_env)"
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"expected an http(s) URL with a host, got {url!r}")
+        raise ValueError("expected an http(s) URL with a host")
     if parts.scheme == "http":
         host = parts.hostname
         loopback = host == "localhost"
