@@ -181,9 +181,11 @@ def test_stale_copy_on_the_first_server_is_still_degraded_not_a_fault():
 
 
 def test_a_dead_resolver_in_front_of_a_working_one_is_no_fault():
+    started = time.monotonic()
     report = asyncio.run(_with_black_hole(
-        lambda port: _triage_with(scenarios.get("healthy"), extra_resolvers=(port,),
-                                  timeout=5)))
+        lambda port: _triage_with(scenarios.get("healthy"), extra_resolvers=(port,))))
+    # the observer check's deadline, not every probe's, is what a dead resolver costs
+    assert time.monotonic() - started < 6
     assert verdict(report) == ("healthy", None, None)
     assert "OBSERVER_RESOLVER_PARTIAL" in tags(report, "observer")
 

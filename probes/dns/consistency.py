@@ -9,6 +9,7 @@ its cache until the TTL it was given runs out (RFC 2308 §5).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -49,7 +50,10 @@ async def collect(ctx: ProbeContext) -> ConsistencyCheck:
 
     answers, resolvers = await asyncio.gather(
         asyncio.gather(*(ask(s) for s in zone.servers)),
-        ctx.dns.ask_resolvers(domain, "MX", ctx.deadline),
+        # A resolver of the panel that is down was already named by the observer check:
+        # give the panel two attempts' worth of time, not the probe's whole deadline.
+        ctx.dns.ask_resolvers(domain, "MX",
+                              min(ctx.deadline, time.monotonic() + 2 * ctx.dns.attempt_timeout)),
     )
     return ConsistencyCheck(domain, mx_expectation(ctx).hosts, list(answers), resolvers)
 
