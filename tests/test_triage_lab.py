@@ -99,7 +99,8 @@ def test_truncated_answers_are_retried_over_tcp():
     assert verdict(report) == ("healthy", None, None)
     ev = finding(report, "DNS_DELEGATION_OK").evidence[0]
     assert ev["transport"] == "tcp"
-    assert [a["transport"] for a in ev["attempts"]] == ["udp", "tcp"]
+    assert [(a["transport"], a["result"]) for a in ev["attempts"]] == [
+        ("udp", "truncated"), ("tcp", "reply")]
 
 
 def test_domain_that_is_not_delegated_is_nxdomain():

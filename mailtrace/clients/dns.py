@@ -348,7 +348,8 @@ class DnsClient:
                     attempts.append(Attempt("udp", "timeout", (resend_at - now) * 1000))
                     wait *= 2
                     continue
-                attempts.append(Attempt("udp", "reply", (time.monotonic() - now) * 1000))
+                result = "truncated" if response.flags & dns.flags.TC else "reply"
+                attempts.append(Attempt("udp", result, (time.monotonic() - now) * 1000))
                 if not message.is_response(response):
                     raise dns.query.BadResponse
                 return response  # type: ignore[no-any-return]
