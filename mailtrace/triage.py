@@ -33,16 +33,16 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None) -
         if not recipient.isascii() or any(c in recipient for c in "\r\n\0 <>"):
             raise TargetError(f"invalid recipient {recipient!r}: expected local@domain in ASCII")
         local, sep, dom = recipient.rpartition("@")
-        if not sep or not _LOCAL.match(local) or local.startswith(".") or ".." in local:
+        if not sep or not _LOCAL.fullmatch(local) or local.startswith(".") or ".." in local:
             raise TargetError(f"invalid recipient {recipient!r}: expected local@domain")
-        domain_from_recipient = dom.lower().rstrip(".")
-        if domain is not None and domain.lower().rstrip(".") != domain_from_recipient:
+        domain_from_recipient = dom.lower().removesuffix(".")
+        if domain is not None and domain.lower().removesuffix(".") != domain_from_recipient:
             raise TargetError(f"--domain {domain} does not match the recipient's domain")
         domain = domain_from_recipient
     if domain is None:
         raise TargetError("give --recipient ADDRESS or --domain DOMAIN")
-    domain = domain.lower().rstrip(".")
-    if not domain.isascii() or not _DOMAIN.match(domain):
+    domain = domain.lower().removesuffix(".")
+    if not domain.isascii() or not _DOMAIN.fullmatch(domain):
         raise TargetError(f"invalid domain {domain!r}")
     if domain not in topology.domains:
         raise TargetError(

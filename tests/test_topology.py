@@ -511,3 +511,47 @@ def test_credentials_in_a_url_are_refused_and_never_echoed() -> None:
             parse_topology(bad, "t.yaml")
         assert "hunter2" not in str(raised.value)
         assert raised.value.line is not None
+
+
+@pytest.mark.parametrize("value", ["!!bool abc", "!!int abc", "!!float abc",
+                                   "!!timestamp 2001-13-45", "1" * 5000])
+def test_unreadable_values_are_topology_errors_with_a_position(value: str) -> None:
+    with pytest.raises(TopologyError) as raised:
+        parse_topology(f"topology: {value}\n", "t.yaml")
+    assert (raised.value.line, raised.value.source) == (1, "t.yaml")
+
+
+def test_a_trailing_newline_in_a_name_is_not_part_of_the_name() -> None:
+    text = (ROOT / "topologies" / "contoso-proofpoint-exo.yaml").read_text()
+    block = text.replace("mx: [mx0a-001234.pphosted.com, mx0b-001234.pphosted.com]",
+                         "mx:\n        - |\n          mx0a-001234.pphosted.com\n"
+                         "        - mx0b-001234.pphosted.com")
+    topology = parse_topology(block)
+    assert topology.tiers["public-dns"].expect.mx == [  # type: ignore[union-attr]
+        "mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com"]
+    with pytest.raises(TopologyError):
+        parse_topology(text.replace("username_env: PROOFPOINT_API_USER",
+                                    'username_env: "PROOFPOINT_API_USER\\n"'))
+
+
+def test_many_errors_are_located_in_linear_time() -> None:
+    import time
+
+    text = (ROOT / "topologies" / "northwind-exo-direct.yaml").read_text()
+    text += "".join(f"k{i}: 1\n" for i in range(20000))
+    started = time.monotonic()
+    with pytest.raises(TopologyError, match="unknown key"):
+        parse_topology(text)
+    assert time.monotonic() - started < 10
+
+
+def test_merge_key_bomb_is_cheap() -> None:
+    """With PyYAML >= 6.0.4 repeated merge keys are not multiplied (9**9 pairs before)."""
+    import time
+
+    lines = ["m0: &m0 {a: 1, b: 2}"]
+    lines += [f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 9)}]}}" for i in range(1, 10)]
+    started = time.monotonic()
+    with pytest.raises(TopologyError):
+        parse_topology("\n".join(lines) + "\ntopology: x\n")
+    assert time.monotonic() - started < 5

@@ -23,7 +23,7 @@ import difflib
 import re
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -145,12 +145,13 @@ class _Document:
     root: MappingNode
     data: dict[Any, Any]
     keys: dict[int, Any]  # id(key node) → the constructed key
+    _index: dict[int, dict[tuple[str, Any], tuple[Node, Node]]] = field(default_factory=dict)
 
     @classmethod
     def compose(cls, text: str, source: str) -> _Document:
         loader: yaml.SafeLoader | None = None
         try:
-            loader = yaml.SafeLoader(text)
+            loader = _Loader(text)
             root = loader.get_single_node()
             if root is None:
                 raise TopologyError(
@@ -271,6 +272,17 @@ class _Document:
 
     # -- walking a loc -----------------------------------------------------------------
 
+    def _pairs(self, node: MappingNode) -> dict[tuple[str, Any], tuple[Node, Node]]:
+        """The mapping's (key node, value node) by key, built once per mapping: locating
+        thousands of errors stays linear (the last duplicate wins, as in PyYAML)."""
+        index = self._index.get(id(node))
+        if index is None:
+            index = {
+                _key_token(self.keys[id(k)]): (k, v) for k, v in node.value if id(k) in self.keys
+            }
+            self._index[id(node)] = index
+        return index
+
     def walk(self, loc: Loc) -> _Spot:
         """Follow ``loc`` down the node tree as far as it goes."""
         spot = _Spot(self.root, None, [], Topology)
@@ -288,10 +300,7 @@ class _Document:
                 continue
             node = spot.node
             if isinstance(node, MappingNode):
-                match = None
-                for key_node, value_node in node.value:
-                    if id(key_node) in self.keys and _same(self.keys[id(key_node)], element):
-                        match = (key_node, value_node)  # the last one wins, as in PyYAML
+                match = self._pairs(node).get(_token(element))
                 if match is not None:
                     spot = _Spot(match[1], match[0], [*spot.path, element], annotation)
                     after_dict_key = in_dict
@@ -310,6 +319,24 @@ class _Document:
 
 
 _TOP_KEYS = ", ".join(Topology.model_fields)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose value errors carry the node's position.
+
+    PyYAML's constructors let ValueError and friends escape for values such as
+    ``!!int abc``, ``!!timestamp 2001-13-45`` or an integer too long to convert; here
+    they become a ConstructorError at the offending node, like any other YAML error.
+    """
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value ({type(exc).__name__}: {exc})",
+                node.start_mark,
+            ) from None
 
 
 def _scan_keys(loader: yaml.SafeLoader, root: Node, source: str) -> dict[int, Any]:
@@ -355,19 +382,21 @@ def _position(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _same(key: Any, element: str | int) -> bool:
-    """Whether a YAML key is the one a pydantic loc element names.
+def _key_token(key: Any) -> tuple[str, Any]:
+    """How a pydantic loc element names a YAML key.
 
     pydantic writes a bool key as an int and any other non-str key as its repr; otherwise
     the comparison is type-strict so that the key ``1`` never matches ``"1"``.
     """
-    if type(key) is type(element):
-        return bool(key == element)
-    if isinstance(key, bool):
-        return type(element) is int and int(key) == element
-    if not isinstance(key, str | int) and isinstance(element, str):
-        return repr(key) == element
-    return False
+    if isinstance(key, bool | int):
+        return ("int", int(key))
+    if isinstance(key, str):
+        return ("str", key)
+    return ("str", repr(key))
+
+
+def _token(element: str | int) -> tuple[str, Any]:
+    return ("int", element) if type(element) is int else ("str", element)
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, source: str) -> TopologyError:

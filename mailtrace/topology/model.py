@@ -54,10 +54,10 @@ def _normalize_hostname(value: str) -> str:
     """Lowercase, drop one trailing dot, and check the label syntax."""
     if not value.isascii():
         raise ValueError(f"{value!r} is not an ASCII host name{_ascii_hint(value)}")
-    host = value.lower().removesuffix(".")
+    host = value.strip().lower().removesuffix(".")  # a YAML block scalar ends in "\n"
     labels = host.split(".")
     ok = 0 < len(host) <= 253 and all(
-        _LABEL.match(label) or (i == 0 and label == "*") for i, label in enumerate(labels)
+        _LABEL.fullmatch(label) or (i == 0 and label == "*") for i, label in enumerate(labels)
     )
     if not ok:
         raise ValueError(f"{value!r} is not a valid host name")
@@ -68,9 +68,9 @@ def _normalize_domain(value: str) -> str:
     """A mail domain: LDH labels (RFC 1035 §2.3.1), lowercased, no trailing dot."""
     if not value.isascii():
         raise ValueError(f"{value!r} is not an ASCII domain name{_ascii_hint(value)}")
-    domain = value.lower().removesuffix(".")
+    domain = value.strip().lower().removesuffix(".")
     labels = domain.split(".")
-    if not (0 < len(domain) <= 253 and all(_DOMAIN_LABEL.match(label) for label in labels)):
+    if not (0 < len(domain) <= 253 and all(_DOMAIN_LABEL.fullmatch(label) for label in labels)):
         raise ValueError(f"{value!r} is not a valid domain name")
     if labels[-1].isdigit():
         raise ValueError(f"{value!r} is an address, not a domain name")
@@ -78,7 +78,7 @@ def _normalize_domain(value: str) -> str:
 
 
 def _check_env_name(value: str) -> str:
-    if not re.match(_ENV_PATTERN, value):
+    if not re.fullmatch(_ENV_PATTERN, value):
         # The value is not echoed: it may well be the secret itself.
         raise ValueError(
             "expected the name of an environment variable (letters, digits, '_'); "
@@ -88,7 +88,7 @@ def _check_env_name(value: str) -> str:
 
 
 def _check_tier_id(value: str) -> str:
-    if not re.match(_TIER_ID_PATTERN, value):
+    if not re.fullmatch(_TIER_ID_PATTERN, value):
         raise ValueError(
             f"tier id {value!r} must start with a letter or digit and contain only "
             "letters, digits, '-', '_' and '.'"
