@@ -80,7 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# For consoles that cannot show them (a PowerShell redirect writes cp1252, say).
+ASCII_FALLBACK = str.maketrans({"→": "->", "—": "-", "✓": "+", "✗": "x", "…": "...", "·": "."})
+
+
+def write(text: str) -> None:
+    """Write to stdout whatever its encoding: symbols fall back to ASCII, and anything
+    else that cannot be encoded is replaced rather than raising mid-report."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.translate(ASCII_FALLBACK)
+    sys.stdout.write(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -159,17 +178,28 @@ def _emit(report: TriageReport, args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     else:
-        sys.stdout.write(text)
+        write(text)
     code = report.verdict.exit_code
     if code == 0 and args.strict and report.verdict.not_tested:
         return 3
     return code
 
 
-def _positive(timeout: float) -> float:
-    if not timeout > 0:
-        raise UsageError("--timeout must be a positive number of seconds")
-    return timeout
+def _positive(seconds: float, flag: str = "--timeout") -> float:
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"{flag} must be a positive number of seconds")
+    return seconds
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an unwritable --output before the run, not after it (the verdict would be
+    lost). Opened for append so an existing file is not emptied yet."""
+    if args.output:
+        try:
+            with open(args.output, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
 
 
 # --- commands ------------------------------------------------------------------------
@@ -178,6 +208,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from mailtrace.triage import Options, TargetError, make_target, run_triage
 
     timeout = _positive(args.timeout)
+    _check_output(args)
     topology = _load_topology(args.topology)
     try:
         target = make_target(topology, args.recipient, args.domain)
@@ -193,16 +224,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.list:
         width = max(len(n) for n in scenarios.SCENARIOS)
+        lines = []
         for name, sc in scenarios.SCENARIOS.items():
             exp = sc.expect
             outcome = exp.status + (f" at {exp.tier} [{exp.tag}]" if exp.tier else "")
-            print(f"{name:<{width}}  {sc.description}  → {outcome}")
+            lines.append(f"{name:<{width}}  {sc.description}  → {outcome}\n")
+        write("".join(lines))
         return 0
     try:
         scenario = scenarios.get(args.scenario)
     except scenarios.UnknownScenario as exc:
         raise UsageError(str(exc)) from None
     timeout = _positive(args.timeout)
+    _check_output(args)
     return _emit(asyncio.run(_demo(scenario, timeout)), args)
 
 
@@ -226,13 +260,16 @@ def cmd_lab(args: argparse.Namespace) -> int:
         scenario = scenarios.get(args.scenario)
     except scenarios.UnknownScenario as exc:
         raise UsageError(str(exc)) from None
+    if args.duration is not None:
+        _positive(args.duration, "--for")
 
     async def serve() -> None:
         async with Lab(scenario) as lab:
-            print(f"lab up, scenario {scenario.name}: {scenario.description}")
-            for line in lab.describe():
-                print(line)
-            print("Ctrl-C to stop." if args.duration is None else f"stopping in {args.duration} s")
+            lines = [f"lab up, scenario {scenario.name}: {scenario.description}",
+                     *lab.describe(),
+                     "Ctrl-C to stop." if args.duration is None
+                     else f"stopping in {args.duration} s"]
+            write("\n".join(lines) + "\n")
             sys.stdout.flush()
             await asyncio.sleep(args.duration if args.duration is not None else 10**9)
 
@@ -245,7 +282,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     flow = FlowGraph(_load_topology(args.topology))
     render = {"text": flow.to_text, "dot": flow.to_dot, "svg": flow.to_svg}[args.format]
-    sys.stdout.write(render().rstrip("\n") + "\n")
+    write(render().rstrip("\n") + "\n")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -142,6 +143,45 @@ def test_verbose_shows_per_probe_timings(capsys):
     assert "Timings" in out and "public-dns/dns.mx" in out and "observer/dns.observer" in out
 
 
+def test_a_console_that_cannot_show_unicode_gets_ascii_not_a_crash():
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run([sys.executable, "-m", "mailtrace", "demo", "mx-missing"], env=env,
+                          capture_output=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    out = done.stdout.decode("cp1252")
+    assert "VERDICT: FAULT at public-dns  [DNS_MX_MISSING]" in out
+    assert "public-dns -> proofpoint -> exchange-online" in out
+
+
+def test_unwritable_output_is_refused_before_the_run(capsys, tmp_path):
+    started = time.monotonic()
+    code, _, err = run(capsys, "demo", "observer-resolver-dead", "--output",
+                       str(tmp_path / "missing-dir" / "r.json"))
+    assert_usage_error(code, err, "cannot write")
+    assert time.monotonic() - started < 2  # the 4 s observer wait never started
+
+
+def test_lab_duration_must_be_positive(capsys):
+    for value in ("-5", "0", "nan", "inf"):
+        code, _, err = run(capsys, "lab", "--for", value)
+        assert_usage_error(code, err, "--for")
+
+
+def test_remediation_commands_never_carry_names_with_shell_characters():
+    from mailtrace.findings import Finding
+    from mailtrace.report.text import _fill
+
+    class Report:
+        class target:
+            domain = "contoso.com"
+
+    hostile = Finding("DNS_NS_STALE", {"ns": "a|iex`x.com", "zone": "contoso.com"})
+    command = "Resolve-DnsName -Name <zone> -Server <ns>"
+    assert _fill(command, hostile, Report()) == "Resolve-DnsName -Name contoso.com -Server <ns>"
+    plain = Finding("DNS_NS_STALE", {"ns": "ns2.contoso.com"})
+    assert "-Server ns2.contoso.com" in _fill(command, plain, Report())
+
+
 def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     import io
 
@@ -153,6 +193,8 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
 
     assert text.use_colour(Tty())
     assert not text.use_colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "")  # no-color.org: an empty value does not count
+    assert text.use_colour(Tty())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not text.use_colour(Tty())
 
@@ -181,6 +223,21 @@ def test_schema_is_json_schema(capsys):
 def test_graph_formats(capsys, fmt):
     code, out, _ = run(capsys, "graph", "--topology", CONTOSO, "--format", fmt)
     assert code == 0 and "proofpoint" in out
+
+
+def test_lab_stops_quietly_with_a_client_still_connected():
+    import socket
+
+    proc = subprocess.Popen([sys.executable, "-m", "mailtrace", "lab", "healthy", "--for", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    while "resolver:" not in line:
+        line = proc.stdout.readline()
+    port = int(line.split("resolver: ")[1].split()[0].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)):  # an idle TCP client
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err and "CancelledError" not in err
 
 
 def test_lab_prints_how_to_reach_it():

@@ -235,7 +235,13 @@ class _DnsService:
                 reply = await self._respond(wire, tcp=True)
                 if reply is not None:
                     writer.write(struct.pack("!H", len(reply)) + reply)
-                    await writer.drain()
+                    # a client that sends but never reads must not pin the connection
+                    await asyncio.wait_for(writer.drain(), self.idle_timeout)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # stop() cancels open connections; ending quietly keeps asyncio from logging
+            # a traceback for the handler task it started.
         except _Unparsable:
             log.debug("closing TCP connection after an unparsable message")
         except Exception:

@@ -4,6 +4,7 @@ fix for the localized tier only. Colour only on a terminal and never with NO_COL
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -28,7 +29,8 @@ EVIDENCE_LINES = 4
 
 
 def use_colour(stream: TextIO) -> bool:
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    # no-color.org: NO_COLOR set to a non-empty value turns colour off
+    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
 
 
 class _Painter:
@@ -61,9 +63,16 @@ def evidence_lines(ev: dict[str, Any]) -> list[str]:
     return ["  ".join(f"{k}={v}" for k, v in ev.items())]
 
 
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:-]+")
+
+
 def _fill(command: str, finding: Finding, report: TriageReport) -> str:
+    """Put the finding's names into a copy-paste command. Only plain host names and
+    addresses are put in: a name from DNS can hold any byte (| & ; `), and a command
+    an admin pastes must not run what a zone chose to publish."""
     values = {"domain": report.target.domain, **{k: v for k, v in finding.args.items()
-                                                 if isinstance(v, str) and " " not in v}}
+                                                 if isinstance(v, str)}}
+    values = {k: v for k, v in values.items() if _SAFE_VALUE.fullmatch(v)}
     for key, value in values.items():
         command = command.replace(f"<{key}>", value)
     return command
@@ -86,7 +95,7 @@ def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Pain
     label = "this machine" if tier.id == OBSERVER_TIER else tier.kind
     status = paint(tier.status.value.upper().replace("_", " "), _STATUS_COLOUR[tier.status])
     head = f"[{index}] {tier.id} ({label})"
-    lines = [f"{paint(head, 'bold'):<40} {status}"]
+    lines = [f"{paint(f'{head:<40}', 'bold')} {status}"]
     if tier.reason:
         lines.append(f"    {paint(tier.reason, 'dim')}")
     for probe in tier.probes:
