@@ -249,14 +249,16 @@ class DnsClient:
                 key, lambda: self._exchange(server, qname, qtype, deadline), deadline
             )
         except TimeoutError:
-            # A caller with a shorter deadline than the query it joined.
+            # A caller with a shorter deadline than the query it joined; as for a query
+            # of its own, less than one fair attempt's wait says nothing about the server.
+            waited = time.monotonic() - started
             return DnsObservation(
                 server,
                 self.redirects.resolve(server.name, server.address, server.port),
                 qname,
                 qtype,
-                Outcome.TIMEOUT,
-                elapsed_ms=(time.monotonic() - started) * 1000,
+                Outcome.TIMEOUT if waited >= self.attempt_timeout else Outcome.OUT_OF_TIME,
+                elapsed_ms=waited * 1000,
                 error="deadline reached while waiting for a shared query",
             )
 
