@@ -204,3 +204,17 @@ def test_a_budget_too_short_is_inconclusive_never_a_fault():
     report = asyncio.run(_triage_with(scenarios.get("healthy"), timeout=0.03, dns_delay=0.05))
     status, tier, _ = verdict(report)
     assert status == "inconclusive" and tier in ("observer", "public-dns")
+
+
+def test_the_observer_fix_is_shown_wherever_the_observer_problem_was_met():
+    from mailtrace.report import json as json_report
+    from mailtrace.report import text as text_report
+
+    hosts = ("ns1.contoso.com", "ns2.contoso.com", "a.gtld-servers.com")
+    report = asyncio.run(_with_black_hole(
+        lambda port: _triage_with(scenarios.get("healthy"), redirect_to=port, hosts=hosts,
+                                  timeout=3)))
+    doc = json_report.report_json(report)
+    fixed = [f["tag"] for t in doc["tiers"] for f in t["findings"] if f["remediation"]]
+    assert fixed == ["OBSERVER_DIRECT_DNS_BLOCKED"]
+    assert "Test-NetConnection" in text_report.render(report)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from mailtrace import catalog
+from mailtrace.engine.verdict import localized
 from mailtrace.report.text import evidence_lines
 from mailtrace.triage import TriageReport
 
@@ -27,6 +28,7 @@ def render(report: TriageReport) -> str:
         + (f" <code>{escape(v.tag)}</code>" if v.tag else "")
         + f"<p>{escape(v.summary)}</p></div>",
     ]
+    fixed = {id(f) for f in localized(report.tiers, v)}
     for i, tier in enumerate(report.tiers):
         status = tier.status.value
         parts.append(f"<h2>{i}. {escape(tier.id)} <small>({escape(tier.kind)})</small> "
@@ -43,7 +45,7 @@ def render(report: TriageReport) -> str:
                              + (f"<pre>{escape(evidence)}</pre>" if evidence else "")
                              + "</li>")
                 rem = info.remediation
-                if tier.id == v.tier and info.fails and rem is not None:
+                if id(f) in fixed and rem is not None:
                     cmds = "\n".join(rem.commands)
                     docs = " ".join(f"<a href='{escape(d)}'>{escape(d)}</a>" for d in rem.docs)
                     parts.append(f"<p><strong>Fix:</strong> {escape(rem.summary)}</p>"

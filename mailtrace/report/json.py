@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mailtrace import catalog
+from mailtrace.engine.verdict import localized
 from mailtrace.findings import Finding, TierResult
 from mailtrace.triage import TriageReport
 
@@ -25,7 +26,7 @@ def finding_json(f: Finding, probe: str, *, localized: bool) -> dict[str, Any]:
     }
 
 
-def tier_json(tier: TierResult, localized: bool) -> dict[str, Any]:
+def tier_json(tier: TierResult, fixed: set[int]) -> dict[str, Any]:
     return {
         "id": tier.id,
         "kind": tier.kind,
@@ -37,7 +38,7 @@ def tier_json(tier: TierResult, localized: bool) -> dict[str, Any]:
             for p in tier.probes
         ],
         "findings": [
-            finding_json(f, p.probe, localized=localized and catalog.info(f.tag).fails)
+            finding_json(f, p.probe, localized=id(f) in fixed)
             for p in tier.probes for f in p.findings
         ],
     }
@@ -45,13 +46,14 @@ def tier_json(tier: TierResult, localized: bool) -> dict[str, Any]:
 
 def report_json(report: TriageReport) -> dict[str, Any]:
     v = report.verdict
+    fixed = {id(f) for f in localized(report.tiers, v)}
     return {
         "schema": SCHEMA,
         "topology": report.topology.topology,
         "target": {"recipient": report.target.recipient, "domain": report.target.domain},
         "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
                     "not_tested": v.not_tested},
-        "tiers": [tier_json(t, localized=t.id == v.tier) for t in report.tiers],
+        "tiers": [tier_json(t, fixed) for t in report.tiers],
         "elapsed_ms": round(report.elapsed_ms, 1),
     }
 

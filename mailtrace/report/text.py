@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from mailtrace import catalog
 from mailtrace.catalog import Remediation
 from mailtrace.engine.probe import OBSERVER_TIER
+from mailtrace.engine.verdict import localized
 from mailtrace.findings import Finding, Level, Status, TierResult
 from mailtrace.triage import TriageReport
 
@@ -131,9 +132,8 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
     out.append(paint(f"VERDICT: {v.status.upper()}{where}{tag}", _VERDICT_COLOUR[v.status]))
     out.append(f"  {v.summary}")
     if v.tier is not None:
-        tier = next(t for t in report.tiers if t.id == v.tier)
-        fixes = [(f, catalog.info(f.tag)) for f in tier.findings]
-        fixes = [(f, i) for f, i in fixes if i.fails and i.remediation]
+        fixes = [(f, catalog.info(f.tag)) for f in localized(report.tiers, v)]
+        fixes = [(f, i) for f, i in fixes if i.remediation]
         if fixes:
             out.append("")
             out.append(paint(f"Fix for {v.tier} (this tier only; the others are not the cause):",
