@@ -149,7 +149,7 @@ def test_observer_problem_met_inside_a_tier_makes_the_verdict_inconclusive():
     blocked = Probe("b", frozenset({"dns"}), frozenset({"OBSERVER_DIRECT_DNS_BLOCKED"}),
                     collect, lambda o: [])
     tiers, verdict = run([blocked, probe("m", emits=["DNS_MX_OK"])])
-    assert tier(tiers, "public-dns").status is Status.PASS  # what could be judged passed
+    assert tier(tiers, "public-dns").status is Status.NOT_TESTED  # one probe could not judge
     assert (verdict.status, verdict.tier, verdict.tag) == (
         "inconclusive", "observer", "OBSERVER_DIRECT_DNS_BLOCKED")
 
@@ -173,6 +173,17 @@ def test_fault_or_degraded_is_decided_by_reachability_even_on_dense_flows():
     assert not graph.delivers_without({"g5a", "g5b"})
     assert not graph.delivers_without({"dns"})
     assert time.monotonic() - started < 1
+
+
+def test_a_tier_where_one_probe_could_not_run_is_never_a_pass():
+    async def collect(ctx: ProbeContext) -> Any:
+        raise NotTested("budget ran out")
+
+    short = Probe("s", frozenset({"dns"}), frozenset({"DNS_MX_OK"}), collect, lambda o: [])
+    tiers, verdict = run([probe("a", emits=["DNS_DELEGATION_OK"]), short])
+    t = tier(tiers, "public-dns")
+    assert t.status is Status.NOT_TESTED and "s not tested: budget ran out" in (t.reason or "")
+    assert (verdict.status, verdict.tier, verdict.tag) == ("inconclusive", "public-dns", None)
 
 
 def test_dependent_of_untested_probe_is_skipped():

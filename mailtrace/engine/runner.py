@@ -98,7 +98,8 @@ def tier_status(results: list[ProbeResult]) -> Status:
     for s in (Status.FAIL, Status.WARN):
         if any(r.status is s for r in ran):
             return s
-    return Status.PASS
+    # Some probes passed, others could not run: that is not a pass (never a silent one).
+    return Status.PASS if len(ran) == len(results) else Status.NOT_TESTED
 
 
 @dataclass
@@ -233,5 +234,8 @@ class Engine:
         for tier, kind in plan.hops:
             probes = [results[p.key] for p in plan.of_tier(tier) if p.key in results]
             reason = None if probes else f"no probe for tier kind '{kind}' yet"
+            untested = [p for p in probes if p.status in (Status.NOT_TESTED, Status.SKIPPED)]
+            if untested and len(untested) < len(probes):
+                reason = "; ".join(f"{p.probe} not tested: {p.reason}" for p in untested)
             tiers.append(TierResult(tier, kind, tier_status(probes), probes, reason))
         return tiers

@@ -82,9 +82,13 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
     # Never a silent pass: without the first hop's evidence nothing downstream is sound.
     dns_tier = next((t for t in tiers if t.id == flow.dns_tier()), None)
     if dns_tier is not None and dns_tier.status in (Status.NOT_TESTED, Status.SKIPPED):
-        tag = next((f.tag for f in dns_tier.findings), None)
+        tag = next((f.tag for p in dns_tier.probes if p.status in (Status.NOT_TESTED,
+                                                                   Status.SKIPPED)
+                    for f in p.findings), None)
         return Verdict("inconclusive", dns_tier.id, tag,
-                       f"{dns_tier.id} could not be tested: {_reason(dns_tier)}.", not_tested)
+                       f"{dns_tier.id} could not be fully tested: "
+                       f"{dns_tier.reason or _reason(dns_tier)}.",
+                       not_tested)
 
     tested = [
         t.id for t in tiers
