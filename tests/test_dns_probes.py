@@ -7,9 +7,10 @@ from builders import RESOLVER, addresses, delegation, ns, obs, soa
 
 from mailtrace.clients.dns import Outcome
 from mailtrace.engine.probe import NotTested
-from probes.dns import consistency, mx, observer
+from probes.dns import consistency, mx, observer, zone_view
 from probes.dns import delegation as deleg
 from probes.dns.expect import MICROSOFT_INBOUND, MxExpectation
+from probes.dns.zone_view import ServerView
 
 ZONE = "contoso.com."
 NS1, NS2 = ns("ns1.contoso.com.", "127.0.1.1"), ns("ns2.contoso.com.", "127.0.1.2")
@@ -34,6 +35,17 @@ def test_observer_dead_resolver_is_unreachable():
 def test_observer_refusing_resolver_is_unreachable():
     check = observer.ResolverCheck([obs(RESOLVER, ".", "NS", Outcome.REFUSED)])
     assert tags(observer.evaluate(check)) == ["OBSERVER_RESOLVER_UNREACHABLE"]
+
+
+def test_observer_resolver_that_only_knows_the_root_is_unreachable():
+    root = obs(RESOLVER, ".", "NS", Outcome.ANSWER, [(".", "NS", 518400, "a.root-servers.net.")])
+    tld = obs(RESOLVER, "com.", "NS", Outcome.SERVFAIL)
+    [f] = observer.evaluate(observer.ResolverCheck([root], [tld]))
+    assert f.tag == "OBSERVER_RESOLVER_UNREACHABLE" and "com. SERVFAIL" in f.args["resolvers"]
+    # NXDOMAIN for the TLD is an answer: the resolver does recurse
+    nx = obs(RESOLVER, "test.", "NS", Outcome.NXDOMAIN)
+    assert tags(observer.evaluate(observer.ResolverCheck([root], [nx]))) == [
+        "OBSERVER_RESOLVER_OK"]
 
 
 def test_observer_one_of_two_resolvers_down_is_partial():
@@ -204,7 +216,7 @@ def test_mx_ip_literal_and_cname():
 def mx_at(server, serial_no, *hosts):
     answer = obs(server, "contoso.com.", "MX", Outcome.ANSWER,
                  [("contoso.com.", "MX", 3600, f"10 {h}.") for h in hosts], flags=("AA",))
-    return consistency.ServerAnswers(server, answer, soa(server, ZONE, serial_no))
+    return ServerView(server, answer, soa(server, ZONE, serial_no))
 
 
 def test_consistent_answers():
@@ -235,7 +247,7 @@ def test_split_brain_and_resolver_cache():
 
 
 def test_consistency_with_no_usable_answer_says_nothing():
-    timeout = consistency.ServerAnswers(NS1, obs(NS1, "contoso.com.", "MX", Outcome.TIMEOUT),
+    timeout = ServerView(NS1, obs(NS1, "contoso.com.", "MX", Outcome.TIMEOUT),
                                         soa(NS1, ZONE, 0, Outcome.TIMEOUT))
     with pytest.raises(NotTested, match="no name server"):
         consistency.evaluate(consistency.ConsistencyCheck("contoso.com", PP, [timeout], []))
@@ -255,22 +267,55 @@ def test_servers_this_machine_cannot_route_to_are_not_judged():
 
 # --- review fixes: judging the zone's own answer, serials, owners, observer limits -----
 
-def test_mx_is_judged_from_the_zone_servers_not_the_resolvers_luck():
-    stale = obs(NS1, "contoso.com.", "MX", Outcome.ANSWER,
-                [("contoso.com.", "MX", 3600, "10 mail.contoso-old.example.")], flags=("AA",))
-    current = obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
-                  [("contoso.com.", "MX", 3600, f"10 {h}.") for h in PP], flags=("AA",))
-    resolver_saw_stale = obs(RESOLVER, "contoso.com.", "MX", Outcome.ANSWER,
-                             [("contoso.com.", "MX", 3600, "10 mail.contoso-old.example.")])
-    assert mx.judged_answer(resolver_saw_stale, [stale, current], PP) is current
-    assert mx.judged_answer(resolver_saw_stale, [current, stale], PP) is current
-    # no server answers with authority: the resolvers' view is all there is
-    failing = obs(NS1, "contoso.com.", "MX", Outcome.SERVFAIL)
-    assert mx.judged_answer(resolver_saw_stale, [failing], PP) is resolver_saw_stale
-    # a lame (non-AA) answer is no better than the resolver's
-    lame = obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
-               [("contoso.com.", "MX", 3600, f"10 {PP[0]}.")])
-    assert mx.judged_answer(resolver_saw_stale, [lame], PP) is resolver_saw_stale
+def test_the_current_answer_is_the_newest_serial_whatever_the_order():
+    old = mx_at(NS1, 7, "mail.contoso-old.example")
+    new = mx_at(NS2, 9, *PP)
+    assert zone_view.current([old, new], PP) is new
+    assert zone_view.current([new, old], PP) is new
+    # the newest zone version is the broken one: it is still what the zone converges to
+    broken_new = ServerView(NS1, obs(NS1, "contoso.com.", "MX", Outcome.NODATA, flags=("AA",)),
+                            soa(NS1, ZONE, 10))
+    assert zone_view.current([broken_new, new], PP) is broken_new
+    # same serial, different data: the answer that fits the topology
+    split = mx_at(NS1, 9, "mail.contoso-old.example")
+    assert zone_view.current([split, new], PP) is new
+    # nothing authoritative: no current answer (the MX probe falls back to the resolvers)
+    failing = ServerView(NS1, obs(NS1, "contoso.com.", "MX", Outcome.SERVFAIL), soa(NS1, ZONE, 9))
+    lame = ServerView(NS2, obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
+                               [("contoso.com.", "MX", 300, f"10 {PP[0]}.")]), soa(NS2, ZONE, 9))
+    assert zone_view.current([failing, lame], PP) is None
+
+
+def test_mx_findings_follow_the_zone_answer_and_flag_failing_resolvers():
+    zone_answer = mx_answer(*((10, h + ".") for h in PP))
+    resolvers_fail = obs(RESOLVER, "contoso.com.", "MX", Outcome.SERVFAIL)
+    check = mx.MxCheck("contoso.com", EXPECT, zone_answer, healthy_targets(), resolvers_fail)
+    [f] = mx.evaluate(check)
+    assert (f.tag, f.args["outcome"]) == ("DNS_MX_RESOLVERS_FAIL", "SERVFAIL")
+
+
+def test_backup_mx_behind_the_gateway_degrades_primary_one_is_a_fault():
+    exo = "contoso-com.mail.protection.outlook.com."
+    backup = [*healthy_targets(), mx.MxTarget(20, exo, addresses(exo, "127.0.3.1"))]
+    answer = mx_answer(*((10, h + ".") for h in PP), (20, exo))
+    [f] = mx.evaluate(mx_check(answer, backup))
+    assert (f.tag, f.args["hosts"]) == ("DNS_MX_BACKUP_BYPASSES_GATEWAY",
+                                        "20 contoso-com.mail.protection.outlook.com")
+    primary = [mx.MxTarget(5, exo, addresses(exo, "127.0.3.1")), *healthy_targets()]
+    answer = mx_answer((5, exo), *((10, h + ".") for h in PP))
+    assert mx.evaluate(mx_check(answer, primary))[0].tag == "DNS_MX_BYPASSES_GATEWAY"
+
+
+def test_mx_target_alias_of_a_declared_host_is_only_a_warning():
+    alias = "mail.contoso.com."
+    target = mx.MxTarget(10, alias, addresses(alias, "127.0.2.1", cname=PP[0] + "."))
+    found = mx.evaluate(mx_check(mx_answer((10, alias)), [target]))
+    assert ("DNS_MX_TARGET_CNAME", PP[0]) in [(f.tag, f.args.get("target")) for f in found]
+    assert "DNS_MX_UNEXPECTED_HOST" not in tags(found)
+    exo = "contoso-com.mail.protection.outlook.com."
+    sneaky = mx.MxTarget(10, alias, addresses(alias, "127.0.3.1", cname=exo))
+    assert "DNS_MX_BYPASSES_GATEWAY" in tags(mx.evaluate(mx_check(mx_answer((10, alias)),
+                                                                   [sneaky])))
 
 
 def test_serial_arithmetic_wraps_per_rfc1982():
@@ -320,17 +365,19 @@ def test_a_budget_cut_short_is_not_tested_never_a_fault():
                                                       soa(NS2, ZONE, 0, Outcome.OUT_OF_TIME)]))
 
 
-def test_consistency_ignores_non_authoritative_answers_and_names_newer_data_split():
-    lame = consistency.ServerAnswers(
+def test_consistency_ignores_non_authoritative_answers_and_judges_by_serial():
+    lame = ServerView(
         NS2, obs(NS2, "contoso.com.", "MX", Outcome.ANSWER,
                  [("contoso.com.", "MX", 300, "10 other.example.")]), soa(NS2, ZONE, 9))
     check = consistency.ConsistencyCheck("contoso.com", PP, [mx_at(NS1, 9, *PP), lame], [])
     assert tags(consistency.evaluate(check)) == ["DNS_ANSWERS_CONSISTENT"]
-    # the server with the *newer* serial serves undeclared data: not stale, split
+    # the newest serial serves undeclared data: that is the zone's current state (the MX
+    # probe judges it) and the server still on the declared data is the stale one
     check = consistency.ConsistencyCheck(
         "contoso.com", PP, [mx_at(NS1, 7, *PP), mx_at(NS2, 9, "mail.contoso-new.example")], [])
     [f] = consistency.evaluate(check)
-    assert (f.tag, f.args["serial"], f.args["latest"]) == ("DNS_NS_SPLIT_BRAIN", 9, 7)
+    assert (f.tag, f.args["ns"], f.args["serial"], f.args["latest"]) == (
+        "DNS_NS_STALE", "ns1.contoso.com", 7, 9)
 
 
 def test_mx_expectation_reads_the_flow():
@@ -363,3 +410,47 @@ tiers:
                                "contoso-com.mail.protection.outlook.com"}
     direct = expectation('"public-dns -> exo"')
     assert (direct.gateway, direct.bypass_hosts) == (None, [])
+
+
+def test_a_server_that_answers_soa_but_fails_mx_is_named():
+    broken = ServerView(NS2, obs(NS2, "contoso.com.", "MX", Outcome.SERVFAIL), soa(NS2, ZONE, 9))
+    check = consistency.ConsistencyCheck("contoso.com", PP, [mx_at(NS1, 9, *PP), broken], [])
+    [f] = consistency.evaluate(check)
+    assert (f.tag, f.args["ns"], f.args["outcome"]) == (
+        "DNS_NS_MX_QUERY_FAILS", "ns2.contoso.com", "SERVFAIL")
+
+
+def test_parent_delegating_only_to_failing_servers_is_a_fault():
+    ns3 = ns("ns3.contoso.com.", "127.0.1.3")
+    parent = obs(ns("a.gtld-servers.com.", "127.0.8.1"), ZONE, "NS", Outcome.REFERRAL,
+                 authority=[(ZONE, "NS", 172800, "ns3.contoso.com.")])
+    d = delegation(ZONE, [NS1, NS2, ns3])
+    d = d.__class__(d.apex, d.soa, d.ns, parent, ["ns1.contoso.com.", "ns2.contoso.com."],
+                    ["ns3.contoso.com."], d.ns_addresses, d.servers)
+    found = deleg.evaluate(deleg.DelegationCheck(
+        ZONE, d, [soa(NS1, ZONE, 7), soa(NS2, ZONE, 7), soa(ns3, ZONE, 0, Outcome.TIMEOUT)]))
+    assert "DNS_DELEGATED_NS_ALL_FAILING" in tags(found)
+
+
+def test_nxdomain_from_a_resolver_is_overruled_by_the_parent():
+    parent = obs(ns("a.gtld-servers.com.", "127.0.8.1"), ZONE, "NS", Outcome.REFERRAL,
+                 authority=[(ZONE, "NS", 172800, "ns1.contoso.com.")])
+    d = delegation(ZONE, [NS1], soa_outcome=Outcome.NXDOMAIN)
+    d = d.__class__(d.apex, d.soa, d.ns, parent, [], ["ns1.contoso.com."], d.ns_addresses,
+                    d.servers)
+    found = deleg.evaluate(deleg.DelegationCheck(ZONE, d, [soa(NS1, ZONE, 7)]))
+    assert "DNS_DOMAIN_NXDOMAIN" not in tags(found)
+    parent_nx = obs(ns("a.gtld-servers.com.", "127.0.8.1"), ZONE, "NS", Outcome.NXDOMAIN)
+    d = d.__class__(d.apex, d.soa, d.ns, parent_nx, [], [], [], [])
+    assert tags(deleg.evaluate(deleg.DelegationCheck(ZONE, d, []))) == ["DNS_DOMAIN_NXDOMAIN"]
+
+
+def test_all_servers_silent_while_the_parent_answered_is_the_zones_fault():
+    parent = obs(ns("a.gtld-servers.com.", "127.0.8.1"), ZONE, "NS", Outcome.REFERRAL,
+                 authority=[(ZONE, "NS", 172800, "ns1.contoso.com."),
+                            (ZONE, "NS", 172800, "ns2.contoso.com.")])
+    d = delegation(ZONE, [NS1, NS2])
+    d = d.__class__(d.apex, soa(RESOLVER, ZONE, 7, aa=False), d.ns, parent, d.child_names,
+                    d.child_names, d.ns_addresses, d.servers)
+    silent = [soa(NS1, ZONE, 0, Outcome.TIMEOUT), soa(NS2, ZONE, 0, Outcome.TIMEOUT)]
+    assert tags(deleg.evaluate(deleg.DelegationCheck(ZONE, d, silent))) == ["DNS_ALL_NS_FAILING"]

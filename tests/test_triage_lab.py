@@ -218,3 +218,68 @@ def test_the_observer_fix_is_shown_wherever_the_observer_problem_was_met():
     fixed = [f["tag"] for t in doc["tiers"] for f in t["findings"] if f["remediation"]]
     assert fixed == ["OBSERVER_DIRECT_DNS_BLOCKED"]
     assert "Test-NetConnection" in text_report.render(report)
+
+
+# --- the verdict must follow the zone, not luck or the vantage point --------------------
+
+NEW_SOA = ("ns1.contoso.com. hostmaster.contoso.com. 2026113001 7200 3600 1209600 300",)
+NS1_ONLY = frozenset({"ns1.contoso.com"})
+MX_OK = ("10 mx0a-001234.pphosted.com.", "10 mx0b-001234.pphosted.com.")
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    # the newest zone version (ns1) lost its MX while ns2 still serves the old, good one
+    (dict(zone_edits=(ZoneEdit("contoso.com", "@", "SOA", NEW_SOA, servers=NS1_ONLY),
+                      ZoneEdit("contoso.com", "@", "MX", None, servers=NS1_ONLY))),
+     ("fault", "public-dns", "DNS_MX_MISSING")),
+    # one server answers the zone but fails the MX question
+    (dict(faults={"ns2.contoso.com": Fault(mode="servfail", qtypes=frozenset({"MX"}))}),
+     ("degraded", "public-dns", "DNS_NS_MX_QUERY_FAILS")),
+    # the servers publish the MX, the resolvers cannot resolve it (a DNSSEC failure, say)
+    (dict(faults={"resolver": Fault(mode="servfail", qtypes=frozenset({"MX"}))}),
+     ("fault", "public-dns", "DNS_MX_RESOLVERS_FAIL")),
+    # every server of the zone is silent while direct DNS to the parent works
+    (dict(faults={"ns1.contoso.com": Fault(mode="drop"), "ns2.contoso.com": Fault(mode="drop")}),
+     ("fault", "public-dns", "DNS_ALL_NS_FAILING")),
+    # the registrar delegates only to a server that does not answer
+    (dict(zone_edits=(ZoneEdit("com", "contoso", "NS", ("ns3.contoso.com.",)),
+                      ZoneEdit("com", "ns3.contoso", "A", ("127.0.1.3",)))),
+     ("fault", "public-dns", "DNS_DELEGATED_NS_ALL_FAILING")),
+    # a backup MX behind the gateway: mail still flows through the gateway first
+    (dict(zone_edits=(ZoneEdit("contoso.com", "@", "MX", (
+        *MX_OK, "20 contoso-com.mail.protection.outlook.com.")),)),
+     ("degraded", "public-dns", "DNS_MX_BACKUP_BYPASSES_GATEWAY")),
+    # an MX target that is an alias of the declared gateway host: a warning, not a fault
+    (dict(zone_edits=(ZoneEdit("contoso.com", "@", "MX", ("10 mail.contoso.com.",)),
+                      ZoneEdit("contoso.com", "mail", "CNAME", ("mx0a-001234.pphosted.com.",)))),
+     ("healthy", None, None)),
+    # ... and an alias of Exchange Online's host is still a bypass
+    (dict(zone_edits=(ZoneEdit("contoso.com", "@", "MX", ("10 mail.contoso.com.",)),
+                      ZoneEdit("contoso.com", "mail", "CNAME",
+                               ("contoso-com.mail.protection.outlook.com.",)))),
+     ("fault", "public-dns", "DNS_MX_BYPASSES_GATEWAY")),
+    # a resolver that answers the root but cannot resolve below it does not recurse
+    (dict(faults={"resolver": Fault(mode="servfail", qnames=frozenset({"com."}))}),
+     ("inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE")),
+], ids=["newest-serial-broken", "ns-fails-mx-only", "resolvers-fail-mx", "all-ns-silent",
+        "parent-delegates-to-dead-ns", "backup-mx-bypass", "mx-alias-of-gateway",
+        "mx-alias-of-exo", "resolver-root-only"])
+def test_verdict_follows_the_zone(changes, expected):
+    assert verdict(triage(variant("healthy", **changes), timeout=8)) == expected
+
+
+def test_a_mail_domain_that_is_an_alias_is_judged_in_the_zone_it_points_to():
+    text = Path(example_topology("contoso-proofpoint-exo.yaml")).read_text()
+    topology = parse_topology(text.replace("contoso.com]", "eu.contoso.com]"))
+    scenario = variant("healthy", zone_edits=(
+        ZoneEdit("contoso.com", "eu", "CNAME", ("contoso.com.",)),))
+
+    async def main() -> TriageReport:
+        async with Lab(scenario) as lab:
+            options = Options([lab.resolver_endpoint], lab.connect_to, 10)
+            target = make_target(topology, "bob@eu.contoso.com", None)
+            return await run_triage(topology, target, options)
+
+    report = asyncio.run(main())
+    assert verdict(report) == ("healthy", None, None)
+    assert finding(report, "DNS_DELEGATION_OK").args["zone"] == "contoso.com"

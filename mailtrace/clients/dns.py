@@ -424,9 +424,17 @@ class DnsClient:
             self.lookup(domain, "SOA", deadline), self.lookup(domain, "NS", deadline)
         )
         apex = domain
+        aliased = [r.name for r in soa.records("SOA") if r.name != domain]
+        if aliased:
+            # The mail domain is an alias (RFC 5321 §5.1 follows it): judge the zone of
+            # the name it points to, which holds the records senders will use.
+            apex = aliased[0]
+            soa, ns = await asyncio.gather(
+                self.lookup(apex, "SOA", deadline), self.lookup(apex, "NS", deadline)
+            )
         # NODATA for SOA: the name exists inside a zone whose apex the authority SOA names
         # (RFC 2308 §2.2). Never climb on NXDOMAIN: the name does not exist at all.
-        if soa.outcome is Outcome.NODATA:
+        elif soa.outcome is Outcome.NODATA:
             owners = [r.name for r in soa.authority_records("SOA")]
             if owners and owners[0] != domain:
                 apex = owners[0]

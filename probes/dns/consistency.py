@@ -10,91 +10,67 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from dataclasses import dataclass
 
-from mailtrace.clients.dns import DnsObservation, Server
+from mailtrace.clients.dns import DnsObservation, Outcome
 from mailtrace.engine.probe import NotTested, Probe, ProbeContext
 from mailtrace.findings import Finding
-from probes.dns.delegation import latest_serial, serial, serial_newer
-from probes.dns.expect import MxSet, fits, mx_expectation, mx_set
-
-
-@dataclass(frozen=True)
-class ServerAnswers:
-    server: Server
-    mx: DnsObservation
-    soa: DnsObservation
+from probes.dns.delegation import serial_newer
+from probes.dns.expect import MxSet, mx_expectation, mx_set
+from probes.dns.limits import require_time
+from probes.dns.zone_view import ServerView, authoritative, current, server_views
 
 
 @dataclass(frozen=True)
 class ConsistencyCheck:
     domain: str
     expected_hosts: list[str]
-    servers: list[ServerAnswers]
+    servers: list[ServerView]
     resolvers: list[DnsObservation]
 
 
 async def collect(ctx: ProbeContext) -> ConsistencyCheck:
-    domain = ctx.target.domain
-    zone = await ctx.dns.zone_servers(domain, ctx.deadline)
-    if not zone.servers:  # the zone's own NS set is unusable: ask the parent's
-        zone = await ctx.dns.delegation(domain, ctx.deadline)
-
-    async def ask(server: Server) -> ServerAnswers:
-        mx, soa = await asyncio.gather(
-            ctx.dns.query(server, domain, "MX", ctx.deadline),
-            ctx.dns.query(server, zone.apex, "SOA", ctx.deadline),
-        )
-        return ServerAnswers(server, mx, soa)
-
-    answers, resolvers = await asyncio.gather(
-        asyncio.gather(*(ask(s) for s in zone.servers)),
+    views, resolvers = await asyncio.gather(
+        server_views(ctx),
         # A resolver of the panel that is down was already named by the observer check:
         # give the panel two attempts' worth of time, not the probe's whole deadline.
-        ctx.dns.ask_resolvers(domain, "MX",
+        ctx.dns.ask_resolvers(ctx.target.domain, "MX",
                               min(ctx.deadline, time.monotonic() + 2 * ctx.dns.attempt_timeout)),
     )
-    return ConsistencyCheck(domain, mx_expectation(ctx).hosts, list(answers), resolvers)
+    return ConsistencyCheck(ctx.target.domain, mx_expectation(ctx).hosts, views, resolvers)
 
 
 def _show(answer: MxSet) -> str:
     return ", ".join(sorted(answer)) or "no MX"
 
 
-def _authoritative(check: ConsistencyCheck) -> list[ServerAnswers]:
-    """Servers that answered with authority; lame or failing ones are the delegation
-    probe's findings, not a second opinion on the data."""
-    return [a for a in check.servers if a.mx.authoritative and mx_set(a.mx) is not None]
-
-
-def reference_answer(answers: list[ServerAnswers], expected: list[str]) -> MxSet:
-    """The answer the others are measured against: the declared one, else the majority."""
-    sets = [mx_set(a.mx) or frozenset() for a in answers]
-    fitting = [s for s in sets if fits(s, expected)]
-    return Counter(fitting or sets).most_common(1)[0][0]
-
-
 def evaluate(check: ConsistencyCheck) -> list[Finding]:
-    answers = _authoritative(check)
-    if not answers:
+    require_time([o for v in check.servers for o in (v.mx, v.soa)])
+    reference_view = current(check.servers, check.expected_hosts)
+    if reference_view is None:
         raise NotTested("no name server gave an authoritative MX answer to compare")
-    reference = reference_answer(answers, check.expected_hosts)
-    serials = {a.server: serial(a.soa) for a in answers}
-    reference_serial = latest_serial(
-        [serials[a.server] for a in answers if mx_set(a.mx) == reference])
+    reference = mx_set(reference_view.mx) or frozenset()
+    newest = reference_view.serial
     findings: list[Finding] = []
-    for a in answers:
-        answer = mx_set(a.mx) or frozenset()
+    answered = authoritative(check.servers)
+    for v in check.servers:
+        failed_mx = mx_set(v.mx) is None
+        if not failed_mx or v.soa.outcome is not Outcome.ANSWER or not v.soa.authoritative:
+            continue
+        # The server answers for the zone (SOA) but not for the MX question.
+        findings.append(Finding("DNS_NS_MX_QUERY_FAILS",
+                                {"ns": v.server.host, "address": str(v.mx.via),
+                                 "outcome": v.mx.outcome.value},
+                                [v.mx.evidence(), v.soa.evidence()]))
+    for v in answered:
+        answer = mx_set(v.mx) or frozenset()
         if answer == reference:
             continue
-        own = serials[a.server]
-        stale = own is not None and reference_serial is not None and serial_newer(
-            reference_serial, own)
-        args = {"ns": a.server.host, "address": str(a.mx.via), "answer": _show(answer),
-                "expected": _show(reference), "serial": own, "latest": reference_serial}
+        stale = v.serial is not None and newest is not None and serial_newer(newest, v.serial)
+        args = {"ns": v.server.host, "address": str(v.mx.via), "answer": _show(answer),
+                "expected": _show(reference), "serial": v.serial, "latest": newest}
         findings.append(Finding("DNS_NS_STALE" if stale else "DNS_NS_SPLIT_BRAIN", args,
-                                [a.mx.evidence(), a.soa.evidence()]))
+                                [v.mx.evidence(), v.soa.evidence()]))
     for obs in check.resolvers:
         cached = mx_set(obs)
         if cached is None or cached == reference:
@@ -105,11 +81,11 @@ def evaluate(check: ConsistencyCheck) -> list[Finding]:
                                  "expected": _show(reference), "ttl": ttl},
                                 [obs.evidence()]))
     if not findings:
-        agreeing = len(answers) + sum(mx_set(o) is not None for o in check.resolvers)
+        agreeing = len(answered) + sum(mx_set(o) is not None for o in check.resolvers)
         findings.append(Finding("DNS_ANSWERS_CONSISTENT",
                                 {"domain": check.domain, "answer": _show(reference),
                                  "sources": agreeing},
-                                [a.mx.evidence() for a in answers]))
+                                [v.mx.evidence() for v in answered]))
     return findings
 
 
@@ -117,7 +93,7 @@ PROBE = Probe(
     id="dns.consistency",
     kinds=frozenset({"dns"}),
     tags=frozenset({"DNS_NS_STALE", "DNS_NS_SPLIT_BRAIN", "DNS_RESOLVER_ANSWER_DIFFERS",
-                    "DNS_ANSWERS_CONSISTENT"}),
+                    "DNS_NS_MX_QUERY_FAILS", "DNS_ANSWERS_CONSISTENT"}),
     collect=collect,
     evaluate=evaluate,
     gates=("dns.observer",),

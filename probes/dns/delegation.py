@@ -79,7 +79,10 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
     lookups = [d.soa, d.ns] + ([d.parent] if d.parent else [])
     require_time([*lookups, *(o for lk in d.ns_addresses for o in lk.observations),
                   *check.soa_answers])
-    if d.soa.outcome is Outcome.NXDOMAIN or (d.parent and d.parent.outcome is Outcome.NXDOMAIN):
+    # The parent's word decides whether the domain exists; a resolver's NXDOMAIN (a
+    # filtering resolver, a cached negative answer) does so only when no parent answered.
+    parent_says_nx = d.parent is not None and d.parent.outcome is Outcome.NXDOMAIN
+    if parent_says_nx or (d.parent is None and d.soa.outcome is Outcome.NXDOMAIN):
         return [Finding("DNS_DOMAIN_NXDOMAIN", {"domain": check.domain},
                         [o.evidence() for o in lookups])]
     names = sorted(set(d.child_names) | set(d.parent_names))
@@ -108,10 +111,12 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
             raise NotTested("this machine has no route to any server of the zone", findings)
     good = [o for o in judged if _is_authoritative_answer(o)]
     silent = all(o.outcome is Outcome.TIMEOUT for o in judged)
-    if not good and judged and silent and Outcome.ANSWER in (d.soa.outcome, d.ns.outcome):
-        # The resolvers answer for the zone, yet no server of it answers this machine:
-        # outbound DNS from here is most likely filtered (DESIGN: never blame a tier for
-        # the observer's problem).
+    resolvers_answer = Outcome.ANSWER in (d.soa.outcome, d.ns.outcome)
+    if not good and judged and silent and resolvers_answer and d.parent is None:
+        # The resolvers answer for the zone, yet no server answers this machine, the
+        # parent's included: outbound DNS from here is most likely filtered (DESIGN:
+        # never blame a tier for the observer's problem). Had the parent answered, direct
+        # DNS would be shown to work and the zone's silence would be its own fault.
         findings.append(Finding("OBSERVER_DIRECT_DNS_BLOCKED",
                                 {"zone": apex, "servers": ", ".join(o.server.label
                                                                     for o in judged)},
@@ -124,6 +129,13 @@ def evaluate(check: DelegationCheck) -> list[Finding]:
                         {"zone": apex, "servers": outcomes or "no NS has an address"},
                         evidence)]
 
+    named = set(d.parent_names)
+    by_parent = [o for o in judged if o.server.name in named]
+    if by_parent and not any(o in good for o in by_parent):
+        findings.append(Finding("DNS_DELEGATED_NS_ALL_FAILING",
+                                {"zone": apex, "servers": ", ".join(
+                                    f"{o.server.label}: {o.outcome.value}" for o in by_parent)},
+                                [o.evidence() for o in by_parent]))
     for obs in judged:
         if obs in good:
             continue
@@ -169,6 +181,7 @@ PROBE = Probe(
         "DNS_ALL_NS_FAILING", "DNS_NS_UNREACHABLE", "DNS_NS_SERVFAIL", "DNS_NS_BAD_REPLY",
         "DNS_NS_LAME", "DNS_SOA_SERIAL_MISMATCH", "DNS_NS_PARENT_CHILD_MISMATCH",
         "DNS_DELEGATION_OK", "OBSERVER_NO_ROUTE", "OBSERVER_DIRECT_DNS_BLOCKED",
+        "DNS_DELEGATED_NS_ALL_FAILING",
     }),
     collect=collect,
     evaluate=evaluate,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections import Counter
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import AddressLookup, DnsObservation, Outcome
 from mailtrace.engine.probe import Probe, ProbeContext
-from mailtrace.findings import Finding
-from probes.dns.expect import MxExpectation, MxSet, bare, fits, matches, mx_expectation, mx_set
+from mailtrace.findings import Evidence, Finding
+from probes.dns.expect import MxExpectation, bare, matches, mx_expectation, mx_set
 from probes.dns.limits import require_time
+from probes.dns.zone_view import current, server_views
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,27 @@ class MxTarget:
     host: str
     lookup: AddressLookup | None  # None for an IP literal or the null MX
 
+    @property
+    def names(self) -> list[str]:
+        """The target and, when it is an alias, every name its CNAME chain leads to."""
+        names = [bare(self.host)]
+        answer = self.lookup.a.answer if self.lookup else ()
+        for _ in range(16):
+            alias = next((r for r in answer if r.type == "CNAME" and bare(r.name) == names[-1]),
+                         None)
+            if alias is None:
+                break
+            names.append(bare(alias.data))
+        return names
+
 
 @dataclass(frozen=True)
 class MxCheck:
     domain: str
     expect: MxExpectation
-    mx: DnsObservation  # the answer judged: the zone's own, as its servers publish it
+    mx: DnsObservation  # the answer judged: the zone's current one, as its servers publish it
     targets: list[MxTarget]
-    resolver_mx: DnsObservation | None = None  # what the resolvers said, when it differs
+    resolver_mx: DnsObservation | None = None  # what the resolvers said
 
 
 def parse_mx(data: str) -> tuple[int, str]:
@@ -55,48 +68,24 @@ def _hosts(obs: DnsObservation) -> list[str]:
             if h != "." and not is_ip_literal(h)]
 
 
-def judged_answer(resolver: DnsObservation, authoritative: list[DnsObservation],
-                  expected: list[str]) -> DnsObservation:
-    """The MX answer to judge: the zone's servers' own answer when they give one.
-
-    A resolver answers from whichever server it happened to ask (or from its cache), so
-    judging its answer alone would make the verdict depend on luck when one server is
-    stale. When the servers disagree, the answer that fits the topology is judged and
-    the consistency probe names the server that differs (a degraded flow, not a fault).
-    """
-    usable = [o for o in authoritative if o.authoritative and mx_set(o) is not None]
-    if not usable:
-        return resolver
-    first_of: dict[MxSet, DnsObservation] = {}
-    for obs in usable:
-        first_of.setdefault(mx_set(obs) or frozenset(), obs)
-    fitting = [obs for key, obs in first_of.items() if fits(key, expected)]
-    if fitting:
-        return fitting[0]
-    majority = Counter(mx_set(o) for o in usable).most_common(1)[0][0]
-    return first_of[majority or frozenset()]
-
-
 async def collect(ctx: ProbeContext) -> MxCheck:
     domain, deadline = ctx.target.domain, ctx.deadline
     expect = mx_expectation(ctx)
-    zone = asyncio.ensure_future(ctx.dns.zone_servers(domain, deadline))
+    views = asyncio.ensure_future(server_views(ctx))
     resolver_mx = await ctx.dns.lookup(domain, "MX", deadline)
     # The resolver's targets are looked up at once: usually they are the zone's too.
     prefetch = asyncio.gather(*(ctx.dns.addresses(h, deadline) for h in _hosts(resolver_mx)))
-    servers = (await zone).servers
-    authoritative = await asyncio.gather(
-        *(ctx.dns.query(s, domain, "MX", deadline) for s in servers)
-    )
+    view = current(await views, expect.hosts)
     await prefetch
-    mx = judged_answer(resolver_mx, list(authoritative), expect.hosts)
+    # Judge the zone's current answer, not whichever server the resolver happened to ask:
+    # the consistency probe names a server that differs (a degraded flow, not a fault).
+    mx = view.mx if view is not None else resolver_mx
     pairs = sorted(parse_mx(r.data) for r in mx.records("MX"))
     hosts = [h for _, h in pairs if h != "." and not is_ip_literal(h)]
     lookups = dict(zip(hosts, await asyncio.gather(*(ctx.dns.addresses(h, deadline)
                                                      for h in hosts)), strict=True))
     targets = [MxTarget(p, h, lookups.get(h)) for p, h in pairs]
-    differs = mx is not resolver_mx and mx_set(mx) != mx_set(resolver_mx)
-    return MxCheck(domain, expect, mx, targets, resolver_mx if differs else None)
+    return MxCheck(domain, expect, mx, targets, resolver_mx)
 
 
 def _is_cname(lookup: AddressLookup) -> bool:
@@ -112,11 +101,33 @@ def _resolution_failure(lookup: AddressLookup) -> str:
     return "NODATA"
 
 
+def _bypass(check: MxCheck, findings: list[Finding], evidence: list[Evidence]) -> list[str]:
+    """MX targets (or the hosts their aliases lead to) that skip the declared gateway.
+
+    All of them, or the most preferred: senders deliver there first (a bypass). Only
+    less preferred ones: senders use them when the gateway does not answer (a backup
+    bypass: the flow is degraded, RFC 5321 §5.1 preference order)."""
+    expect = check.expect
+    bypassing = [t for t in check.targets if any(matches(n, expect.bypass_hosts)
+                                                 for n in t.names)]
+    if not bypassing:
+        return []
+    hosts = ", ".join(f"{t.preference} {bare(t.host)}" for t in bypassing)
+    best = min(t.preference for t in check.targets)
+    backup_only = all(t.preference > best for t in bypassing)
+    tag = "DNS_MX_BACKUP_BYPASSES_GATEWAY" if backup_only else "DNS_MX_BYPASSES_GATEWAY"
+    findings.append(Finding(tag, {"domain": check.domain, "hosts": hosts,
+                                  "gateway": expect.gateway or ""}, evidence))
+    return [bare(t.host) for t in bypassing]
+
+
 def evaluate(check: MxCheck) -> list[Finding]:
-    mx, domain = check.mx, check.domain
-    require_time([mx, check.resolver_mx,
+    mx, domain, resolver = check.mx, check.domain, check.resolver_mx
+    require_time([mx, resolver,
                   *(o for t in check.targets if t.lookup for o in t.lookup.observations)])
-    evidence_mx = [mx.evidence()] + ([check.resolver_mx.evidence()] if check.resolver_mx else [])
+    evidence_mx = [mx.evidence()]
+    if resolver is not None and resolver is not mx and mx_set(resolver) != mx_set(mx):
+        evidence_mx.append(resolver.evidence())  # what the resolvers said, beside it
     if mx.outcome is Outcome.NODATA:
         return [Finding("DNS_MX_MISSING", {"domain": domain}, evidence_mx)]
     if mx.outcome is not Outcome.ANSWER:
@@ -128,21 +139,24 @@ def evaluate(check: MxCheck) -> list[Finding]:
         return [Finding("DNS_MX_NULL", {"domain": domain}, evidence_mx)]
 
     findings: list[Finding] = []
+    if resolver is not None and resolver is not mx and resolver.outcome in (
+            Outcome.SERVFAIL, Outcome.TIMEOUT):
+        # The zone's servers publish the MX, yet working resolvers cannot resolve it: a
+        # validation failure (DNSSEC) or a broken path between resolvers and the zone.
+        findings.append(Finding("DNS_MX_RESOLVERS_FAIL",
+                                {"domain": domain, "outcome": resolver.outcome.value},
+                                [resolver.evidence(), mx.evidence()]))
     expect = check.expect
-    hosts = [bare(t.host) for t in check.targets]
-    bypassing = [h for h in hosts if matches(h, expect.bypass_hosts)]
-    if bypassing:
-        findings.append(Finding("DNS_MX_BYPASSES_GATEWAY",
-                                {"domain": domain, "hosts": ", ".join(bypassing),
-                                 "gateway": expect.gateway or ""},
-                                evidence_mx))
-    unexpected = [h for h in hosts if h not in bypassing and not matches(h, expect.hosts)]
+    bypassing = _bypass(check, findings, evidence_mx)
+    unexpected = [bare(t.host) for t in check.targets if bare(t.host) not in bypassing
+                  and not any(matches(n, expect.hosts) for n in t.names)]
     if unexpected and expect.hosts:
         findings.append(Finding("DNS_MX_UNEXPECTED_HOST",
                                 {"domain": domain, "hosts": ", ".join(unexpected),
                                  "expected": ", ".join(expect.hosts)},
                                 evidence_mx))
-    missing = [h for h in expect.hosts if "*" not in h and bare(h) not in hosts]
+    published = {n for t in check.targets for n in t.names}
+    missing = [h for h in expect.hosts if "*" not in h and bare(h) not in published]
     if missing:
         findings.append(Finding("DNS_MX_EXPECTED_HOST_MISSING",
                                 {"domain": domain, "hosts": ", ".join(missing)}, evidence_mx))
@@ -154,7 +168,8 @@ def evaluate(check: MxCheck) -> list[Finding]:
                                     evidence_mx))
             continue
         if _is_cname(t.lookup):
-            findings.append(Finding("DNS_MX_TARGET_CNAME", {"host": bare(t.host)},
+            findings.append(Finding("DNS_MX_TARGET_CNAME",
+                                    {"host": bare(t.host), "target": t.names[-1]},
                                     [o.evidence() for o in t.lookup.observations]))
         if not t.lookup.addresses:
             unresolvable.append(t)
@@ -188,7 +203,7 @@ PROBE = Probe(
         "DNS_MX_MISSING", "DNS_MX_LOOKUP_FAILED", "DNS_MX_NULL", "DNS_MX_BYPASSES_GATEWAY",
         "DNS_MX_UNEXPECTED_HOST", "DNS_MX_EXPECTED_HOST_MISSING", "DNS_MX_TARGET_IP_LITERAL",
         "DNS_MX_TARGET_CNAME", "DNS_MX_TARGET_UNRESOLVABLE", "DNS_MX_SOME_TARGETS_UNRESOLVABLE",
-        "DNS_MX_OK",
+        "DNS_MX_BACKUP_BYPASSES_GATEWAY", "DNS_MX_RESOLVERS_FAIL", "DNS_MX_OK",
     }),
     collect=collect,
     evaluate=evaluate,
