@@ -15,7 +15,7 @@ from probes.dns.zone_view import ServerView
 ZONE = "contoso.com."
 NS1, NS2 = ns("ns1.contoso.com.", "127.0.1.1"), ns("ns2.contoso.com.", "127.0.1.2")
 PP = ["mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com"]
-EXPECT = MxExpectation(["proofpoint"], PP, "proofpoint",
+EXPECT = MxExpectation(PP, "proofpoint",
                        ["contoso-com.mail.protection.outlook.com", *MICROSOFT_INBOUND])
 
 

@@ -63,11 +63,6 @@ class Outcome(StrEnum):
         """The server gave a usable DNS answer (positive or negative)."""
         return self in (Outcome.ANSWER, Outcome.NODATA, Outcome.NXDOMAIN)
 
-    @property
-    def observer_limited(self) -> bool:
-        """Nothing was learnt about the server: this machine or the budget stopped it."""
-        return self in (Outcome.NO_ROUTE, Outcome.OUT_OF_TIME)
-
 
 @dataclass(frozen=True)
 class Server:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -200,7 +200,7 @@ class Engine:
         plan: Plan,
         tasks: dict[tuple[str, str], asyncio.Task[None]],
         results: dict[tuple[str, str], ProbeResult],
-        dep_key: Any,
+        dep_key: Callable[[str, str], tuple[str, str]],
     ) -> None:
         """Wait for every probe; when a gate fails, stop what it gates (not tested)."""
         gated: dict[tuple[str, str], list[PlannedProbe]] = {}

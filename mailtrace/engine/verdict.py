@@ -33,10 +33,6 @@ def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | No
     return best
 
 
-def _summary(finding: Finding) -> str:
-    return catalog.message(finding)
-
-
 def _observer_problem(tiers: list[TierResult]) -> Finding | None:
     """A failing finding about the vantage point, wherever a probe met it."""
     for tier in tiers:
@@ -60,7 +56,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
         return Verdict(
             "inconclusive", OBSERVER_TIER, problem.tag,
             "The observer itself is limited, so no tier can be judged from here: "
-            + _summary(problem), not_tested,
+            + catalog.message(problem), not_tested,
         )
 
     failing = [t for t in tiers if t.id != OBSERVER_TIER and t.status is Status.FAIL]
@@ -71,13 +67,13 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
         prefix = "Another path still delivers; " if degraded else ""
         return Verdict(
             "degraded" if degraded else "fault", first.id, f.tag if f else None,
-            prefix + (_summary(f) if f else f"tier {first.id} fails."), not_tested,
+            prefix + (catalog.message(f) if f else f"tier {first.id} fails."), not_tested,
         )
 
     for t in tiers:
         f = deciding_finding(t, partial=True)
         if f is not None:
-            return Verdict("degraded", t.id, f.tag, _summary(f), not_tested)
+            return Verdict("degraded", t.id, f.tag, catalog.message(f), not_tested)
 
     # Never a silent pass: without the first hop's evidence nothing downstream is sound.
     dns_tier = next((t for t in tiers if t.id == flow.dns_tier()), None)

@@ -26,7 +26,6 @@ def matches(host: str, patterns: list[str]) -> bool:
 class MxExpectation:
     """The MX hosts the first hop receives on, and hosts that would skip it."""
 
-    first_hops: list[str]  # tier ids right after public DNS
     hosts: list[str]  # declared MX hosts (expect.mx, or the first hops' inbound hosts)
     gateway: str | None  # the first hop's id when it is a gateway
     bypass_hosts: list[str]  # inbound hosts of tiers behind the gateway (+ Microsoft's)
@@ -47,7 +46,7 @@ def mx_expectation(ctx: ProbeContext) -> MxExpectation:
         if not any(ctx.topology.tiers[t].kind == "exchange-online" for t in first):
             bypass += list(MICROSOFT_INBOUND)
         bypass = [p for p in bypass if not any(matches(h, [p]) for h in hosts)]
-    return MxExpectation(first, hosts, gateways[0] if gateways else None, bypass)
+    return MxExpectation(hosts, gateways[0] if gateways else None, bypass)
 
 
 MxSet = frozenset[str]

@@ -81,7 +81,7 @@ async def collect(ctx: ProbeContext) -> MxCheck:
     # the consistency probe names a server that differs (a degraded flow, not a fault).
     mx = view.mx if view is not None else resolver_mx
     pairs = sorted(parse_mx(r.data) for r in mx.records("MX"))
-    hosts = [h for _, h in pairs if h != "." and not is_ip_literal(h)]
+    hosts = _hosts(mx)
     lookups = dict(zip(hosts, await asyncio.gather(*(ctx.dns.addresses(h, deadline)
                                                      for h in hosts)), strict=True))
     targets = [MxTarget(p, h, lookups.get(h)) for p, h in pairs]
