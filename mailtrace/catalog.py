@@ -1,6 +1,7 @@
 """The tag catalog: level, scope, message template and remediation of every finding tag.
 
-The data lives in ``probes/catalog.yaml`` so it can be reviewed without reading code.
+The data lives in ``probes/catalog/*.yaml`` (one file per area: engine, dns, smtp, ...)
+so it can be reviewed without reading code; a tag is declared in exactly one file.
 It is validated when loaded (unknown level, missing message, a template naming an
 argument the probe never passes is caught by the closed-catalog test).
 """
@@ -85,18 +86,33 @@ def _parse(tag: str, raw: Any) -> TagInfo:
 
 @cache
 def load() -> dict[str, TagInfo]:
-    text = resources.files("probes").joinpath("catalog.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
-    if not isinstance(raw, dict):
-        raise CatalogError("probes/catalog.yaml: expected a mapping of tags")
-    return {tag: _parse(tag, entry) for tag, entry in raw.items()}
+    tags: dict[str, TagInfo] = {}
+    for name, text in sources():
+        raw = yaml.safe_load(text)
+        if not isinstance(raw, dict):
+            raise CatalogError(f"probes/catalog/{name}: expected a mapping of tags")
+        for tag, entry in raw.items():
+            if tag in tags:
+                raise CatalogError(f"probes/catalog/{name}: tag {tag} is declared twice")
+            tags[tag] = _parse(tag, entry)
+    return tags
+
+
+def sources() -> list[tuple[str, str]]:
+    """(file name, text) of every catalog file, in name order."""
+    folder = resources.files("probes").joinpath("catalog")
+    return sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    )
 
 
 def info(tag: str) -> TagInfo:
     try:
         return load()[tag]
     except KeyError:
-        raise CatalogError(f"tag {tag} is not declared in probes/catalog.yaml") from None
+        raise CatalogError(f"tag {tag} is not declared in probes/catalog/") from None
 
 
 def message(finding: Finding) -> str:

@@ -1,6 +1,6 @@
 """The probe catalog: every probe mailtrace can run, by tier kind.
 
-Tags, levels, messages and remediation live in ``catalog.yaml`` beside this file.
+Tags, levels, messages and remediation live in ``catalog/*.yaml`` beside this file.
 """
 
 from __future__ import annotations

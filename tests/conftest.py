@@ -49,7 +49,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     problems = []
     for tag, info in catalog.load().items():
         if tag not in EMITTED:
-            problems.append(f"{tag}: declared in probes/catalog.yaml but no test emits it")
+            problems.append(f"{tag}: declared in probes/catalog/ but no test emits it")
             continue
         fields = {f for _, f, _, _ in string.Formatter().parse(info.message) if f}
         unknown = fields - EMITTED[tag]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import string
-from pathlib import Path
 
 import pytest
 
@@ -62,8 +61,7 @@ def test_entry_is_complete(tag):
 
 
 def test_no_retired_command_anywhere_in_the_catalog():
-    source = Path(catalog.__file__).resolve().parent.parent / "probes" / "catalog.yaml"
-    lines = source.read_text().splitlines() if source.is_file() else []
+    lines = [line for _, text in catalog.sources() for line in text.splitlines()]
     raw = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
     raw += "\n".join(" ".join(i.remediation.commands) for i in catalog.load().values()
                      if i.remediation)
@@ -81,3 +79,15 @@ def test_retired_patterns_do_catch_what_they_should():
 
 def test_render_leaves_unknown_fields_visible():
     assert catalog.info("DNS_MX_MISSING").render({}) == "{domain} publishes no MX record"
+
+
+def test_a_tag_declared_in_two_catalog_files_is_refused(monkeypatch: pytest.MonkeyPatch):
+    entry = "X_TAG:\n  level: info\n  message: m\n  description: d\n"
+    monkeypatch.setattr(catalog, "sources", lambda: [("a.yaml", entry), ("b.yaml", entry)])
+    catalog.load.cache_clear()
+    try:
+        with pytest.raises(catalog.CatalogError, match="X_TAG is declared twice"):
+            catalog.load()
+    finally:
+        monkeypatch.undo()
+        catalog.load.cache_clear()

@@ -35,9 +35,10 @@ def test_installed_distribution_carries_its_data():
         pytest.skip("mailtrace is not installed from a wheel (pip install .)")
     dist = installed[0]
     files = {str(f) for f in dist.files or []}
-    if not any(f.endswith("catalog.yaml") for f in files):
+    if not any(f.endswith("catalog/dns.yaml") for f in files):
         pytest.skip("an editable install: data files stay in the checkout")
-    for needed in ("probes/catalog.yaml", "mailtrace/lab/zones/contoso.com.zone",
+    for needed in ("probes/catalog/dns.yaml", "probes/catalog/engine.yaml",
+                   "mailtrace/lab/zones/contoso.com.zone",
                    "mailtrace/topologies/contoso-proofpoint-exo.yaml",
                    "mailtrace/topologies/fabrikam-essentials-exo.yaml",
                    "mailtrace/topologies/northwind-exo-direct.yaml", "mailtrace/py.typed"):
@@ -45,5 +46,5 @@ def test_installed_distribution_carries_its_data():
 
 
 def test_catalog_and_zones_load_as_package_resources():
-    assert resources.files("probes").joinpath("catalog.yaml").is_file()
+    assert resources.files("probes").joinpath("catalog", "dns.yaml").is_file()
     assert resources.files("mailtrace.lab").joinpath("zones", "com.zone").is_file()
