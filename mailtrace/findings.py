@@ -2,7 +2,7 @@
 
 A *finding* is a stable tag plus structured arguments plus the raw evidence it rests on.
 Its level, message and remediation are not stored here: they come from the probe
-catalog (``probes/catalog.yaml``) when a report is rendered, so tests assert on
+catalog (``probes/catalog/``) when a report is rendered, so tests assert on
 ``(tag, args)`` and never on prose.
 """
 
@@ -60,6 +60,11 @@ class Finding:
     tag: str
     args: dict[str, Any] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
+    #: The tier this evidence is about, when it is not the reporting probe's own tier: the
+    #: gateway's log showing the next hop refusing the mail is about the next hop. The
+    #: engine files the finding under that tier, so the verdict follows the evidence, not
+    #: the API that reported it.
+    about: str | None = None
 
 
 @dataclass
@@ -70,6 +75,7 @@ class ProbeResult:
     findings: list[Finding] = field(default_factory=list)
     reason: str | None = None  # why not tested / skipped
     elapsed_ms: float = 0.0
+    reported_by: str | None = None  # the tier whose probe reported these findings, if not this
 
 
 @dataclass

@@ -267,3 +267,36 @@ def test_catalog_is_validated_when_the_plan_is_built():
         validate([probe("a", depends=("nope",))])
     with pytest.raises(PlanError, match="NOT_A_TAG"):
         validate([probe("a", emits=["NOT_A_TAG"])])
+
+
+def test_a_finding_about_the_next_tier_is_filed_under_it_and_decides_there():
+    """The gateway's own record of the next hop refusing mail blames the next hop."""
+
+    async def collect(ctx: ProbeContext) -> Any:
+        return ctx.flow.next_hops(ctx.tier)
+
+    def evaluate(downstream: Any) -> list[Finding]:
+        return [Finding("DNS_MX_OK", {"domain": "contoso.com"}),
+                Finding("DNS_MX_MISSING", {"domain": "contoso.com"}, about=downstream[0])]
+
+    reporter = Probe("gw.log", frozenset({"proofpoint"}),
+                     frozenset({"DNS_MX_OK", "DNS_MX_MISSING"}), collect, evaluate)
+    tiers, verdict = run([probe("a"), reporter])
+    gateway, exo = tier(tiers, "proofpoint"), tier(tiers, "exchange-online")
+    assert [f.tag for f in gateway.findings] == ["DNS_MX_OK"]
+    assert gateway.status is Status.PASS
+    assert [(p.probe, p.reported_by, p.status) for p in exo.probes] == [
+        ("gw.log", "proofpoint", Status.FAIL)]
+    assert (verdict.status, verdict.tier, verdict.tag) == (
+        "fault", "exchange-online", "DNS_MX_MISSING")
+
+
+def test_a_probe_that_does_not_apply_to_a_tier_is_not_planned():
+    only_pod = probe("pod-only", kinds={"proofpoint"}, emits=["DNS_MX_OK"])
+    never = Probe("never", frozenset({"proofpoint"}), frozenset({"DNS_MX_OK"}),
+                  only_pod.collect, only_pod.evaluate,
+                  applies=lambda topology, tier: False)
+    tiers, _ = run([probe("a"), only_pod, never])
+    assert [p.probe for p in tier(tiers, "proofpoint").probes] == ["pod-only"]
+    exo = tier(tiers, "exchange-online")
+    assert exo.reason == "no probe applies to this 'exchange-online' tier"

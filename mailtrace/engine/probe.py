@@ -11,7 +11,7 @@ critical path without ever blaming a tier for the observer's problem.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,8 @@ class ProbeContext:
     dns: DnsClient
     deadline: float  # time.monotonic() value
     observations: dict[str, Any] = field(default_factory=dict)
+    #: Where credentials named by the topology (``*_env``) are read. Never logged.
+    environ: Mapping[str, str] = field(default_factory=dict)
 
     def observation(self, probe_id: str) -> Any:
         """The observation of a declared dependency (``None`` if it could not run)."""
@@ -69,3 +71,6 @@ class Probe:
     gates: tuple[str, ...] = ()
     deadline: float = 10.0
     summary: str = ""
+    #: Whether the probe applies to one tier of a topology (e.g. only when the tier declares
+    #: an API to ask); a probe that does not apply is not planned at all.
+    applies: Callable[[Topology, str], bool] = lambda topology, tier: True

@@ -9,8 +9,9 @@ both are *not tested*, never *failed*. Hooks see every probe before and after it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,14 +68,19 @@ def validate(probes: Iterable[Probe]) -> None:
                 raise PlanError(f"probe {p.id}: unknown dependency {dep}")
         for tag in p.tags:
             if tag not in declared:
-                raise PlanError(f"probe {p.id}: tag {tag} missing from probes/catalog.yaml")
+                raise PlanError(f"probe {p.id}: tag {tag} missing from probes/catalog/")
 
 
 def build_plan(topology: Topology, flow: FlowGraph, probes: Sequence[Probe]) -> Plan:
     validate(probes)
     hops = [(OBSERVER_TIER, OBSERVER_KIND)]
     hops += [(t, topology.tiers[t].kind) for t in flow.hops()]
-    planned = [PlannedProbe(tier, p) for tier, kind in hops for p in probes if kind in p.kinds]
+    planned = [
+        PlannedProbe(tier, p)
+        for tier, kind in hops
+        for p in probes
+        if kind in p.kinds and (tier == OBSERVER_TIER or p.applies(topology, tier))
+    ]
     return Plan(hops, planned)
 
 
@@ -111,6 +117,7 @@ class Engine:
     probes: Sequence[Probe]
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
+    environ: Mapping[str, str] = field(default_factory=dict)
 
     async def run(self) -> list[TierResult]:
         plan = build_plan(self.topology, self.flow, self.probes)
@@ -163,6 +170,7 @@ class Engine:
             dns=self.dns,
             deadline=deadline,
             observations={d[1]: observations.get(d) for d in deps},
+            environ=self.environ,
         )
 
         def result(
@@ -230,12 +238,39 @@ class Engine:
                 raise task.exception()  # type: ignore[misc]
 
     def _tiers(self, plan: Plan, results: dict[tuple[str, str], ProbeResult]) -> list[TierResult]:
+        by_tier: dict[str, list[ProbeResult]] = {tier: [] for tier, _ in plan.hops}
+        for pp in plan.probes:
+            if pp.key in results:
+                by_tier[pp.tier].append(results[pp.key])
+        _file_by_subject(by_tier)
         tiers = []
         for tier, kind in plan.hops:
-            probes = [results[p.key] for p in plan.of_tier(tier) if p.key in results]
-            reason = None if probes else f"no probe for tier kind '{kind}' yet"
+            probes = by_tier[tier]
+            reason = None if probes else f"no probe applies to this '{kind}' tier"
             untested = [p for p in probes if p.status in (Status.NOT_TESTED, Status.SKIPPED)]
             if untested and len(untested) < len(probes):
                 reason = "; ".join(f"{p.probe} not tested: {p.reason}" for p in untested)
             tiers.append(TierResult(tier, kind, tier_status(probes), probes, reason))
         return tiers
+
+
+def _file_by_subject(by_tier: dict[str, list[ProbeResult]]) -> None:
+    """Move each finding that is about another tier (``Finding.about``) to that tier, as a
+    result of the same probe marked ``reported_by``; the reporting probe's status is then
+    judged on what is left."""
+    moved: dict[str, list[ProbeResult]] = {}
+    for tier, results in by_tier.items():
+        for i, r in enumerate(results):
+            away = [f for f in r.findings if f.about not in (None, tier) and f.about in by_tier]
+            if not away or r.status in (Status.NOT_TESTED, Status.SKIPPED):
+                continue
+            kept = [f for f in r.findings if f not in away]
+            results[i] = dataclasses.replace(r, findings=kept, status=probe_status(kept))
+            for subject in dict.fromkeys(f.about for f in away if f.about):
+                mine = [f for f in away if f.about == subject]
+                moved.setdefault(subject, []).append(ProbeResult(
+                    r.probe, subject, probe_status(mine), mine,
+                    elapsed_ms=r.elapsed_ms, reported_by=tier,
+                ))
+    for subject, results in moved.items():
+        by_tier[subject].extend(results)

@@ -34,7 +34,7 @@ def tier_json(tier: TierResult, fixed: set[int]) -> dict[str, Any]:
         "reason": tier.reason,
         "probes": [
             {"id": p.probe, "status": p.status.value, "reason": p.reason,
-             "elapsed_ms": round(p.elapsed_ms, 1)}
+             "elapsed_ms": round(p.elapsed_ms, 1), "reported_by": p.reported_by}
             for p in tier.probes
         ],
         "findings": [

@@ -103,6 +103,9 @@ def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Pain
         if probe.status in (Status.NOT_TESTED, Status.SKIPPED) and probe.reason:
             note = f"{probe.probe}: {probe.status.value} — {probe.reason}"
             lines.append(f"    {paint(note, 'dim')}")
+        if probe.reported_by and probe.findings:
+            note = f"reported by {probe.reported_by}'s probe {probe.probe}:"
+            lines.append(f"    {paint(note, 'dim')}")
         for f in probe.findings:
             info = catalog.info(f.tag)
             mark = _MARK[info.level]

@@ -248,6 +248,13 @@ class FlowGraph:
             raise KeyError(f"unknown tier {tier!r}")
         return set(nx.descendants(self.graph, tier))
 
+    def next_hops(self, tier: str) -> list[str]:
+        """Tiers that receive mail straight from ``tier``, in hop order."""
+        if tier not in self.graph:
+            raise KeyError(f"unknown tier {tier!r}")
+        successors = set(self.graph.successors(tier))
+        return [hop for hop in self.hops() if hop in successors]
+
     def label(self, tier: str) -> str:
         """``proofpoint/pod`` for a Proofpoint tier, the bare kind otherwise."""
         spec = self.topology.tiers[tier]
