@@ -34,7 +34,7 @@ from mailtrace.lab import scenarios
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.lab import Lab
 from mailtrace.topology import load_topology
-from mailtrace.triage import Options, make_target, run_triage
+from mailtrace.triage import make_target, run_triage
 
 DELAY = 0.050
 CHAIN = 3
@@ -50,8 +50,7 @@ async def one_run(name: str) -> tuple[float, str, int]:
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        report = await run_triage(topology, target,
-                                  Options([lab.resolver_endpoint], lab.connect_to, 30))
+        report = await run_triage(topology, target, lab.options(30))
     v = report.verdict
     return report.elapsed_ms / 1000, f"{v.status}/{v.tier}/{v.tag}", report.queries_sent
 

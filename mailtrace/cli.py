@@ -243,13 +243,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def _demo(scenario: Any, timeout: float) -> TriageReport:
     from mailtrace.lab.lab import Lab
     from mailtrace.topology import load_topology
-    from mailtrace.triage import Options, make_target, run_triage
+    from mailtrace.triage import make_target, run_triage
 
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        options = Options([lab.resolver_endpoint], lab.connect_to, timeout)
-        return await run_triage(topology, target, options)
+        return await run_triage(topology, target, lab.options(timeout))
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mailtrace.clients.dns import DnsClient, Server
@@ -87,6 +88,9 @@ class Options:
     resolvers: Sequence[Endpoint]
     connect_to: Sequence[ConnectTo] = ()
     timeout: float = 30.0
+    #: Where credentials named in the topology (``*_env``) are read: the process
+    #: environment, or the lab's own for a demo.
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
 
 async def run_triage(
@@ -107,7 +111,8 @@ async def run_triage(
         redirects=Redirects(tuple(options.connect_to)),
     )
     timings = Timings()
-    engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks])
+    engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
+                    environ=options.environ)
     tiers = await engine.run()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000

@@ -10,7 +10,7 @@ from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.topology import load_topology
-from mailtrace.triage import Options, TriageReport, make_target, run_triage
+from mailtrace.triage import TriageReport, make_target, run_triage
 
 
 async def triage_in_lab(scenario: Scenario, *, timeout: float = 20.0,
@@ -18,8 +18,7 @@ async def triage_in_lab(scenario: Scenario, *, timeout: float = 20.0,
     async with Lab(scenario, dns_delay=dns_delay) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        options = Options([lab.resolver_endpoint], lab.connect_to, timeout)
-        return await run_triage(topology, target, options)
+        return await run_triage(topology, target, lab.options(timeout))
 
 
 def triage(name_or_scenario: str | Scenario, **kwargs: Any) -> TriageReport:

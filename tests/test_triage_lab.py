@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from pathlib import Path
 
 import pytest
 from labrun import finding, tags, triage, variant, verdict
@@ -13,7 +12,7 @@ from labrun import finding, tags, triage, variant, verdict
 from mailtrace.findings import Status
 from mailtrace.lab import scenarios
 from mailtrace.lab.dns_server import Fault
-from mailtrace.lab.lab import Lab, example_topology
+from mailtrace.lab.lab import Lab
 from mailtrace.lab.scenarios import ZoneEdit
 from mailtrace.topology import load_topology, parse_topology
 from mailtrace.triage import Options, TriageReport, make_target, run_triage
@@ -105,14 +104,12 @@ def test_truncated_answers_are_retried_over_tcp():
 
 def _triage_domain(domain: str, scenario, recipient: str | None = None) -> TriageReport:
     """Triage the contoso topology rewritten for another domain, in the lab."""
-    text = Path(example_topology("contoso-proofpoint-exo.yaml")).read_text()
-    topology = parse_topology(text.replace("contoso.com]", f"{domain}]"))
-
     async def main() -> TriageReport:
         async with Lab(scenario) as lab:
-            options = Options([lab.resolver_endpoint], lab.connect_to, 10)
+            text = lab.topology_path.read_text()
+            topology = parse_topology(text.replace("contoso.com]", f"{domain}]"))
             target = make_target(topology, recipient, None if recipient else domain)
-            return await run_triage(topology, target, options)
+            return await run_triage(topology, target, lab.options(10))
 
     return asyncio.run(main())
 
@@ -161,7 +158,7 @@ async def _triage_with(scenario, *, timeout=20.0, extra_resolvers=(), redirect_t
         if redirect_to is not None:
             rules += [ConnectTo(h, 53, "127.0.0.1", redirect_to) for h in hosts]
         resolvers = [Endpoint("127.0.0.1", p) for p in extra_resolvers]
-        options = Options([*resolvers, lab.resolver_endpoint], rules, timeout)
+        options = Options([*resolvers, lab.resolver_endpoint], rules, timeout, lab.environ)
         return await run_triage(topology, make_target(topology, lab.recipient, None), options)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import tempfile
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -22,10 +23,12 @@ from typing import Protocol
 import dns.name
 import dns.rdatatype
 import dns.zone
+import yaml
 
 from mailtrace.clients.endpoints import ConnectTo, Endpoint
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.scenarios import Scenario
+from mailtrace.triage import Options
 
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
@@ -89,6 +92,12 @@ class Lab:
         self.zone_servers: dict[str, list[str]] = {}
         self.servers: dict[str, AuthoritativeServer] = {}
         self.startables: list[Startable] = []
+        #: Credentials the lab's API stand-ins accept, by the env var names the topology
+        #: uses; a demo reads them from here, never from the process environment.
+        self.environ: dict[str, str] = {}
+        #: (tier id, access key: "api" | "graph") -> base URL of the stand-in serving it.
+        self.urls: dict[tuple[str, str], str] = {}
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._build()
@@ -166,6 +175,9 @@ class Lab:
         if self._stack is not None:
             await self._stack.aclose()
         self._stack = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
         self._dns_resolver = None
         self.startables.clear()
 
@@ -202,7 +214,26 @@ class Lab:
 
     @property
     def topology_path(self) -> Path:
-        return example_topology(self.scenario.topology)
+        """The scenario's topology, pointed at the lab's stand-ins when any are running
+        (a copy in a temporary folder: their ports are only known once they listen)."""
+        path = example_topology(self.scenario.topology)
+        if not self.urls:
+            return path
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="mailtrace-lab-")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for (tier, key), url in sorted(self.urls.items()):
+            data["tiers"][tier].setdefault(key, {})["url"] = url
+        derived = Path(self._workdir.name) / path.name
+        derived.write_text(
+            f"# {path.name} pointed at the running lab\n" + yaml.safe_dump(data, sort_keys=False),
+            encoding="utf-8",
+        )
+        return derived
+
+    def options(self, timeout: float = 30.0) -> Options:
+        """Triage options that reach only this lab."""
+        return Options([self.resolver_endpoint], self.connect_to, timeout, self.environ)
 
     def _resolver_text(self) -> str:
         host, port = self.resolver
