@@ -37,6 +37,9 @@ def _add_output(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="budget for the whole run (default 30)")
+    p.add_argument("--since", default="24h", metavar="DURATION",
+                   help="how far back to search logs and message traces, e.g. 90m, 24h, "
+                   "7d (default 24h)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +194,15 @@ def _positive(seconds: float, flag: str = "--timeout") -> float:
     return seconds
 
 
+def _since(args: argparse.Namespace) -> Any:
+    from mailtrace.triage import parse_since
+
+    try:
+        return parse_since(args.since)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _check_output(args: argparse.Namespace) -> None:
     """Refuse an unwritable --output before the run, not after it (the verdict would be
     lost). Opened for append so an existing file is not emptied yet."""
@@ -208,6 +220,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from mailtrace.triage import Options, TargetError, make_target, run_triage
 
     timeout = _positive(args.timeout)
+    since = _since(args)
     _check_output(args)
     topology = _load_topology(args.topology)
     try:
@@ -215,7 +228,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     resolvers, connect_to = _endpoints(args)
-    report = asyncio.run(run_triage(topology, target, Options(resolvers, connect_to, timeout)))
+    options = Options(resolvers, connect_to, timeout, since=since)
+    report = asyncio.run(run_triage(topology, target, options))
     return _emit(report, args)
 
 
@@ -236,11 +250,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except scenarios.UnknownScenario as exc:
         raise UsageError(str(exc)) from None
     timeout = _positive(args.timeout)
+    since = _since(args)
     _check_output(args)
-    return _emit(asyncio.run(_demo(scenario, timeout)), args)
+    return _emit(asyncio.run(_demo(scenario, timeout, since)), args)
 
 
-async def _demo(scenario: Any, timeout: float) -> TriageReport:
+async def _demo(scenario: Any, timeout: float, since: Any = None) -> TriageReport:
+    import dataclasses
+
     from mailtrace.lab.lab import Lab
     from mailtrace.topology import load_topology
     from mailtrace.triage import make_target, run_triage
@@ -248,7 +265,10 @@ async def _demo(scenario: Any, timeout: float) -> TriageReport:
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        return await run_triage(topology, target, lab.options(timeout))
+        options = lab.options(timeout)
+        if since is not None:
+            options = dataclasses.replace(options, since=since)
+        return await run_triage(topology, target, options)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.endpoints import ConnectTo, Endpoint, Redirects
@@ -25,6 +26,22 @@ _DOMAIN = re.compile(
 
 class TargetError(ValueError):
     """An invalid recipient or domain (a usage error, exit 2)."""
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SINCE = timedelta(days=30)
+
+
+def parse_since(text: str) -> timedelta:
+    """``--since``: a duration with its unit, such as 90m, 24h or 7d (s, m, h, d)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"--since {text!r}: expected a duration such as 90m, 24h or 7d")
+    since = timedelta(seconds=float(match[1]) * _UNIT[match[2]])
+    if not timedelta(0) < since <= MAX_SINCE:
+        raise ValueError(f"--since {text!r}: expected more than 0 and at most 30d")
+    return since
 
 
 def make_target(topology: Topology, recipient: str | None, domain: str | None) -> Target:
@@ -91,6 +108,8 @@ class Options:
     #: Where credentials named in the topology (``*_env``) are read: the process
     #: environment, or the lab's own for a demo.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    #: How far back probes look in logs and message traces (``--since``).
+    since: timedelta = timedelta(hours=24)
 
 
 async def run_triage(
@@ -112,7 +131,7 @@ async def run_triage(
     )
     timings = Timings()
     engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
-                    environ=options.environ)
+                    environ=options.environ, since=options.since)
     tiers = await engine.run()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000

@@ -7,5 +7,8 @@ from __future__ import annotations
 
 from mailtrace.engine.probe import Probe
 from probes.dns import consistency, delegation, mx, observer
+from probes.proofpoint import essentials, quarantine, smart_search, tap
 
-ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)
+ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE,
+                          smart_search.PROBE, quarantine.PROBE, essentials.ROUTING,
+                          essentials.USER, tap.PROBE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from mailtrace.clients.dns import DnsClient
@@ -54,6 +55,8 @@ class ProbeContext:
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
     environ: Mapping[str, str] = field(default_factory=dict)
+    #: How far back to look in logs and message traces (``--since``).
+    since: timedelta = timedelta(hours=24)
 
     def observation(self, probe_id: str) -> Any:
         """The observation of a declared dependency (``None`` if it could not run)."""

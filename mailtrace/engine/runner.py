@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from mailtrace import catalog
@@ -118,6 +119,7 @@ class Engine:
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
     environ: Mapping[str, str] = field(default_factory=dict)
+    since: timedelta = timedelta(hours=24)
 
     async def run(self) -> list[TierResult]:
         plan = build_plan(self.topology, self.flow, self.probes)
@@ -171,6 +173,7 @@ class Engine:
             deadline=deadline,
             observations={d[1]: observations.get(d) for d in deps},
             environ=self.environ,
+            since=self.since,
         )
 
         def result(

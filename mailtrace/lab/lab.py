@@ -26,6 +26,7 @@ import dns.zone
 import yaml
 
 from mailtrace.clients.endpoints import ConnectTo, Endpoint
+from mailtrace.lab import proofpoint_api
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.triage import Options
@@ -161,6 +162,7 @@ class Lab:
                 forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
             )
             await self._start(self._dns_resolver)
+            await self._start_gateway_apis()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -180,6 +182,15 @@ class Lab:
             self._workdir = None
         self._dns_resolver = None
         self.startables.clear()
+
+    async def _start_gateway_apis(self) -> None:
+        """The Proofpoint API stand-ins the scenario's topology declares."""
+        from mailtrace.topology import load_topology
+
+        topology = load_topology(example_topology(self.scenario.topology))
+        for stand_in in proofpoint_api.stand_ins(self.scenario, topology, self.environ):
+            await self._start(stand_in.server)
+            self.urls[(stand_in.tier, stand_in.key)] = stand_in.server.url
 
     async def _start(self, startable: Startable) -> None:
         """Start one server; it is stopped (in reverse order) when the lab exits."""
