@@ -278,6 +278,13 @@ class Lab:
             )
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
+        for (tier, key), url in sorted(self.urls.items()):
+            lines.append(f"{tier} {key} stand-in: {url}")
+        if self.environ:
+            # Throwaway values made for this lab run, accepted only by its loopback
+            # stand-ins: a triage from another shell needs them to reach the APIs.
+            lines.append("lab API credentials (this run only):")
+            lines += [f"  export {name}='{value}'" for name, value in sorted(self.environ.items())]
         lines.append("triage against it:")
         lines.extend(f"  {line}" for line in self._triage_command() if line)
         lines[-1] = lines[-1].removesuffix(" \\")

@@ -54,14 +54,17 @@ class RoutingCheck:
 
 
 async def collect_routing(ctx: ProbeContext) -> RoutingCheck:
-    org, client = _org(ctx), _client(ctx)
+    # Two clients: the calls run at once, in two threads, and a requests Session is not
+    # meant to be shared between threads.
+    org, client, stack_client = _org(ctx), _client(ctx), _client(ctx)
     try:
         endpoints, domains = await asyncio.gather(
-            client.endpoints(org, ctx.deadline),
+            stack_client.endpoints(org, ctx.deadline),
             ask(API, client.domains(org, ctx.deadline)),
             return_exceptions=True)
     finally:
         client.close()
+        stack_client.close()
     if isinstance(domains, BaseException):
         raise domains
     stack = endpoints if isinstance(endpoints, ApiResponse) else None

@@ -137,6 +137,7 @@ def _compact(values: Mapping[str, Any]) -> Evidence:
 
 _CODE = re.compile(r"\b([245])\d\d\b|\b([245])\.\d{1,3}\.\d{1,3}\b")
 _RELAY = re.compile(r"\brelay=([^\s,]+)")
+_DSN = re.compile(r"\bdsn=([245])\.\d{1,3}\.\d{1,3}\b")
 _REPLY = re.compile(r"\b[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b[^;\n]*")
 
 
@@ -187,6 +188,8 @@ class SearchRecord:
         stat = (self.sendmail_stat or "").lower()
         code = _CODE.search(self.sendmail_errorcode or "") or _CODE.search(stat)
         digit = (code[1] or code[2]) if code else None
+        dsn = _DSN.search(self.sendmail_raw or "")
+        digit = digit or (dsn[1] if dsn else None)
         if digit == "5":
             return "bounced"
         if digit == "4" or stat.startswith("deferred"):
