@@ -181,3 +181,31 @@ def test_missing_credentials_name_the_variables(environ, names, needle):
 def test_credentials_come_from_the_mapping_given():
     creds = credentials({"U": "user", "P": PASSWORD}, "U", "P", "x")
     assert (creds.user, creds.password.reveal()) == ("user", PASSWORD)
+
+
+def test_a_certificate_the_client_cannot_trust_is_unreachable_never_a_fault():
+    """TLS is verified (the lab CA is not in the trust store): the API could not be asked."""
+    from mailtrace.lab.ca import LabCA
+
+    ca = LabCA()
+    try:
+        server = HttpServer(lambda r: Response.json({}), tls=ca.issue("localhost",
+                                                                     "127.0.0.1").server_context())
+
+        async def main() -> Exception | ApiResponse:
+            async with server:
+                api = HttpApi(f"https://localhost:{server.port}", CREDS)
+                try:
+                    return await asyncio.to_thread(api.get, "/rest/v1/quarantine", None,
+                                                   time.monotonic() + 5)
+                except Exception as exc:
+                    return exc
+                finally:
+                    api.close()
+
+        result = asyncio.run(main())
+        assert isinstance(result, ApiUnreachable) and "TLS failure" in result.reason
+        assert len(result.attempts) == 1  # not retried: it would fail the same way
+        assert server.requests == []  # nothing, credentials included, went over it
+    finally:
+        ca.close()

@@ -66,7 +66,7 @@ def test_rejected_by_rule_names_the_action_rule_and_message():
     assert verdict(r.report) == ("fault", "proofpoint", "PP_MESSAGE_REJECTED")
     f = finding(r.report, "PP_MESSAGE_REJECTED")
     assert (f.args["action"], f.args["rule"], f.args["recipient"]) == (
-        "reject", "access.blocked_senders", "alice@contoso.com")
+        "reject", "firewall.block_finance_inbound", "alice@contoso.com")
     assert f.evidence[1]["Final_Action"] == "reject" and f.evidence[1]["GUID"] == f.args["guid"]
     assert tier(r.report, "exchange-online").status is Status.NOT_TESTED
 
@@ -230,3 +230,43 @@ def test_demo_cli_takes_since_and_reports_json(capsys):
     assert cli.main(["demo", "healthy", "--since", "soon"]) == 2
     assert "--since" in capsys.readouterr().err
     assert cli.main(["demo", "pp-api-throttled", "--strict"]) == 3
+
+
+def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment():
+    """`mailtrace lab` prints the stand-ins' throwaway credentials; `mailtrace triage` run
+    elsewhere reads them from its own environment, as it would real ones."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    lab = subprocess.Popen([sys.executable, "-m", "mailtrace", "lab", "pp-onward-delivery-failed",
+                            "--for", "30"], stdout=subprocess.PIPE, text=True, cwd=root)
+    assert lab.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith(("stopping", "Ctrl-C")):
+        lines.append(lab.stdout.readline().rstrip("\n"))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROOFPOINT_")}
+        for line in lines:
+            if line.strip().startswith("export "):
+                name, _, value = line.strip()[len("export "):].partition("=")
+                env[name] = shlex.split(value)[0]
+        start = lines.index("triage against it:") + 1
+        command = " ".join(line.strip().rstrip("\\") for line in lines[start:-1])
+        argv = shlex.split(command)[1:]  # drop the program name
+        done = subprocess.run([sys.executable, "-m", "mailtrace", *argv, "--since", "2h",
+                               "--format", "json"], capture_output=True, text=True,
+                              timeout=60, cwd=root, env=env)
+        doc = json.loads(done.stdout)
+        v = doc["verdict"]
+        assert (done.returncode, v["status"], v["tier"], v["tag"]) == (
+            1, "fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED")
+        bad = subprocess.run([sys.executable, "-m", "mailtrace", *argv, "--since", "yesterday"],
+                             capture_output=True, text=True, timeout=60, cwd=root, env=env)
+        assert bad.returncode == 2 and "--since" in bad.stderr and bad.stdout == ""
+    finally:
+        lab.terminate()
+        lab.communicate(timeout=30)

@@ -86,6 +86,23 @@ def test_final_action_and_rule(fields, tag, args):
     assert f.args["sender"] == "bob@fabrikam.example" and f.args["guid"] == "g-04:00:00"
 
 
+@pytest.mark.parametrize(("fields", "outcome"), [
+    ({"Final_Action": "reject", "Final_Rule": "spam.definite"}, "reject"),
+    ({"Final_Action": "discard", "Quarantine_Folder": "Bulk", "Quarantine_Rule": "spam.bulk"},
+     "quarantined in Bulk"),
+])
+def test_a_filtered_message_while_others_are_delivered_is_no_fault(fields, outcome):
+    earlier = record("2026-11-29 01:00:00 [UTC+0000]")
+    [f] = search(earlier, record(**fields))
+    assert (f.tag, f.args["outcome"], f.args["delivered"]) == (
+        "PP_MESSAGE_FILTERED", outcome, 1)
+    assert not catalog.info(f.tag).fails
+    # an earlier message that was refused onward is no proof that mail flows
+    bounced = record("2026-11-29 01:00:00 [UTC+0000]", Sendmail_Errorcode="550 5.1.1")
+    assert tags(search(bounced, record(**fields)))[0] in ("PP_MESSAGE_REJECTED",
+                                                          "PP_MESSAGE_QUARANTINED")
+
+
 def test_accepted_then_refused_by_the_next_hop_is_about_the_next_hop():
     raw = ("to=<alice@contoso.com>, relay=contoso-com.mail.protection.outlook.com. "
            "[192.0.2.25], dsn=5.4.1, stat=Service unavailable; 550 5.4.1 [alice@contoso.com]: "

@@ -72,9 +72,9 @@ def _search_record(world: World, when: dt.datetime, fate: MessageFate, n: int) -
         "Raw_Log": "", "FQIN": "lab.pphosted.com-10000_instance1", "Agent": "m0000001.ppops.net",
     }
     if fate == "rejected":
-        record.update({"Final_Action": "reject", "Final_Rule": "access.blocked_senders",
-                       "Module_ID": "access", "Rule_ID": "blocked_senders",
-                       "module_rules": ["access.blocked_senders"], "Sendmail_To": "",
+        record.update({"Final_Action": "reject", "Final_Rule": "firewall.block_finance_inbound",
+                       "Module_ID": "firewall", "Rule_ID": "block_finance_inbound",
+                       "module_rules": ["firewall.block_finance_inbound"], "Sendmail_To": "",
                        "Sendmail_Stat": "", "SendmailRaw_Log": ""})
     elif fate == "quarantined":
         record.update({"Final_Action": "discard", "Final_Rule": "impostor.policy_impostor",
@@ -194,8 +194,11 @@ class ProofpointStandIn:
             rcpt = (request.arg("env_rcpt") or "").lower()
             if rcpt not in (w.recipient, f"*@{w.domain}"):
                 return Response.json({"result": []})
-            records = [(_ago(w, hours=5), "delivered", 0),
-                       (_ago(w, minutes=20), w.settings.message, 1)]
+            # A rule that blocks the recipient blocks all its mail; a failing next hop
+            # refuses what comes after the change that broke it.
+            fate = w.settings.message
+            earlier = fate if fate in ("rejected", "quarantined") else "delivered"
+            records = [(_ago(w, hours=5), earlier, 0), (_ago(w, minutes=20), fate, 1)]
             result = [_search_record(w, when, fate, n) for when, fate, n in records
                       if start <= when <= end]
             count = int(request.arg("count") or 100)

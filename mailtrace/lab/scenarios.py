@@ -192,14 +192,14 @@ _ALL: tuple[Scenario, ...] = (
     ),
     _contoso(
         "pp-rejected-by-rule",
-        "Proofpoint rejects alice's latest message by rule access.blocked_senders "
+        "An Email Firewall rule of Proofpoint rejects every message for alice "
         "(Smart Search).",
         Expectation("fault", "proofpoint", "PP_MESSAGE_REJECTED"),
         gateway_api=GatewayApi(message="rejected"),
     ),
     _contoso(
         "pp-quarantined",
-        "Proofpoint quarantines alice's latest message (impostor rule, folder Quarantine).",
+        "Proofpoint quarantines alice's mail (an impostor rule, folder Quarantine).",
         Expectation("fault", "proofpoint", "PP_MESSAGE_QUARANTINED"),
         gateway_api=GatewayApi(message="quarantined"),
     ),

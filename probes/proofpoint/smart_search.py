@@ -1,6 +1,11 @@
 """Smart Search (PPS / PoD ``/rest/v1/pss/filter``): what the gateway did with the latest
 message for the recipient, and what the next hop said when the gateway passed it on.
 
+The latest message decides. A rejected or quarantined latest message is the gateway's
+fault only when no other message reached the recipient in the window: a gateway that
+delivers the recipient's other mail and filters one message is doing its job (the
+finding still names the rule, as a warning).
+
 Over SMTP a gateway can look healthy while it rejects, quarantines, or cannot deliver
 onward; its own message log says which. The filter's verdict is ``Final_Action`` with
 ``Final_Rule`` (and ``Quarantine_Folder``/``Quarantine_Rule``); the onward delivery is
@@ -122,7 +127,18 @@ def evaluate(check: SearchCheck) -> list[Finding]:
             "date": latest.date or "unknown date", "rule": latest.final_rule or "none",
             "guid": latest.guid or ""}
     outcome = _outcome(latest)
-    if outcome == "rejected":
+    # Other messages delivered in the window: mail flows, and the gateway filtered this
+    # one (spam is rejected every day) — shown, but no fault of the tier.
+    delivered = [r for r in mine if r is not latest and _outcome(r) == "accepted"
+                 and r.onward in ("sent", "unknown")]
+    if outcome in ("rejected", "quarantined") and delivered:
+        how = latest.action if outcome == "rejected" else \
+            f"quarantined in {latest.quarantine_folder or 'an unknown folder'}"
+        rule = latest.quarantine_rule or latest.final_rule or "none"
+        findings.append(Finding("PP_MESSAGE_FILTERED", {
+            **base, "outcome": how, "rule": rule, "delivered": len(delivered),
+            "since": since}, evidence))
+    elif outcome == "rejected":
         findings.append(Finding("PP_MESSAGE_REJECTED", {**base, "action": latest.action},
                                 evidence))
     elif outcome == "quarantined":
@@ -164,7 +180,8 @@ PROBE = Probe(
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({
         "PP_API_UNAVAILABLE", "PP_SEARCH_LIMIT_REACHED", "PP_SEARCH_NO_MESSAGES",
-        "PP_MESSAGE_REJECTED", "PP_MESSAGE_QUARANTINED", "PP_MESSAGE_RETRY",
+        "PP_MESSAGE_REJECTED", "PP_MESSAGE_QUARANTINED", "PP_MESSAGE_FILTERED",
+        "PP_MESSAGE_RETRY",
         "PP_MESSAGE_ACTION_UNKNOWN", "PP_MESSAGE_DELIVERED", "PP_MESSAGE_ACCEPTED",
         "PP_ONWARD_DELIVERY_FAILED", "PP_ONWARD_DELIVERY_DEFERRED",
     }),

@@ -211,7 +211,9 @@ class HttpApi:
                 attempts.append({"attempt": attempt, "result": failure,
                                  "elapsed_ms": round((time.monotonic() - t0) * 1000, 1)})
                 wait = BACKOFF * 2 ** (attempt - 1)
-                if attempt == self.max_attempts or time.monotonic() + wait >= deadline:
+                # A certificate that cannot be trusted will not be trusted a moment later.
+                final = isinstance(exc, requests.exceptions.SSLError)
+                if final or attempt == self.max_attempts or time.monotonic() + wait >= deadline:
                     raise ApiUnreachable(f"{self.host} could not be reached for GET {path}: "
                                          f"{failure}", attempts) from None
                 time.sleep(wait)
