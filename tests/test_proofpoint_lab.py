@@ -190,7 +190,7 @@ def test_a_domain_triage_searches_the_domain_and_says_what_needs_a_recipient():
 def test_only_get_is_ever_sent_in_any_scenario():
     methods: set[str] = set()
     count = 0
-    for name in PP_SCENARIOS:
+    for name in scenarios.SCENARIOS:
         for requests in run(name).requests.values():
             methods |= {q.method for q in requests}
             count += len(requests)

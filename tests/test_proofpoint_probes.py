@@ -370,3 +370,66 @@ def test_since_durations(text, seconds, shown):
 def test_since_refuses_what_it_cannot_read(text):
     with pytest.raises(ValueError, match="--since"):
         parse_since(text)
+
+
+# --- the topology's access blocks, and which probes they plan --------------------------
+
+def _topology(tier_yaml: str) -> Any:
+    from mailtrace.topology import parse_topology
+
+    return parse_topology(f"""
+topology: t
+domains: [contoso.com]
+flow: ["public-dns -> proofpoint -> exchange-online"]
+tiers:
+  public-dns: {{kind: dns}}
+  proofpoint:
+{tier_yaml}
+  exchange-online:
+    kind: exchange-online
+    inbound_host: contoso-com.mail.protection.outlook.com
+""")
+
+
+POD = "    kind: proofpoint\n    flavour: pod\n    hosts: [mx0a-001234.pphosted.com]\n"
+ESS = "    kind: proofpoint\n    flavour: essentials\n    hosts: [mx1-us1.ppe-hosted.com]\n"
+API = "    api: {url: 'https://pp.example:10000', username_env: U, password_env: P}\n"
+TAP = "    tap: {principal_env: TP, secret_env: TS}\n"
+
+
+@pytest.mark.parametrize(("tier", "planned"), [
+    (POD + API + TAP, ["proofpoint.smart_search", "proofpoint.quarantine", "proofpoint.tap"]),
+    (ESS + API, ["proofpoint.essentials_routing", "proofpoint.essentials_user"]),
+    (ESS + TAP, ["proofpoint.tap"]),
+    (POD, []),
+])
+def test_the_api_probes_apply_only_when_the_tier_declares_the_api(tier, planned):
+    from mailtrace.engine.runner import build_plan
+    from mailtrace.topology import FlowGraph
+    from probes import ALL
+
+    topology = _topology(tier)
+    plan = build_plan(topology, FlowGraph(topology), ALL)
+    assert [p.probe.id for p in plan.of_tier("proofpoint")
+            if p.probe.id.startswith("proofpoint.")] == planned
+
+
+def test_the_access_blocks_and_their_defaults():
+    gateway = _topology(ESS + API.replace("}", ", org: Fabrikam.COM}") + TAP).tiers["proofpoint"]
+    assert gateway.api.org == "fabrikam.com" and gateway.api.quarantine_folders == []
+    assert gateway.tap.url == "https://tap-api-v2.proofpoint.com"
+    assert (gateway.tap.principal_env, gateway.tap.secret_env) == ("TP", "TS")
+
+
+@pytest.mark.parametrize(("block", "needle"), [
+    ("    tap: {url: 'http://tap.example.com', principal_env: TP, secret_env: TS}\n", "loopback"),
+    ("    tap: {principal_env: TP}\n", "secret_env"),
+    ("    tap: {principal_env: TP, secret_env: 'hunter2 the secret'}\n", "environment variable"),
+    ("    api: {url: 'https://x.example', org: 'not a domain!'}\n", "org"),
+])
+def test_bad_access_blocks_are_refused(block, needle):
+    from mailtrace.topology import TopologyError
+
+    with pytest.raises(TopologyError) as info:
+        _topology(POD + block)
+    assert needle in str(info.value) and "hunter2" not in str(info.value)

@@ -208,7 +208,8 @@ class HttpApi:
             except requests.RequestException as exc:
                 # requests' message can hold the full URL; name only the kind of failure.
                 failure = _failure(exc)
-                attempts.append({"attempt": attempt, "result": failure,
+                attempts.append({"attempt": attempt, "request": f"GET {shown}",
+                                 "result": failure,
                                  "elapsed_ms": round((time.monotonic() - t0) * 1000, 1)})
                 wait = BACKOFF * 2 ** (attempt - 1)
                 # A certificate that cannot be trusted will not be trusted a moment later.
@@ -219,7 +220,7 @@ class HttpApi:
                 time.sleep(wait)
                 continue
             status = response.status_code
-            attempts.append({"attempt": attempt, "status": status,
+            attempts.append({"attempt": attempt, "request": f"GET {shown}", "status": status,
                              "elapsed_ms": round((time.monotonic() - t0) * 1000, 1)})
             if status in (401, 403):
                 raise Unauthorized(
