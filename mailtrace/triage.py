@@ -107,7 +107,7 @@ class Options:
     timeout: float = 30.0
     #: Where credentials named in the topology (``*_env``) are read: the process
     #: environment, or the lab's own for a demo.
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     #: How far back probes look in logs and message traces (``--since``).
     since: timedelta = timedelta(hours=24)
 

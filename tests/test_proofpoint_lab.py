@@ -272,3 +272,24 @@ def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment(
     finally:
         lab.terminate()
         lab.communicate(timeout=30)
+
+
+def test_the_objects_that_carry_credentials_do_not_print_them():
+    async def main() -> None:
+        async with Lab(scenarios.get("healthy")) as lab:
+            options = lab.options(5)
+            secret = lab.environ["PROOFPOINT_API_PASSWORD"]
+            topology = load_topology(lab.topology_path)
+            from mailtrace.engine.probe import ProbeContext, Target
+            from mailtrace.engine.runner import Engine
+            from mailtrace.topology import FlowGraph
+
+            flow = FlowGraph(topology)
+            ctx = ProbeContext(topology, flow, "proofpoint", Target("contoso.com"),
+                               None, 0.0, environ=options.environ)  # type: ignore[arg-type]
+            engine = Engine(topology, flow, Target("contoso.com"), None, (),  # type: ignore[arg-type]
+                            environ=options.environ)
+            for thing in (options, ctx, engine, lab):
+                assert secret not in repr(thing)
+
+    asyncio.run(main())

@@ -54,7 +54,7 @@ class ProbeContext:
     deadline: float  # time.monotonic() value
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
-    environ: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: How far back to look in logs and message traces (``--since``).
     since: timedelta = timedelta(hours=24)
 

@@ -118,7 +118,7 @@ class Engine:
     probes: Sequence[Probe]
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
-    environ: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     since: timedelta = timedelta(hours=24)
 
     async def run(self) -> list[TierResult]:
