@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from mailtrace.clients.dns import DnsClient
+from mailtrace.clients.smtp import SmtpClient
 from mailtrace.findings import Finding
 from mailtrace.topology.graph import FlowGraph
 from mailtrace.topology.model import Topology
@@ -52,6 +53,7 @@ class ProbeContext:
     target: Target
     dns: DnsClient
     deadline: float  # time.monotonic() value
+    smtp: SmtpClient = field(default_factory=SmtpClient)
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
