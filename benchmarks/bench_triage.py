@@ -56,8 +56,8 @@ async def one_run(name: str) -> tuple[float, str, int]:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
         report = await run_triage(topology, target, lab.options(30))
-    for tier, probe, _, elapsed in report.timings.rows:
-        if tier == "proofpoint" and name == "healthy":
+    for _, probe, _, elapsed in report.timings.rows:
+        if probe.startswith("proofpoint.") and name == "healthy":
             API_TIMINGS.setdefault(probe, []).append(elapsed)
     v = report.verdict
     return report.elapsed_ms / 1000, f"{v.status}/{v.tier}/{v.tag}", report.queries_sent

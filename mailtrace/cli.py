@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
                    help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
     t.add_argument("--ca-file", metavar="FILE",
-                   help="trust these CA certificates for STARTTLS instead of the system's")
+                   help="trust these CA certificates for STARTTLS and the HTTPS APIs "
+                   "instead of the system's")
     t.add_argument("--mail-from", metavar="ADDR",
                    help="sender of the SMTP probes (default: the topology's, else <>)")
     t.add_argument("--helo", metavar="NAME", help="EHLO name of the SMTP probes")

@@ -106,7 +106,7 @@ class Options:
     #: Where credentials named in the topology (``*_env``) are read: the process
     #: environment, or the lab's own for a demo.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
-    ca_file: Path | None = None  # trust these CAs for STARTTLS instead of the system's
+    ca_file: Path | None = None  # trust these CAs (STARTTLS, HTTPS APIs), not the system's
     mail_from: str | None = None  # the SMTP probes' sender; default: the topology's
     helo: str | None = None  # the SMTP probes' EHLO name; default: the topology's
     smtp_timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)
@@ -143,7 +143,8 @@ async def run_triage(
     )
     timings = Timings()
     engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
-                    environ=options.environ, smtp=smtp, since=options.since)
+                    environ=options.environ, smtp=smtp, since=options.since,
+                    ca_file=options.ca_file)
     tiers = await engine.run()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000

@@ -207,5 +207,17 @@ def test_a_certificate_the_client_cannot_trust_is_unreachable_never_a_fault():
         assert isinstance(result, ApiUnreachable) and "TLS failure" in result.reason
         assert len(result.attempts) == 1  # not retried: it would fail the same way
         assert server.requests == []  # nothing, credentials included, went over it
+
+        async def trusting() -> ApiResponse:
+            async with server:
+                api = HttpApi(f"https://localhost:{server.port}", CREDS, ca_file=ca.ca_file)
+                try:
+                    return await asyncio.to_thread(api.get, "/rest/v1/quarantine", None,
+                                                   time.monotonic() + 5)
+                finally:
+                    api.close()
+
+        # with the CA given (--ca-file: the lab's, or a TLS-inspecting proxy's) it works
+        assert asyncio.run(trusting()).status == 200
     finally:
         ca.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from mailtrace.clients.dns import DnsClient
@@ -59,6 +60,8 @@ class ProbeContext:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: How far back to look in logs and message traces (``--since``).
     since: timedelta = timedelta(hours=24)
+    #: CA certificates to trust for HTTPS APIs instead of the system's (``--ca-file``).
+    ca_file: Path | None = None
 
     def observation(self, probe_id: str) -> Any:
         """The observation of a declared dependency (``None`` if it could not run)."""

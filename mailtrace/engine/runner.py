@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from mailtrace import catalog
@@ -122,6 +123,7 @@ class Engine:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     smtp: SmtpClient = field(default_factory=SmtpClient)
     since: timedelta = timedelta(hours=24)
+    ca_file: Path | None = None
 
     async def run(self) -> list[TierResult]:
         plan = build_plan(self.topology, self.flow, self.probes)
@@ -177,6 +179,7 @@ class Engine:
             environ=self.environ,
             smtp=self.smtp,
             since=self.since,
+            ca_file=self.ca_file,
         )
 
         def result(

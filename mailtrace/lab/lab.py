@@ -198,11 +198,14 @@ class Lab:
         self.startables.clear()
 
     async def _start_gateway_apis(self) -> None:
-        """The Proofpoint API stand-ins the scenario's topology declares."""
+        """The Proofpoint API stand-ins the scenario's topology declares, over HTTPS with a
+        certificate from the lab CA (clients trust it through ``ca_file``)."""
         from mailtrace.topology import load_topology
 
+        assert self._ca is not None
+        tls = self._ca.issue(LOOPBACK, "localhost").server_context()
         topology = load_topology(example_topology(self.scenario.topology))
-        for stand_in in proofpoint_api.stand_ins(self.scenario, topology, self.environ):
+        for stand_in in proofpoint_api.stand_ins(self.scenario, topology, self.environ, tls):
             await self._start(stand_in.server)
             self.urls[(stand_in.tier, stand_in.key)] = stand_in.server.url
 

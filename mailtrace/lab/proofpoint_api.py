@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
+import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -140,13 +141,13 @@ class ProofpointStandIn:
     """One API host: ``pps`` (PoD admin REST), ``essentials`` (v1) or ``tap`` (SIEM v2)."""
 
     def __init__(self, api: Literal["pps", "essentials", "tap"], world: World, user: str,
-                 password: str, prefix: str = "") -> None:
+                 password: str, prefix: str = "", tls: ssl.SSLContext | None = None) -> None:
         self.api = api
         self.world = world
         self.prefix = prefix
         self._user = user
         self._password = password
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, tls=tls)
 
     def __repr__(self) -> str:
         return f"ProofpointStandIn({self.api!r})"
@@ -276,10 +277,11 @@ class StandIn:
     server: ProofpointStandIn
 
 
-def stand_ins(scenario: Scenario, topology: Topology, environ: dict[str, str]) -> list[StandIn]:
-    """The stand-ins a scenario's topology declares, with the lab's credentials put in
-    ``environ`` under the names the topology uses (random each run, so a test can look
-    for them in every output)."""
+def stand_ins(scenario: Scenario, topology: Topology, environ: dict[str, str],
+              tls: ssl.SSLContext | None = None) -> list[StandIn]:
+    """The stand-ins a scenario's topology declares (over HTTPS with ``tls``), with the
+    lab's credentials put in ``environ`` under the names the topology uses (random each
+    run, so a test can look for them in every output)."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     out: list[StandIn] = []
     for tier_id, tier in topology.tiers.items():
@@ -298,11 +300,11 @@ def stand_ins(scenario: Scenario, topology: Topology, environ: dict[str, str]) -
             kind: Literal["pps", "essentials"] = "pps" if tier.flavour == "pod" else "essentials"
             prefix = "/api/v1" if kind == "essentials" else ""
             out.append(StandIn(tier_id, "api", ProofpointStandIn(
-                kind, world, user, environ[tier.api.password_env], prefix)))
+                kind, world, user, environ[tier.api.password_env], prefix, tls)))
         if tier.tap is not None:
             principal = f"lab-principal-{secrets.token_hex(4)}"
             environ[tier.tap.principal_env] = principal
             environ[tier.tap.secret_env] = "lab-secret-" + secrets.token_urlsafe(18)
             out.append(StandIn(tier_id, "tap", ProofpointStandIn(
-                "tap", world, principal, environ[tier.tap.secret_env])))
+                "tap", world, principal, environ[tier.tap.secret_env], tls=tls)))
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import quote
 
 from mailtrace.clients.proofpoint.http import ApiResponse, Credentials, HttpApi
@@ -46,8 +47,10 @@ def tap_interval(start: dt.datetime, end: dt.datetime) -> str:
 
 
 class _Client:
-    def __init__(self, url: str, creds: Credentials, auth: str = "basic") -> None:
-        self._http = HttpApi(url, creds, "headers" if auth == "headers" else "basic")
+    def __init__(self, url: str, creds: Credentials, auth: str = "basic",
+                 ca_file: Path | None = None) -> None:
+        self._http = HttpApi(url, creds, "headers" if auth == "headers" else "basic",
+                             ca_file=ca_file)
 
     @property
     def host(self) -> str:
@@ -64,8 +67,8 @@ class _Client:
 class PpsClient(_Client):
     """PPS / PoD admin REST API, port 10000."""
 
-    def __init__(self, url: str, creds: Credentials) -> None:
-        super().__init__(url, creds, "basic")
+    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None) -> None:
+        super().__init__(url, creds, "basic", ca_file)
 
     async def smart_search(self, recipient: str, start: dt.datetime, end: dt.datetime,
                            deadline: float, count: int = SMART_SEARCH_COUNT) -> ApiResponse:
@@ -87,8 +90,8 @@ class PpsClient(_Client):
 class EssentialsClient(_Client):
     """Proofpoint Essentials v1 admin API; organisations are named by primary domain."""
 
-    def __init__(self, url: str, creds: Credentials) -> None:
-        super().__init__(url, creds, "headers")
+    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None) -> None:
+        super().__init__(url, creds, "headers", ca_file)
 
     async def endpoints(self, org: str, deadline: float) -> ApiResponse:
         return await self._get(f"/endpoints/{quote(org)}", None, deadline)
@@ -103,8 +106,8 @@ class EssentialsClient(_Client):
 class TapClient(_Client):
     """TAP SIEM API v2 (the Essentials Threat API answers the same paths)."""
 
-    def __init__(self, url: str, creds: Credentials) -> None:
-        super().__init__(url, creds, "basic")
+    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None) -> None:
+        super().__init__(url, creds, "basic", ca_file)
 
     async def siem_all(self, start: dt.datetime, end: dt.datetime,
                        deadline: float) -> ApiResponse:
