@@ -6,6 +6,8 @@ Tags, levels, messages and remediation live in ``catalog/*.yaml`` beside this fi
 from __future__ import annotations
 
 from mailtrace.engine.probe import Probe
+from probes import auth
 from probes.dns import consistency, delegation, mx, observer
 
 ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)
+ALL += (auth.RECORDS, auth.MTA_STS)

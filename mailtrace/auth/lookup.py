@@ -34,6 +34,8 @@ class Answer:
     ttl: int | None = None
     error: str | None = None
     source: str = ""  # which server, or "change file"
+    chain: tuple[str, ...] = ()  # the names a CNAME chain led through, after the question
+
 
     @property
     def void(self) -> bool:
@@ -47,6 +49,8 @@ class Answer:
             ev["ttl"] = self.ttl
         if self.error:
             ev["error"] = self.error
+        if self.chain:
+            ev["cname_chain"] = list(self.chain)
         return ev
 
 
@@ -79,20 +83,39 @@ def txt_text(rdata_text: str) -> str:
     return b"".join(rdata.strings).decode("latin-1")  # type: ignore[attr-defined]
 
 
+def cname_chain(obs: DnsObservation) -> tuple[str, ...]:
+    chain: list[str] = []
+    current = obs.qname
+    for _ in range(16):
+        alias = next((r for r in obs.answer if r.type == "CNAME" and r.name == current), None)
+        if alias is None or absolute(alias.data) in chain:
+            break
+        current = absolute(alias.data)
+        chain.append(current)
+    return tuple(chain)
+
+
 def from_observation(obs: DnsObservation, rdtype: str) -> Answer:
     name = absolute(obs.qname)
     source = obs.server.label
+    chain = cname_chain(obs) if rdtype != "CNAME" else ()
     if obs.outcome is Outcome.NXDOMAIN:
-        return Answer(name, rdtype, "nxdomain", source=source, ttl=_negative_ttl(obs))
+        return Answer(name, rdtype, "nxdomain", source=source, ttl=_negative_ttl(obs),
+                      chain=chain)
     if obs.outcome is Outcome.NODATA:
-        return Answer(name, rdtype, "nodata", source=source, ttl=_negative_ttl(obs))
+        return Answer(name, rdtype, "nodata", source=source, ttl=_negative_ttl(obs),
+                      chain=chain)
     if obs.outcome is not Outcome.ANSWER:
         return Answer(name, rdtype, "error", error=obs.error or obs.outcome.value, source=source)
     records = obs.records(rdtype)
     if not records:
-        return Answer(name, rdtype, "nodata", source=source)
-    data = tuple(txt_text(r.data) if rdtype == "TXT" else r.data for r in records)
-    return Answer(name, rdtype, "answer", data, min(r.ttl for r in records), source=source)
+        return Answer(name, rdtype, "nodata", source=source, chain=chain)
+    try:
+        data = tuple(txt_text(r.data) if rdtype == "TXT" else r.data for r in records)
+    except Exception as exc:  # a TXT the server sent that does not parse back
+        return Answer(name, rdtype, "error", error=f"unreadable answer: {exc}", source=source)
+    return Answer(name, rdtype, "answer", data, min(r.ttl for r in records), source=source,
+                  chain=chain)
 
 
 def _negative_ttl(obs: DnsObservation) -> int | None:

@@ -58,6 +58,15 @@ class Node:
     record: str | None = None
     children: list[Node] = field(default_factory=list)
     note: str | None = None
+    matched: bool = False  # this term decided its record's result
+
+    def match_path(self) -> str | None:
+        """The matching terms from here down, e.g. "include:x > ip4:192.0.2.0/24"."""
+        hit = next((c for c in self.children if c.matched), None)
+        if hit is None:
+            return None
+        below = hit.match_path()
+        return f"{hit.term} > {below}" if below else hit.term
 
     @property
     def total(self) -> int:
@@ -179,7 +188,6 @@ class _Evaluation:
         self.lookups = 0
         self.voids = 0
         self.explanation: str | None = None
-        self.matched: str | None = None
         self.in_effect: tuple[SpfRecord, str] | None = None
 
     @property
@@ -337,7 +345,7 @@ class _Evaluation:
             child = Node(mech.text, domain.rstrip("."))
             node.children.append(child)
             if await self.mechanism(mech, domain, child, chain):
-                self.matched = self.matched or mech.text
+                child.matched = True
                 return mech.result
         if record.redirect is not None and record.all is None:
             child = Node(f"redirect={record.redirect}", domain.rstrip("."))
@@ -463,7 +471,7 @@ async def check_host(lookup: Lookup, ip: str, domain: str, sender: str,
 
     def done(result: str, problem: str | None = None) -> SpfResult:
         return SpfResult(result, domain, str(client), run.explanation, problem, run.lookups,
-                         run.voids, tree, run.matched,
+                         run.voids, tree, tree.match_path(),
                          tuple(a.evidence() for a in run.fetch.answers))
 
     # RFC 7208 §4.3: a malformed domain, or one that is not fully qualified, is "none".
@@ -494,8 +502,22 @@ class SpfTree:
     domain: str
     record: str | None
     tree: Node
-    problems: tuple[str, ...]
+    #: (kind, name, detail): kind is one of missing-root, several, syntax, loop,
+    #: include-missing, mx-limit, lookups, voids
+    problems: tuple[tuple[str, str, str], ...]
     error: str | None = None  # temporary failure: the tree is incomplete
+    long_records: tuple[tuple[str, int], ...] = ()
+
+    def terms(self) -> set[str]:
+        """Every term text of every record in the tree (lowercase)."""
+        out: set[str] = set()
+        stack = [self.tree]
+        while stack:
+            node = stack.pop()
+            if node.record:
+                out.update(t.lower() for t in node.record.split()[1:])
+            stack.extend(node.children)
+        return out
 
     @property
     def lookups(self) -> int:
@@ -507,7 +529,8 @@ class SpfTree:
 
     def as_json(self) -> dict[str, Any]:
         return {"domain": self.domain, "record": self.record, "lookups": self.lookups,
-                "void_lookups": self.voids, "problems": list(self.problems),
+                "void_lookups": self.voids,
+                "problems": [{"kind": k, "name": n, "detail": d} for k, n, d in self.problems],
                 "error": self.error, "tree": self.tree.as_json()}
 
 
@@ -518,13 +541,14 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
     (they depend on the sender)."""
     domain = domain.rstrip(".").lower()
     root = Node(domain, domain)
-    problems: list[str] = []
+    problems: list[tuple[str, str, str]] = []
     errors: list[str] = []
+    long_records: list[tuple[str, int]] = []
 
     async def walk(name: str, node: Node, chain: frozenset[str]) -> None:
         key = absolute(name)
         if key in chain:
-            problems.append(f"include loop: {' -> '.join(sorted(chain))} -> {name}")
+            problems.append(("loop", name, f"{name} includes itself again"))
             node.note = "loop"
             return
         answer = await lookup(key, "TXT")
@@ -534,19 +558,22 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
             return
         text, several = select_record(answer)
         if several:
-            problems.append(several)
+            problems.append(("several", name, several))
             node.note = several
             return
         if text is None:
             node.note = "no SPF record"
-            if node is not root:
-                problems.append(f"{name} has no SPF record")
+            problems.append(("missing-root" if node is root else "include-missing", name,
+                             f"{name}: {answer.status}"))
             return
         node.record = text
+        if len(text.encode("latin-1", "replace")) > 450:
+            long_records.append((name, len(text)))
         try:
             record = parse_record(text)
         except SpfSyntaxError as exc:
-            problems.append(f"{name}: {exc.message}")
+            problems.append(("syntax", name, exc.message + (f" in {exc.term!r}"
+                                                            if exc.term else "")))
             node.note = "syntax error"
             return
         pending = []
@@ -591,12 +618,13 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
             answer = aaaa if aaaa.data else answer
         node.void = answer.void
         if kind == "mx" and len(answer.data) > MAX_NAMES:
-            problems.append(f"{target} has {len(answer.data)} MX names (limit {MAX_NAMES})")
+            problems.append(("mx-limit", target,
+                             f"{target} has {len(answer.data)} MX names (limit {MAX_NAMES})"))
 
     await walk(domain, root, frozenset())
     if root.total > MAX_LOOKUPS:
-        problems.append(f"{root.total} DNS lookups, more than {MAX_LOOKUPS}")
+        problems.append(("lookups", domain, f"{root.total} DNS lookups, more than {MAX_LOOKUPS}"))
     if root.voids > MAX_VOID:
-        problems.append(f"{root.voids} void lookups, more than {MAX_VOID}")
+        problems.append(("voids", domain, f"{root.voids} void lookups, more than {MAX_VOID}"))
     return SpfTree(domain, root.record, root, tuple(problems),
-                   "; ".join(errors) if errors else None)
+                   "; ".join(errors) if errors else None, tuple(long_records))

@@ -130,6 +130,13 @@ def _modifier(term: str) -> Modifier | None:
     return Modifier(name, value, term)
 
 
+def parse_term(term: str) -> Mechanism:
+    """One directive, e.g. ``include:spf.protection.outlook.com`` (raises SpfSyntaxError)."""
+    if not term or " " in term or not term.isascii():
+        raise SpfSyntaxError(f"{term!r} is not one SPF term", term)
+    return _mechanism(term)
+
+
 def _mechanism(term: str) -> Mechanism:
     qualifier = "+"
     body = term

@@ -97,6 +97,8 @@ class Lab:
         self.environ: dict[str, str] = {}
         #: (tier id, access key: "api" | "graph") -> base URL of the stand-in serving it.
         self.urls: dict[tuple[str, str], str] = {}
+        #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
+        self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -161,6 +163,7 @@ class Lab:
                 forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
             )
             await self._start(self._dns_resolver)
+            await self._start_policy_hosts()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -180,6 +183,20 @@ class Lab:
             self._workdir = None
         self._dns_resolver = None
         self.startables.clear()
+        self.extra_connect_to.clear()
+
+    async def _start_policy_hosts(self) -> None:
+        """MTA-STS policy hosts over HTTPS, certificates from a lab CA."""
+        from mailtrace.lab.ca import LabCA
+        from mailtrace.lab.mta_sts import CA_FILE_ENV, policy_hosts
+
+        assert self._stack is not None
+        ca = LabCA()
+        self._stack.callback(ca.close)
+        for host in policy_hosts(ca, self.scenario.mta_sts_policies):
+            await self._start(host)
+            self.extra_connect_to.append(host.connect_to)
+        self.environ[CA_FILE_ENV] = str(ca.ca_file)
 
     async def _start(self, startable: Startable) -> None:
         """Start one server; it is stopped (in reverse order) when the lab exits."""
@@ -210,7 +227,7 @@ class Lab:
         return [
             ConnectTo(host, DNS_PORT, server.host, server.port)
             for host, server in self.servers.items()
-        ]
+        ] + self.extra_connect_to
 
     @property
     def topology_path(self) -> Path:

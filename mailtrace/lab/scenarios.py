@@ -84,6 +84,8 @@ class Scenario:
     zone_edits: tuple[ZoneEdit, ...] = ()
     #: Faults by name server host name ("ns2.contoso.com"), or "resolver".
     faults: Mapping[str, Fault] = field(default_factory=dict)
+    #: MTA-STS policy text per domain, replacing the lab's default (None: no policy host).
+    mta_sts_policies: Mapping[str, str | None] | None = None
 
 
 class UnknownScenario(KeyError):
