@@ -10,4 +10,4 @@ from probes import auth
 from probes.dns import consistency, delegation, mx, observer
 
 ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)
-ALL += (auth.RECORDS, auth.MTA_STS)
+ALL += (auth.RECORDS, auth.MTA_STS, auth.MX_CUTOVER)

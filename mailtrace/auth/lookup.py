@@ -142,10 +142,11 @@ class DnsLookup:
 
 @dataclass
 class Overlay:
-    """A proposed change laid over live DNS: its records answer first."""
+    """A proposed change laid over live DNS: its records answer first (a CNAME it adds is
+    followed, as a resolver would)."""
 
     base: Lookup
-    records: Mapping[tuple[str, str], tuple[str, ...] | None]  # None: the RRset removed
+    records: Mapping[tuple[str, str], tuple[str, ...]]  # () : the RRset removed
     ttl: int = 300
 
     async def __call__(self, name: str, rdtype: str) -> Answer:
@@ -155,4 +156,9 @@ class Overlay:
             if not data:
                 return Answer(key[0], key[1], "nodata", source="change file")
             return Answer(key[0], key[1], "answer", data, self.ttl, source="change file")
+        alias = self.records.get((key[0], "CNAME"))
+        if alias and rdtype.upper() != "CNAME":
+            target = await self(alias[0], rdtype)
+            return Answer(key[0], key[1], target.status, target.data, target.ttl,
+                          target.error, target.source, (absolute(alias[0]), *target.chain))
         return await self.base(name, rdtype)

@@ -89,3 +89,27 @@ MTA_STS = Probe(
     evaluate=_evaluate_mta_sts,
     summary="MTA-STS record and HTTPS policy covering every MX host; TLS-RPT record",
 )
+
+
+async def _collect_mx_ttl(ctx: ProbeContext) -> Any:
+    """Outside precheck there is no cutover to judge: the observation says so."""
+    from mailtrace.auth.precheck import MxCutover
+
+    return MxCutover(ctx.target.domain, None, None)
+
+
+def _evaluate_mx_ttl(obs: Any) -> list[Finding]:
+    from mailtrace.auth.precheck import MxCutover
+
+    assert isinstance(obs, MxCutover)
+    return obs.evaluate()
+
+
+MX_CUTOVER = Probe(
+    id="auth.mx-cutover",
+    kinds=frozenset({AUTH_KIND}),
+    tags=frozenset({"PRECHECK_MX_TTL_LONG"}),
+    collect=_collect_mx_ttl,
+    evaluate=_evaluate_mx_ttl,
+    summary="An MX change made while the old MX's TTL is long (precheck)",
+)
