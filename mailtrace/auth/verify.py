@@ -286,16 +286,27 @@ async def verify_once(topology: Topology, domain: str, client_factory: Callable[
     started, began = time.time(), time.monotonic()
     deadline = began + timeout
     client = client_factory()
+    records = expected_records(topology, domain)
+    # Nothing here waits for anything else it does not need: the fit checks and the
+    # resolvers' answers start at once, the name servers' once the zone's NS set is known.
+    # The fit checks judge what the zone publishes: the panel's first resolver answers
+    # them (sharing its queries with the comparison); every resolver is compared below.
+    fit_client = DnsClient(client.resolvers[:1], client.redirects, client.attempt_timeout,
+                           _tasks=client._tasks)
+    fit_task = asyncio.ensure_future(fit_findings(fit_client, topology, domain, deadline,
+                                                  ca_file))
+    resolver_task = asyncio.gather(*(
+        asyncio.gather(*(_ask(client, s, r, deadline) for s in client.resolvers))
+        for r in records))
     delegation = await client.zone_servers(domain, deadline)
     servers = delegation.servers
-    records = expected_records(topology, domain)
     serials_task = asyncio.gather(*(_serial(client, s, delegation.apex, deadline)
                                     for s in servers))
-    answers_task = asyncio.gather(*(
-        asyncio.gather(*(_ask(client, s, r, deadline) for s in [*servers, *client.resolvers]))
-        for r in records))
-    fit_task = fit_findings(client, topology, domain, deadline, ca_file)
-    serials, per_record, fit = await asyncio.gather(serials_task, answers_task, fit_task)
+    server_task = asyncio.gather(*(
+        asyncio.gather(*(_ask(client, s, r, deadline) for s in servers)) for r in records))
+    serials, at_servers, at_resolvers, fit = await asyncio.gather(
+        serials_task, server_task, resolver_task, fit_task)
+    per_record = [[*a, *b] for a, b in zip(at_servers, at_resolvers, strict=True)]
     by_server = dict(zip(servers, serials, strict=True))
     reports = []
     for record, answers in zip(records, per_record, strict=True):
