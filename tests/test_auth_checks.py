@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from authzone import zone_lookup
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailtrace.auth import checks
 from mailtrace.auth import mta_sts as sts
@@ -221,3 +223,20 @@ def test_a_4000_byte_record_is_flagged_long_yet_judged():
     found = judge({"contoso.com": {"TXT": [big]}})
     assert [f.args["length"] for f in found if f.tag == "SPF_RECORD_LONG"] == [len(big)]
     assert tags(found).count("SPF_SENDER_PASSES") == 2
+
+
+RECORD_TEXT = st.one_of(
+    st.text(max_size=120),
+    st.builds(lambda t: "v=spf1 " + t, st.text(max_size=120)),
+    st.builds(lambda t: "v=DMARC1; " + t, st.text(max_size=120)),
+    st.builds(lambda t: "v=DKIM1; " + t, st.text(max_size=120)),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(RECORD_TEXT, max_size=3), st.lists(RECORD_TEXT, max_size=2),
+       st.lists(RECORD_TEXT, max_size=2))
+def test_any_published_records_give_findings_never_an_exception(spf, dmarc, key):
+    found = judge({"contoso.com": {"TXT": spf}, "_dmarc.contoso.com": {"TXT": dmarc},
+                   "selector1-contoso-com._domainkey.contoso.onmicrosoft.com": {"TXT": key}})
+    assert found and all(f.tag for f in found)

@@ -317,3 +317,24 @@ def test_cli_refuses_a_domain_outside_the_topology(capsys):
     assert main(["verify", "--topology", str(topology), "--domain", "fabrikam.com",
                  "--resolver", "127.0.0.1:9"]) == 2
     assert "not a domain of topology" in capsys.readouterr().err
+
+
+def test_cli_verify_panel_with_the_system_resolver(running_lab, capsys, monkeypatch):
+    """--system-resolver adds the system's resolvers to the panel (here: stood in for by
+    the lab's, so nothing leaves the machine)."""
+    import mailtrace.cli
+    from mailtrace.clients.endpoints import Endpoint
+
+    host, port = running_lab.resolver
+    monkeypatch.setattr(mailtrace.cli, "_system_resolvers", lambda: [Endpoint(host, port)])
+    extra = ["--system-resolver", "--format", "json"]
+    assert main(["verify", *_flags(running_lab), *extra]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["resolvers"]) == 2
+
+
+def test_cli_verify_text_shows_the_spf_tree(running_lab, capsys):
+    assert main(["verify", *_flags(running_lab)]) == 0
+    out = capsys.readouterr().out
+    assert "| contoso.com  [2 lookups]" in out
+    assert "|   include:spf.protection.outlook.com  [1 lookup]" in out

@@ -46,6 +46,8 @@ def add_parsers(sub: Any) -> None:
                    help="poll until every record matches or --timeout runs out")
     v.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between polls with --watch (default 5)")
+    v.add_argument("--system-resolver", action="store_true",
+                   help="put the system's resolvers in the panel beside each --resolver")
     p = sub.add_parser("precheck", help="judge a DNS change (MX, SPF, DKIM, DMARC) "
                        "against the topology before making it")
     _common(p)
@@ -66,6 +68,10 @@ def _setup(args: argparse.Namespace) -> tuple[Any, str, Callable[[], DnsClient],
         raise UsageError(f"{domain} is not a domain of topology {topology.topology} "
                          f"({', '.join(topology.domains)})")
     resolvers, connect_to = _endpoints(args)
+    if getattr(args, "system_resolver", False) and args.resolver:
+        from mailtrace import cli
+
+        resolvers = [*cli._system_resolvers(), *resolvers]
     ca_file = args.ca_file or os.environ.get(CA_FILE_ENV)
     if ca_file and not os.path.isfile(ca_file):
         raise UsageError(f"--ca-file {ca_file}: no such file")

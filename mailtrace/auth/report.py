@@ -19,6 +19,16 @@ def _line(f: Finding) -> str:
     return f"{info.level.value:<8} {f.tag}: {info.render(f.args)}"
 
 
+def spf_tree_lines(findings: list[Finding], indent: str) -> list[str]:
+    """The SPF lookup tree, with the cost of each include (from SPF_LOOKUPS evidence)."""
+    for f in findings:
+        if f.tag == "SPF_LOOKUPS":
+            for ev in f.evidence:
+                if "lines" in ev:
+                    return [f"{indent}{line}" for line in ev["lines"]]
+    return []
+
+
 def verify_text(report: VerifyReport, verbose: bool = False) -> str:
     out = [f"verify {report.domain} (topology {report.topology}): {report.status.upper()}",
            f"  authoritative: {', '.join(report.servers) or '(none found)'}",
@@ -37,6 +47,8 @@ def verify_text(report: VerifyReport, verbose: bool = False) -> str:
         if rec.old_expires_at is not None:
             out.append(f"    old answer held by {', '.join(rec.disagreeing)} until "
                        f"{_iso(rec.old_expires_at)}")
+        if rec.record.label == "SPF":
+            out.extend(spf_tree_lines(rec.findings, "    | "))
         for f in rec.findings:
             info = catalog.info(f.tag)
             if verbose or info.level.rank >= Level.WARNING.rank:
@@ -55,8 +67,8 @@ def verify_text(report: VerifyReport, verbose: bool = False) -> str:
 
 
 def precheck_text(report: PrecheckReport, verbose: bool = False) -> str:
-    title = report.change.change or "change"
-    out = [f"precheck {report.domain} (topology {report.topology}): {title}: "
+    title = f"{report.change.change}: " if report.change.change else ""
+    out = [f"precheck {report.domain} (topology {report.topology}): {title}"
            f"{report.verdict.upper()}"]
     for (name, rtype), data in report.overlaid.records.items():
         before = report.overlaid.before[(name, rtype)]
@@ -64,6 +76,10 @@ def precheck_text(report: PrecheckReport, verbose: bool = False) -> str:
         out.append(f"    before: {' | '.join(before.data) or '(none)'}"
                    + (f"  (TTL {before.ttl})" if before.ttl is not None else ""))
         out.append(f"    after:  {' | '.join(data) or '(none)'}")
+    if any(rtype == "TXT" and name == report.domain.rstrip(".") + "."
+           for name, rtype in report.overlaid.records):
+        out.append("  SPF lookups after the change:")
+        out.extend(spf_tree_lines(report.after, "    | "))
     sections = [("unsafe", report.unsafe), ("new", [f for f in report.new
                                                      if f not in report.unsafe]),
                 ("resolved", report.resolved)]
