@@ -41,7 +41,8 @@ import dns.zone
 from mailtrace.auth import checks
 from mailtrace.auth.lookup import DnsLookup
 from mailtrace.auth.scenarios import VERIFY
-from mailtrace.auth.spf import check_host, lookup_tree
+from mailtrace.auth.spf import check_host
+from mailtrace.auth.spf_tree import lookup_tree
 from mailtrace.auth.verify import verify
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.endpoints import Redirects

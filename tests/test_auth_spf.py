@@ -12,7 +12,7 @@ from authzone import zone_lookup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailtrace.auth.spf import RESULTS, check_host, lookup_tree
+from mailtrace.auth.spf import RESULTS, check_host
 from mailtrace.auth.spf_record import (
     MacroEnv,
     SpfSyntaxError,
@@ -20,6 +20,7 @@ from mailtrace.auth.spf_record import (
     parse_record,
     parse_term,
 )
+from mailtrace.auth.spf_tree import lookup_tree
 
 
 def run(coro):

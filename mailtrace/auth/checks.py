@@ -17,8 +17,9 @@ from mailtrace.auth import dkim, dmarc
 from mailtrace.auth.lookup import Answer, Lookup
 from mailtrace.auth.mta_sts import MtaStsCheck
 from mailtrace.auth.senders import Sender, declared_senders, sample_address
-from mailtrace.auth.spf import SpfResult, SpfTree, check_host, lookup_tree, select_record
+from mailtrace.auth.spf import SpfResult, check_host
 from mailtrace.auth.spf_record import SpfSyntaxError, parse_record
+from mailtrace.auth.spf_tree import SpfTree, lookup_tree, select_record
 from mailtrace.findings import Finding
 from mailtrace.topology.model import DnsExpectation, DnsTier, ExchangeOnlineTier, Topology
 

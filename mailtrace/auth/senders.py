@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailtrace.auth.lookup import Lookup
-from mailtrace.auth.spf import select_record
 from mailtrace.auth.spf_record import SpfSyntaxError, has_macros, parse_record, parse_term
+from mailtrace.auth.spf_tree import select_record
 from mailtrace.topology.model import DnsExpectation, Topology
 
 EXO_SUFFIXES = ("protection.outlook.com",)
