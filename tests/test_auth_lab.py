@@ -338,3 +338,18 @@ def test_cli_verify_text_shows_the_spf_tree(running_lab, capsys):
     out = capsys.readouterr().out
     assert "| contoso.com  [2 lookups]" in out
     assert "|   include:spf.protection.outlook.com  [1 lookup]" in out
+
+
+@pytest.mark.parametrize(("raw", "needle"), [
+    (b"records:\n  - {action: add, name: a, type: TXT, values: [\xff]}\n", "not UTF-8"),
+    (b"- action: add\n", "expected a mapping with keys change, domain"),
+    (b"records:\n  - {action: add, name: a, type: TXT, values: [b]}\nrecords: []\n",
+     "duplicate key 'records'"),
+])
+def test_other_unusable_change_files(capsys, tmp_path, raw, needle):
+    change = tmp_path / "change.yaml"
+    change.write_bytes(raw)
+    topology = Path(__file__).resolve().parents[1] / "topologies" / "contoso-proofpoint-exo.yaml"
+    assert main(["precheck", "--topology", str(topology), "--change", str(change),
+                 "--resolver", "127.0.0.1:9"]) == 2
+    assert needle in capsys.readouterr().err

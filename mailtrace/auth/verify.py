@@ -124,6 +124,10 @@ class RecordReport:
             "record": self.record.label, "name": self.record.name.rstrip("."),
             "type": self.record.rdtype, "status": self.status, "reason": self.reason,
             "current": list(self.current) if self.current is not None else None,
+            # The zone's TTL: a cache outside the panel may keep the previous answer up to
+            # this long after the change reached every server.
+            "ttl": max((a.ttl for a in self.answers
+                        if a.server.role == "authoritative" and a.ttl is not None), default=None),
             "disagreeing": self.disagreeing,
             "old_expires_at": _iso(self.old_expires_at),
             "servers": [a.as_json() for a in self.answers],
