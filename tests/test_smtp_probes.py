@@ -248,3 +248,11 @@ def test_hosts_probe_in_mx_preference_order():
     report = triage(variant("healthy", zone_edits=(edit,)))
     ev = finding(report, "SMTP_TLS_OK").args["hosts"]
     assert ev == f"{MX0B}, {MX0A}"
+
+
+def test_the_text_report_shows_transcripts_folded_unless_verbose():
+    from mailtrace.report import text
+    report = triage("gateway-cert-expired")
+    short, full = text.render(report), text.render(report, verbose=True)
+    assert "C: RCPT TO:<alice@contoso.com>" in short and "more reply lines" in short
+    assert "more reply lines" not in full and "S: 250-PIPELINING" in full
