@@ -34,6 +34,15 @@ _KNOWN_FIELDS = {
     "x-proofpoint-spam-details", "x-proofpoint-guid", "arc-authentication-results",
 }
 _AUTH_METHODS = ("spf", "dkim", "dmarc", "compauth")
+
+#: Every tag this module can emit (the catalog declares each one).
+TAGS: frozenset[str] = frozenset({
+    "HDR_NO_RECEIVED", "HDR_RECEIVED_UNREADABLE", "HDR_HOP_SLOW", "HDR_CLOCK_SKEW",
+    "HDR_GATEWAY_PASSED", "HDR_GATEWAY_BYPASSED", "HDR_AUTH_RESULTS", "HDR_AUTH_FAILED",
+    "HDR_AUTH_UNTRUSTED", "HDR_HEADER_UNTRUSTED", "HDR_EXO_FILTER_VERDICT", "HDR_EXO_JUNKED",
+    "HDR_EXO_FILTERING_SKIPPED", "HDR_PROOFPOINT_VERDICT", "HDR_PROOFPOINT_FLAGGED",
+    "HDR_PROOFPOINT_TRACE",
+})
 _JUNK_CATS = {"SPM", "HSPM", "PHSH", "HPHSH", "HPHISH", "MALW", "BULK", "SPOOF", "DIMP",
               "GIMP", "UIMP", "OSPM", "AMP", "SAP", "INTOS"}
 _JUNK_SFV = {"SPM", "SKS", "BLK", "SKB"}
@@ -226,15 +235,18 @@ def _forefront(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, i
 
 
 def _queue_id(chain: list[Hop], tiers: list[str | None], tier: str) -> Hop | None:
+    """The hop whose id is Proofpoint's queue id: the sendmail hop after the filter
+    (``from pps.filterd``), else a sendmail-stamped one, else the first with an id."""
     mine = [h for h, t in zip(chain, tiers, strict=True) if t == tier and h.queue_id]
-    for test in (lambda h: (h.from_host or "").lower() == "pps.filterd",
-                 lambda h: re.match(r"8\.\d", h.by_comment or "") is not None,
-                 lambda h: "ppe hosted" in (h.by_comment or "").lower(),
-                 lambda h: True):
-        hop = next((h for h in mine if test(h)), None)
-        if hop is not None:
-            return hop
-    return None
+
+    def rank(h: Hop) -> int:
+        if (h.from_host or "").lower() == "pps.filterd":
+            return 0
+        if re.match(r"8\.\d", h.by_comment or "") or "ppe hosted" in (h.by_comment or "").lower():
+            return 1
+        return 2
+
+    return min(mine, key=rank) if mine else None
 
 
 def _smart_search(hosts: HostMap, tier: str | None, guid: str | None, qid: str | None,

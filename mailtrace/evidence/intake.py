@@ -55,7 +55,7 @@ def _open(path: str, limit: int, header_only: bool) -> tuple[BinaryIO, str]:
             "a bounce is small: save the NDR without the returned message's attachments"
         )
     try:
-        return open(path, "rb"), path  # noqa: SIM115 - closed by the caller
+        return open(path, "rb"), path
     except OSError as exc:
         raise EvidenceError(f"{path}: {exc.strerror}") from None
 

@@ -19,7 +19,9 @@ from mailtrace.evidence.tiers import normalize_host
 MAX_HOPS = 100
 MAX_HEADER = 4096
 
-_WORD = {name: re.compile(rf"(?:^|\s){name}\s+(\S+)", re.I) for name in ("from", "by", "with", "id")}
+_WORD = {
+    name: re.compile(rf"(?:^|\s){name}\s+(\S+)", re.I) for name in ("from", "by", "with", "id")
+}
 _BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
 _BARE_IP = re.compile(r"(?<![\w.:])((?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)(?![\w.:])")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+\.[A-Za-z]{2,}$")
