@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import jsonschema
 import pytest
 from evidence_util import CORPUS, ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailtrace.cli import main
 from mailtrace.lab import scenarios
@@ -238,3 +240,14 @@ def test_triage_text_shows_the_ndr_tier_next_to_the_verdict(capsys):
     assert code == 1
     assert "VERDICT: FAULT at public-dns" in out
     assert "NDR vs triage: AGREES" in out
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2000), command=st.sampled_from(["ndr", "headers"]))
+def test_any_file_gives_exit_0_1_or_2_never_an_internal_error(tmp_path, capsys, data, command):
+    path = tmp_path / "input.eml"
+    path.write_bytes(data)
+    code, _, err = run(capsys, command, str(path), "--topology", CONTOSO)
+    assert code in (0, 1, 2), err
+    assert "Traceback" not in err and "internal error" not in err

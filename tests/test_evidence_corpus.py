@@ -141,3 +141,31 @@ def test_received_parsing_tolerates_broken_fields(raw, by, ip, problem):
     assert hop.from_ip == ip
     assert (hop.problem or "").startswith(problem or "") and (problem is None) == (
         hop.problem is None)
+
+
+_GATEWAY_HOPS = (
+    "Received: from mx0a-001234.pphosted.com (127.0.2.1) by\n"
+    " BN1NAM02FT012.mail.protection.outlook.com; Sun, 29 Nov 2026 09:31:00 +0000\n"
+    "{above}"
+    "Received: from mail.tailspin.example ([192.0.2.25]) by mx0a-001234.pphosted.com\n"
+    " (PPS) with ESMTPS id 49db0u26ge-1; Sun, 29 Nov 2026 09:30:00 +0000\n"
+    "{below}"
+    "Received: from laptop ([10.0.0.5]) by mail.tailspin.example (Postfix);\n"
+    " Sun, 29 Nov 2026 09:29:59 +0000\n\n"
+)
+_GATEWAY_AR = "Authentication-Results: mx0a-001234.pphosted.com; spf=pass; dmarc=fail\n"
+
+
+def test_a_declared_writer_is_trusted_only_above_its_tiers_entry():
+    from evidence_util import headers_of
+
+    contoso = hosts("contoso-proofpoint-exo.yaml")
+    above = headers_of(_GATEWAY_HOPS.format(above=_GATEWAY_AR, below="").encode(), contoso)
+    assert [(a.writer, a.tier, a.trusted) for a in above.auth] == [
+        ("mx0a-001234.pphosted.com", "proofpoint", True)]
+    assert ("HDR_AUTH_FAILED", "dmarc=fail") in {
+        (f.tag, f.args.get("failed")) for f in above.findings}
+    forged = headers_of(_GATEWAY_HOPS.format(above="", below=_GATEWAY_AR).encode(), contoso)
+    assert [(a.tier, a.trusted) for a in forged.auth] == [("proofpoint", False)]
+    assert {f.tag for f in forged.findings} >= {"HDR_AUTH_UNTRUSTED", "HDR_GATEWAY_PASSED"}
+    assert "HDR_AUTH_FAILED" not in {f.tag for f in forged.findings}

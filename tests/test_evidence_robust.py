@@ -194,3 +194,38 @@ def test_untrusted_vendor_header_when_its_tier_is_not_in_the_chain():
             if f.tag == "HDR_HEADER_UNTRUSTED"] == [
         ("HDR_HEADER_UNTRUSTED", "X-Forefront-Antispam-Report")]
     assert "HDR_EXO_JUNKED" not in {f.tag for f in analysis.findings}
+
+
+HOSTILE = [
+    # Unclosed tags and tag-like runs in an HTML part: tag stripping must stay linear.
+    b"From: a@b.example\nContent-Type: text/html\n\n<p>Diagnostic information for "
+    b"administrators</p>" + b"<" * 300_000,
+    b"From: a@b.example\nContent-Type: text/html\n\n" + b"<br " * 100_000,
+    # A huge From without an address, and a huge address-like token.
+    b"From: " + b"a" * 300_000 + b"\n\nThis is the mail system at host x.example.\n",
+    b"From: " + b"a." * 150_000 + b"@\n\nbody\n",
+    # Postfix and Sendmail texts with pathological recipient paragraphs.
+    b"This is the mail system at host x.example.\n\n<a@b.example>: host y[1] said: "
+    + b"(in reply to " * 30_000 + b"\n",
+    b"----- The following addresses had permanent fatal errors -----\n<a@b.example>\n"
+    + b"(reason: " * 40_000 + b"\n",
+    # Exchange Online text with an endless "returned" line.
+    b"Diagnostic information for administrators:\n\na@b.example\n"
+    + b"Server at " * 40_000 + b"returned '550 5.1.1 x'\n",
+]
+
+
+@pytest.mark.parametrize("data", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_bounces_finish(data):
+    """Each would take minutes if a parser were quadratic in its input."""
+    _either(ndr_of, data)
+
+
+@pytest.mark.parametrize("data", [
+    b"Authentication-Results: " + b"a" * 500_000 + b"\nReceived: by x.example; bad\n\n",
+    b"X-Proofpoint-Spam-Details: " + b"rule" * 200_000 + b"\nReceived: by x; y\n\n",
+    b"Received: from " + b"(" * 200_000 + b"\n\n",
+    b"Received: from a (" + b"[1:" * 100_000 + b") by b.example; x\n\n",
+], ids=range(4))
+def test_hostile_headers_finish(data):
+    _either(headers_of, data)

@@ -8,7 +8,8 @@ Exchange Online") and Proofpoint's rejection texts (proofpoint.md §7).
 
 ``blame`` says which server the failure is about: ``replier`` (the server that gave the
 reply, or generated the report when no remote server is named), ``next-hop`` (the
-server the reporter could not reach: 4.4.7 expired, 4.4.1 no answer) or ``dns`` (the
+server the reporter could not reach: 4.4.7 expired, 4.4.1 no answer), ``mailbox`` (a
+full mailbox is the mailbox tier's, whichever server relayed the reply) or ``dns`` (the
 name lookup of the recipient's domain failed). ``vendor`` names the tier kind a code is
 unmistakably from, for reports that name no host at all (pasted NDR text).
 """
@@ -75,7 +76,7 @@ RULES: tuple[CodeRule, ...] = (
              blame="next-hop"),
     CodeRule("NDR_EXO_RECIPIENT_NOT_FOUND", codes=frozenset({"5.1.10"}), vendor=EXO),
     CodeRule("NDR_RECIPIENT_UNKNOWN", codes=frozenset({"5.1.1"})),
-    CodeRule("NDR_MAILBOX_FULL", codes=frozenset({"5.2.2", "4.2.2"})),
+    CodeRule("NDR_MAILBOX_FULL", codes=frozenset({"5.2.2", "4.2.2"}), blame="mailbox"),
     CodeRule("NDR_SENDER_AUTH_REJECTED", codes=frozenset({"5.7.509", "5.7.23", "5.7.26"})),
     CodeRule("NDR_NOT_AUTHORIZED", codes=frozenset({"5.7.1"})),
     CodeRule("NDR_DESTINATION_NOT_RESOLVABLE", codes=frozenset({"5.4.4", "4.4.3", "5.1.2"}),

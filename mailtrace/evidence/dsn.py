@@ -70,7 +70,7 @@ def _typed(value: str | None) -> str | None:
 
 
 def _address(value: str | None) -> str | None:
-    found = _ADDRESS.search(value or "")
+    found = _ADDRESS.search((value or "")[:MAX_FIELD])
     return found.group(1) if found else None
 
 
@@ -180,9 +180,10 @@ def _from_blocks(blocks: list[list[tuple[str, str]]]) -> tuple[str | None, list[
 # --- text forms --------------------------------------------------------------------------
 
 def _html_text(markup: str) -> str:
-    markup = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", markup[:2_000_000])
-    markup = re.sub(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^>]*>", "\n", markup)
-    return html.unescape(re.sub(r"<[^>]*>", "", markup))
+    """Visible text of an HTML part, well enough to find a bounce's lines. Tags are
+    matched without crossing another ``<``, so hostile markup stays linear."""
+    markup = re.sub(r"(?i)<\s*(br|/p|/div|/tr|/li|/h\d)\b[^<>]*>", "\n", markup[:2_000_000])
+    return html.unescape(re.sub(r"<[^<>]*>", "", markup))
 
 
 _EXO_MARK = re.compile(r"Diagnostic information for administrators", re.I)
@@ -202,6 +203,7 @@ def _exchange_online(text: str) -> tuple[str | None, list[RecipientStatus]]:
     recipients: list[RecipientStatus] = []
     current: str | None = None
     for line in text[mark.end():].splitlines()[:2000]:
+        line = line[:MAX_FIELD]
         if _EXO_END.match(line):
             break
         if found := _EXO_GENERATING.match(line):
@@ -242,11 +244,11 @@ def _postfix(text: str) -> tuple[str | None, list[RecipientStatus]]:
         lines = paragraph.strip().splitlines()
         if not lines:
             continue
-        head = re.match(r"<([^<>\s]+@[^<>\s]+)>(?:\s*\(expanded from <[^>]*>\))?:\s*(.*)$",
-                        lines[0])
+        head = re.match(r"<([^<>\s]+@[^<>\s]+)>(?:\s*\(expanded from <[^<>]*>\))?:\s*(.*)$",
+                        lines[0][:MAX_FIELD])
         if not head or len(recipients) >= MAX_RECIPIENTS:
             continue
-        body = " ".join([head.group(2), *(line.strip() for line in lines[1:])])
+        body = " ".join([head.group(2), *(line.strip() for line in lines[1:50])])[:MAX_FIELD]
         remote = None
         diagnostic = body
         if found := _POSTFIX_SAID.search(body):
@@ -281,7 +283,7 @@ def _sendmail(text: str, sender_host: str | None) -> tuple[str | None, list[Reci
     recipients: list[RecipientStatus] = []
     current: RecipientStatus | None = None
     for line in listing.splitlines():
-        stripped = line.strip()
+        stripped = line.strip()[:MAX_FIELD]
         if (address := re.fullmatch(r"<?([^<>\s]+@[^<>\s]+?)>?", stripped)) is not None:
             if len(recipients) >= MAX_RECIPIENTS:
                 break

@@ -25,6 +25,7 @@ from mailtrace.evidence.tiers import EXO_OUTBOUND, HostMap, normalize_host
 from mailtrace.findings import Finding
 
 SLOW_HOP_SECONDS = 300.0
+MAX_FIELD = 2048  # characters of one verdict field read: real ones are a few hundred
 SKEW_TOLERANCE = 2.0
 SMART_SEARCH_WINDOW = timedelta(hours=1)
 
@@ -118,7 +119,7 @@ def _holder(position: int, chain: list[Hop], tiers: list[str | None]) -> str | N
 
 def parse_auth_results(value: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
     """(authserv-id, method → result, details) of one Authentication-Results field."""
-    text, _ = _comments(re.sub(r"\s+", " ", value[:8192]))
+    text, _ = _comments(re.sub(r"\s+", " ", value[:MAX_FIELD]))
     parts = [p.strip() for p in text.split(";")]
     writer: str | None = None
     if parts and parts[0] and "=" not in parts[0].split()[0]:
@@ -194,7 +195,7 @@ def _auth_findings(auth: list[AuthResults]) -> list[Finding]:
 def _topmost(fields: list[tuple[str, str]], name: str) -> tuple[int, str] | None:
     for position, (field_name, value) in enumerate(fields):
         if field_name.lower() == name:
-            return position, re.sub(r"\s+", " ", value[:8192]).strip()
+            return position, re.sub(r"\s+", " ", value[:MAX_FIELD]).strip()
     return None
 
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailtrace import catalog
-from mailtrace.evidence.codes import CodeRule, effective_status, explain
+from mailtrace.evidence.codes import DELIVERED, CodeRule, effective_status, explain
 from mailtrace.evidence.dsn import DeliveryReport, RecipientStatus
 from mailtrace.evidence.tiers import HostMap
 from mailtrace.findings import Finding
-
-FAILED_ACTIONS = ("failed", "delayed")
+from mailtrace.topology.model import MAILBOX_KINDS
 
 
 @dataclass(frozen=True)
@@ -32,10 +30,8 @@ class RecipientOutcome:
 
     @property
     def failed(self) -> bool:
-        return catalog.info(self.rule.tag).fails or (
-            (self.recipient.action or "failed") in FAILED_ACTIONS
-            and self.rule.tag != "NDR_DELIVERED"
-        )
+        """Failed or delayed: anything but a report of success."""
+        return self.rule is not DELIVERED
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,17 @@ def _next_hop(hosts: HostMap, tier: str | None) -> str | None:
     return following[0] if len(following) == 1 else None
 
 
+def _mailbox_tier(hosts: HostMap, replier: str | None) -> str | None:
+    """The replier if it is a mailbox tier, else the one mailbox tier downstream of it."""
+    if hosts.topology is None or hosts.flow is None or replier is None:
+        return None
+    if hosts.topology.tiers[replier].kind in MAILBOX_KINDS:
+        return replier
+    found = [t for t in hosts.flow.downstream_of(replier)
+             if hosts.topology.tiers[t].kind in MAILBOX_KINDS]
+    return found[0] if len(found) == 1 else replier
+
+
 def _in_topology(hosts: HostMap, address: str | None) -> bool:
     if hosts.topology is None or not address:
         return False
@@ -79,6 +86,8 @@ def attribute(hosts: HostMap, r: RecipientStatus, rule: CodeRule
         reporting = None  # the sender's own server, matched by a vendor pattern only
     if rule.blame == "dns":
         named = hosts.flow.dns_tier() if hosts.flow and _in_topology(hosts, r.address) else None
+    elif rule.blame == "mailbox":
+        named = _mailbox_tier(hosts, remote or reporting)
     elif rule.blame == "next-hop":
         named = remote or _next_hop(hosts, reporting)
     elif r.remote_mta:
