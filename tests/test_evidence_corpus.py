@@ -169,3 +169,21 @@ def test_a_declared_writer_is_trusted_only_above_its_tiers_entry():
     assert [(a.tier, a.trusted) for a in forged.auth] == [("proofpoint", False)]
     assert {f.tag for f in forged.findings} >= {"HDR_AUTH_UNTRUSTED", "HDR_GATEWAY_PASSED"}
     assert "HDR_AUTH_FAILED" not in {f.tag for f in forged.findings}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["ndr"]))
+def test_ndr_corpus_saved_with_windows_line_endings(name):
+    expected = EXPECTED["ndr"][name]
+    data = (CORPUS / "ndr" / name).read_bytes().replace(b"\n", b"\r\n")
+    analysis = ndr_of(data, hosts(expected["topology"]))
+    got = [[o.recipient.address, o.status, o.tier, o.rule.tag] for o in analysis.outcomes]
+    assert got == expected["recipients"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["headers"]))
+def test_headers_corpus_saved_with_windows_line_endings(name):
+    expected = EXPECTED["headers"][name]
+    data = (CORPUS / "headers" / name).read_bytes().replace(b"\n", b"\r\n")
+    analysis = headers_of(data, hosts(expected["topology"]))
+    assert analysis.tiers == expected["tiers"]
+    assert analysis.bypassed_gateway is expected["bypassed_gateway"]

@@ -304,11 +304,11 @@ def _proofpoint(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str
 # --- the analysis ------------------------------------------------------------------------------
 
 def _hop_findings(chain: list[Hop], tiers: list[str | None], gaps: list[float | None],
-                  slow: float) -> list[Finding]:
+                  slow: float, topology: bool) -> list[Finding]:
     found = []
     for hop, tier, gap in zip(chain, tiers, gaps, strict=True):
         evidence = [{"received": hop.raw[:500]}]
-        where = tier or "(outside the topology)"
+        where = tier or ("outside the topology" if topology else "no --topology")
         if hop.problem is not None:
             found.append(Finding("HDR_RECEIVED_UNREADABLE",
                                  {"index": hop.index, "problem": hop.problem}, evidence))
@@ -365,7 +365,7 @@ def analyze(fields: list[tuple[str, str]], hosts: HostMap,
     findings: list[Finding] = []
     if not chain:
         findings.append(Finding("HDR_NO_RECEIVED", {}, []))
-    findings += _hop_findings(chain, tiers, gaps, slow)
+    findings += _hop_findings(chain, tiers, gaps, slow, hosts.topology is not None)
     bypassed, found = _bypass(chain, tiers, hosts)
     findings += found
     findings += _auth_findings(auth)

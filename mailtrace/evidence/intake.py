@@ -116,6 +116,8 @@ def to_text(data: bytes, name: str = "input") -> str:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
+    # One line ending for every parser: files saved on Windows end lines with CRLF.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise EvidenceError(f"{name}: empty input")
     controls = sum(1 for c in text[:65536] if c < " " and c not in "\t\r\n\f")
