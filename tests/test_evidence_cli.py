@@ -137,6 +137,11 @@ def test_headers_text_timeline_from_stdin(capsys, monkeypatch):
     (["headers", "/nonexistent/h.eml"], "no such file"),
     (["ndr", str(NDR / "pod-dbeb-5.4.1.eml"), "--triage"], "--triage needs --topology"),
     (["ndr", str(NDR / "pod-dbeb-5.4.1.eml"), "--resolver", "127.0.0.1"], "only apply with"),
+    (["ndr", str(NDR / "pod-dbeb-5.4.1.eml"), "--ca-file", "x.pem"], "only apply with"),
+    (["ndr", str(NDR / "pod-dbeb-5.4.1.eml"), "--topology", CONTOSO, "--triage",
+      "--resolver", "127.0.0.1", "--ca-file", "/nonexistent/ca.pem"], "--ca-file"),
+    (["ndr", str(NDR / "pod-dbeb-5.4.1.eml"), "--topology", CONTOSO, "--triage",
+      "--resolver", "127.0.0.1", "--helo", "bad name\r\nQUIT"], "not a host name"),
     (["ndr", str(NDR / "pod-dbeb-5.4.1.eml"), "--topology", "/nonexistent/t.yaml"],
      "no such file"),
     (["ndr", str(HEADERS / "no-received.txt")], "no delivery status"),
@@ -187,13 +192,21 @@ def lab_in_thread(name: str) -> Iterator[Lab]:
         loop.close()
 
 
+def lab_flags(lab: Lab) -> list[str]:
+    """--resolver, --connect-to and --ca-file that reach only this lab (lab.options())."""
+    options = lab.options()
+    flags = [arg for r in options.resolvers for arg in ("--resolver", f"{r.address}:{r.port}")]
+    flags += [arg for c in options.connect_to for arg in ("--connect-to", str(c))]
+    if options.ca_file is not None:
+        flags += ["--ca-file", str(options.ca_file)]
+    return flags
+
+
 def _triage(capsys, scenario: str, bounce: str) -> tuple[int, dict]:
     with lab_in_thread(scenario) as lab:
-        host, port = lab.resolver
-        redirects = [arg for c in lab.connect_to for arg in ("--connect-to", str(c))]
         code, out, err = run(capsys, "ndr", str(NDR / bounce), "--topology",
-                             str(lab.topology_path), "--triage", "--resolver", f"{host}:{port}",
-                             *redirects, "--timeout", "20", "--format", "json")
+                             str(lab.topology_path), "--triage", *lab_flags(lab),
+                             "--timeout", "20", "--format", "json")
     assert err == ""
     return code, json.loads(out)
 
@@ -232,11 +245,9 @@ def test_triage_of_a_directory_bounce_in_a_healthy_world(capsys):
 
 def test_triage_text_shows_the_ndr_tier_next_to_the_verdict(capsys):
     with lab_in_thread("mx-missing") as lab:
-        host, port = lab.resolver
-        redirects = [arg for c in lab.connect_to for arg in ("--connect-to", str(c))]
         code, out, _ = run(capsys, "ndr", str(NDR / "postfix-dns-pasted.txt"), "--topology",
-                           str(lab.topology_path), "--triage", "--resolver", f"{host}:{port}",
-                           *redirects, "--timeout", "20")
+                           str(lab.topology_path), "--triage", *lab_flags(lab),
+                           "--timeout", "20")
     assert code == 1
     assert "VERDICT: FAULT at public-dns" in out
     assert "NDR vs triage: AGREES" in out

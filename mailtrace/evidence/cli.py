@@ -30,6 +30,13 @@ def add_parsers(sub: Any) -> None:
                    help="with --triage: resolver to use instead of the system's (repeatable)")
     n.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
                    help="with --triage: send connections for HOST:PORT to ADDR:PORT instead")
+    # The triage's own SMTP flags, checked by the same code (cli._smtp_options).
+    n.add_argument("--ca-file", metavar="FILE",
+                   help="with --triage: trust these CA certificates for STARTTLS")
+    n.add_argument("--mail-from", metavar="ADDR", help="with --triage: sender of the SMTP probes")
+    n.add_argument("--helo", metavar="NAME", help="with --triage: EHLO name of the SMTP probes")
+    n.add_argument("--smtp-reference", action="append", default=[], metavar="HOST[:PORT]",
+                   help="with --triage: a host known to answer on port 25 (repeatable)")
     n.add_argument("--format", choices=["text", "json"], default="text", help="report format")
     n.add_argument("--output", metavar="FILE", help="write the report to FILE")
     cli._add_run(n)
@@ -87,8 +94,10 @@ def cmd_ndr(args: argparse.Namespace) -> int:
 
     if args.triage and not args.topology:
         raise UsageError("--triage needs --topology FILE")
-    if (args.resolver or args.connect_to) and not args.triage:
-        raise UsageError("--resolver and --connect-to only apply with --triage")
+    network = (args.resolver or args.connect_to or args.smtp_reference
+               or any(x is not None for x in (args.ca_file, args.mail_from, args.helo)))
+    if network and not args.triage:
+        raise UsageError("--resolver, --connect-to and the SMTP flags only apply with --triage")
     timeout = _positive(args.timeout)
     _check_output(args)
     hosts = _hosts(args)
@@ -110,7 +119,7 @@ def _triage(analysis: NdrAnalysis, args: argparse.Namespace, timeout: float) -> 
     """The triage of the recipient the bounce is about. Every tier's probes start at once
     and the verdict reads tiers in flow order, so starting with the named tier's probes
     would change nothing observable: the report shows the named tier next to the verdict."""
-    from mailtrace.cli import UsageError, _endpoints
+    from mailtrace.cli import UsageError, _endpoints, _smtp_options
     from mailtrace.triage import Options, make_target, run_triage
 
     topology = analysis.hosts.topology
@@ -131,8 +140,10 @@ def _triage(analysis: NdrAnalysis, args: argparse.Namespace, timeout: float) -> 
         target = make_target(topology, address, None)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
+    smtp = _smtp_options(args)
     resolvers, connect_to = _endpoints(args)
-    return asyncio.run(run_triage(topology, target, Options(resolvers, connect_to, timeout)))
+    options = Options(resolvers, connect_to, timeout, **smtp)
+    return asyncio.run(run_triage(topology, target, options))
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
