@@ -316,7 +316,8 @@ def _mailer_daemon_host(msg: Message) -> str | None:
     return normalize_host(sender.rpartition("@")[2]) if sender else None
 
 
-def _generator(reporting: str | None, msg: Message, blocks_text: str) -> str:
+def _generator(reporting: str | None, blocks_text: str) -> str:
+    """Which MTA wrote an RFC 3464 report, from its reporting host and its own fields."""
     host = reporting or ""
     if re.search(r"(^|\.)(outlook\.com|mx\.microsoft)$", host):
         return "exchange-online"
@@ -339,7 +340,7 @@ def parse_report(msg: Message, raw: str) -> DeliveryReport:
         reporting, recipients = _from_blocks(blocks)
         if recipients:
             text = "\n".join(f"{k}: {v}" for b in blocks for k, v in b)
-            report = DeliveryReport(_generator(reporting, msg, text), reporting, recipients,
+            report = DeliveryReport(_generator(reporting, text), reporting, recipients,
                                     subject)
             _fill_from_text(report, _texts(msg, raw), _mailer_daemon_host(msg))
             return report

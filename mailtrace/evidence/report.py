@@ -248,8 +248,5 @@ def exit_code(findings: list[Finding]) -> int:
     return 1 if any(catalog.info(f.tag).fails for f in findings) else 0
 
 
-__all__ = ["agreement", "exit_code", "headers_json", "headers_text", "ndr_json", "ndr_text"]
-
-
 def render_json(data: dict[str, Any]) -> str:
     return _dumps(data)
