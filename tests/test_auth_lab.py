@@ -353,3 +353,13 @@ def test_other_unusable_change_files(capsys, tmp_path, raw, needle):
     assert main(["precheck", "--topology", str(topology), "--change", str(change),
                  "--resolver", "127.0.0.1:9"]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_a_policy_host_taken_away_is_unreachable_yet_local():
+    world = dataclasses.replace(scenarios.get("healthy"),
+                                mta_sts_policies={"contoso.com": None})
+    report = asyncio.run(auth_scenarios.verify_in_lab(auth_scenarios.VerifyScenario(world)))
+    sts = next(r for r in report.records if r.record.label == "MTA-STS")
+    unreachable = [f for f in sts.findings if f.tag == "MTASTS_POLICY_UNREACHABLE"]
+    assert sts.status == "differs" and unreachable
+    assert "ConnectionError" in unreachable[0].args["error"]

@@ -203,10 +203,17 @@ class Lab:
         """MTA-STS policy hosts over HTTPS, certificates from the lab CA."""
         from mailtrace.lab.mta_sts import CA_FILE_ENV, policy_hosts
 
-        assert self._ca is not None
+        assert self._ca is not None and self._smtp_refused is not None
         for host in policy_hosts(self._ca, self.scenario.mta_sts_policies):
             await self._start(host)
             self.extra_connect_to.append(host.connect_to)
+        # A domain whose policy host is taken away still never sends a client off the
+        # machine: its name leads to a loopback port that refuses connections.
+        refused = self._smtp_refused.getsockname()[1]
+        for domain, policy in (self.scenario.mta_sts_policies or {}).items():
+            if policy is None:
+                self.extra_connect_to.append(
+                    ConnectTo(f"mta-sts.{domain}", 443, LOOPBACK, refused))
         self.environ[CA_FILE_ENV] = str(self._ca.ca_file)
 
     async def _start_smtp(self) -> None:
