@@ -612,7 +612,8 @@ def _check(name: str) -> tuple[str, str, str | None, str, str]:
 @pytest.mark.parametrize("name", sorted(scenarios.SCENARIOS))
 def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
     qname, qtype, server_name, rcode, text = _check(name)
-    ports: list[int] = []
+    ports: list[int] = []  # DNS: UDP and TCP
+    tcp_ports: list[int] = []  # SMTP
 
     async def main() -> None:
         async with Lab(scenarios.get(name)) as lab:
@@ -628,7 +629,7 @@ def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
                 assert bool(reply.answer) == bool(text)
             ports.extend(s.port for s in lab.servers.values())
             ports.append(lab.resolver[1])
-            ports.extend(s.port for s in lab.smtp_servers.values())
+            tcp_ports.extend(s.port for s in lab.smtp_servers.values())
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
     with warnings.catch_warnings(record=True) as caught:
@@ -636,12 +637,41 @@ def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
         asyncio.run(main())
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
-    for port in ports:  # every socket really closed: the ports can be bound again
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            with socket.socket(socket.AF_INET, kind) as sock:
-                if kind == socket.SOCK_STREAM:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("127.0.0.1", port))
+    # Every socket really closed: this process holds none of the lab's ports any more.
+    # (Binding them again would race with other processes on a shared machine.)
+    held = _ports_held_by_this_process()
+    if held is None:
+        pytest.skip("no /proc: cannot list this process's sockets")
+    assert not held & {("udp", p) for p in ports}
+    assert not held & {("tcp", p) for p in (*ports, *tcp_ports)}
+
+
+def _ports_held_by_this_process() -> set[tuple[str, int]] | None:
+    """(protocol, local port) of every socket this process has open, from /proc (Linux):
+    a server in TIME_WAIT belongs to no process, one still open does."""
+    import contextlib
+    import os
+    from pathlib import Path
+
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone already
+            inodes.add(os.readlink(f"/proc/self/fd/{fd}"))
+    mine = {link[8:-1] for link in inodes if link.startswith("socket:[")}
+    held: set[tuple[str, int]] = set()
+    for proto in ("tcp", "udp", "tcp6", "udp6"):
+        table = Path(f"/proc/net/{proto}")
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in mine:
+                held.add((proto.rstrip("6"), int(fields[1].rsplit(":", 1)[1], 16)))
+    return held
 
 
 def test_stale_ns_serves_old_serial_only_on_ns2() -> None:

@@ -105,6 +105,8 @@ class Scenario:
     smtp: Mapping[str, SmtpScript] = field(default_factory=dict)
     #: Outbound port 25 blocked: every SMTP connection from the observer is refused.
     port25_blocked: bool = False
+    #: MTA-STS policy text per domain, replacing the lab's default (None: no policy host).
+    mta_sts_policies: Mapping[str, str | None] | None = None
     #: What the gateway's APIs (Proofpoint Smart Search, quarantine, Essentials, TAP) say.
     gateway_api: GatewayApi = field(default_factory=GatewayApi)
 
@@ -175,7 +177,7 @@ def _contoso(
     gateway_api: GatewayApi | None = None,
 ) -> Scenario:
     return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
-                    dict(smtp or {}), port25_blocked, gateway_api or GatewayApi())
+                    dict(smtp or {}), port25_blocked, gateway_api=gateway_api or GatewayApi())
 
 
 _NORTHWIND = "northwind-exo-direct.yaml"

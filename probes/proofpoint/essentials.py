@@ -38,7 +38,8 @@ def _org(ctx: ProbeContext) -> str:
 def _client(ctx: ProbeContext) -> EssentialsClient:
     api = api_of(ctx)
     return EssentialsClient(api.url, login(API, ctx.environ, api.username_env,
-                                           api.password_env), ctx.ca_file)
+                                           api.password_env), ctx.ca_file,
+                            ctx.dns.redirects)
 
 
 # --- routing ----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ async def collect(ctx: ProbeContext) -> QuarantineCheck:
     creds = login(API, ctx.environ, api.username_env, api.password_env)
     start, end = window(ctx)
     folders = tuple(api.quarantine_folders) or ("",)
-    client = PpsClient(api.url, creds, ctx.ca_file)
+    client = PpsClient(api.url, creds, ctx.ca_file, ctx.dns.redirects)
     try:
         responses = [await ask(API, client.quarantine(recipient, start, end, ctx.deadline,
                                                       folder or None))

@@ -58,7 +58,7 @@ def searched_for(ctx: ProbeContext) -> str:
 async def collect(ctx: ProbeContext) -> SearchCheck:
     api = api_of(ctx)
     creds = login(API, ctx.environ, api.username_env, api.password_env)
-    client = PpsClient(api.url, creds, ctx.ca_file)
+    client = PpsClient(api.url, creds, ctx.ca_file, ctx.dns.redirects)
     start, end = window(ctx)
     recipient = searched_for(ctx)
     try:

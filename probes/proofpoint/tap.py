@@ -67,7 +67,7 @@ async def collect(ctx: ProbeContext) -> TapCheck:
         # One client (one requests session) per worker: sessions are not shared between
         # threads. After the first refusal no new window is asked: a 429 means the quota
         # is spent, and asking again would only spend tomorrow's.
-        client = TapClient(tap.url, creds, ctx.ca_file)
+        client = TapClient(tap.url, creds, ctx.ca_file, ctx.dns.redirects)
         try:
             while pending and not refused:
                 start, stop = pending.pop(0)

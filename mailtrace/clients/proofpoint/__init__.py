@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
+from mailtrace.clients.endpoints import Redirects
 from mailtrace.clients.proofpoint.http import ApiResponse, Credentials, HttpApi
 
 #: Smart Search's default page size; the server's maximum is site configuration
@@ -48,9 +49,9 @@ def tap_interval(start: dt.datetime, end: dt.datetime) -> str:
 
 class _Client:
     def __init__(self, url: str, creds: Credentials, auth: str = "basic",
-                 ca_file: Path | None = None) -> None:
+                 ca_file: Path | None = None, redirects: Redirects | None = None) -> None:
         self._http = HttpApi(url, creds, "headers" if auth == "headers" else "basic",
-                             ca_file=ca_file)
+                             ca_file=ca_file, redirects=redirects)
 
     @property
     def host(self) -> str:
@@ -67,8 +68,9 @@ class _Client:
 class PpsClient(_Client):
     """PPS / PoD admin REST API, port 10000."""
 
-    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None) -> None:
-        super().__init__(url, creds, "basic", ca_file)
+    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None,
+                 redirects: Redirects | None = None) -> None:
+        super().__init__(url, creds, "basic", ca_file, redirects)
 
     async def smart_search(self, recipient: str, start: dt.datetime, end: dt.datetime,
                            deadline: float, count: int = SMART_SEARCH_COUNT) -> ApiResponse:
@@ -90,8 +92,9 @@ class PpsClient(_Client):
 class EssentialsClient(_Client):
     """Proofpoint Essentials v1 admin API; organisations are named by primary domain."""
 
-    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None) -> None:
-        super().__init__(url, creds, "headers", ca_file)
+    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None,
+                 redirects: Redirects | None = None) -> None:
+        super().__init__(url, creds, "headers", ca_file, redirects)
 
     async def endpoints(self, org: str, deadline: float) -> ApiResponse:
         return await self._get(f"/endpoints/{quote(org)}", None, deadline)
@@ -106,8 +109,9 @@ class EssentialsClient(_Client):
 class TapClient(_Client):
     """TAP SIEM API v2 (the Essentials Threat API answers the same paths)."""
 
-    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None) -> None:
-        super().__init__(url, creds, "basic", ca_file)
+    def __init__(self, url: str, creds: Credentials, ca_file: Path | None = None,
+                 redirects: Redirects | None = None) -> None:
+        super().__init__(url, creds, "basic", ca_file, redirects)
 
     async def siem_all(self, start: dt.datetime, end: dt.datetime,
                        deadline: float) -> ApiResponse:

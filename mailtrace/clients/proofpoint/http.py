@@ -31,6 +31,8 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from mailtrace.clients.endpoints import Redirects
+from mailtrace.clients.http import session
 from mailtrace.findings import Evidence
 
 #: Cap of one attempt's connect phase; the read phase gets whatever the deadline leaves.
@@ -166,12 +168,14 @@ class HttpApi:
     max_attempts: int = 3
     #: CA certificates to trust instead of the system's (a TLS-inspecting proxy, the lab).
     ca_file: Path | None = None
+    #: ``--connect-to`` rules: a connection for the API's host:port may go elsewhere.
+    redirects: Redirects | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.host = parts.hostname or ""
-        self._session = requests.Session()
+        self._session = session(self.redirects)
         # Proxies and .netrc from the environment serve a real admin behind a proxy; the
         # lab's loopback stand-ins are reached directly, whatever the environment says.
         self._session.trust_env = not _is_loopback(self.host)
