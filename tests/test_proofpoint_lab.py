@@ -296,3 +296,29 @@ def test_the_objects_that_carry_credentials_do_not_print_them():
                 assert secret not in repr(thing)
 
     asyncio.run(main())
+
+
+def test_the_unchanged_topology_reaches_the_stand_ins_through_connect_to():
+    """The topology keeps the real API URLs; --connect-to sends each host:port to the
+    lab, and TLS is still checked against the real name."""
+    from urllib.parse import urlsplit
+
+    from mailtrace.clients.endpoints import ConnectTo
+    from mailtrace.lab.lab import example_topology
+
+    async def main() -> TriageReport:
+        async with Lab(scenarios.get("pp-onward-delivery-failed")) as lab:
+            topology = load_topology(example_topology("contoso-proofpoint-exo.yaml"))
+            rules = list(lab.connect_to)
+            for (_, key), url in lab.urls.items():
+                real = getattr(topology.tiers["proofpoint"], key).url
+                parts, lab_parts = urlsplit(real), urlsplit(url)
+                rules.append(ConnectTo(parts.hostname or "", parts.port or 443,
+                                       lab_parts.hostname or "", lab_parts.port or 443))
+            options = dataclasses.replace(lab.options(20), connect_to=rules)
+            return await run_triage(topology, make_target(topology, lab.recipient, None),
+                                    options)
+
+    report = asyncio.run(main())
+    assert verdict(report) == ("fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED")
+    assert "PP_TAP_THREATS_BLOCKED" in tags(report, "proofpoint")

@@ -19,7 +19,7 @@ import secrets
 import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from mailtrace.clients.proofpoint.records import parse_time
 from mailtrace.lab.http_server import HttpServer, Request, Response
@@ -268,6 +268,13 @@ class ProofpointStandIn:
                 body[key].append(event)
                 found = True
         return Response.json(body) if found else Response(204)
+
+
+def api_hosts(topology: Topology) -> list[str]:
+    """The host names of the Proofpoint APIs a topology declares."""
+    urls = [access.url for tier in topology.tiers.values() if isinstance(tier, ProofpointTier)
+            for access in (tier.api, tier.tap) if access is not None]
+    return sorted({urlsplit(url).hostname or "" for url in urls} - {""})
 
 
 @dataclass(frozen=True)

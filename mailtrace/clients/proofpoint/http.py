@@ -180,7 +180,8 @@ class HttpApi:
         # lab's loopback stand-ins are reached directly, whatever the environment says.
         self._session.trust_env = not _is_loopback(self.host)
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        self._session.verify = str(self.ca_file) if self.ca_file else True
+        # Given with each request: a session-level value loses to REQUESTS_CA_BUNDLE.
+        self._verify: str | bool = str(self.ca_file) if self.ca_file else True
         if self.auth == "basic":
             self._session.auth = (self.creds.user, self.creds.password.reveal())
         else:
@@ -212,7 +213,7 @@ class HttpApi:
             try:
                 response = self._session.get(
                     url, timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-                    allow_redirects=False)
+                    allow_redirects=False, verify=self._verify)
             except requests.RequestException as exc:
                 # requests' message can hold the full URL; name only the kind of failure.
                 failure = _failure(exc)
