@@ -60,9 +60,14 @@ def next_hops(ctx: ProbeContext) -> tuple[NextHop, ...]:
                  for t in ctx.flow.next_hops(ctx.tier))
 
 
+def since(ctx: ProbeContext) -> dt.timedelta:
+    """How far back to search (``--since``): the one place the probes read it."""
+    return ctx.since
+
+
 def window(ctx: ProbeContext) -> tuple[dt.datetime, dt.datetime]:
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    return end - ctx.since, end
+    return end - since(ctx), end
 
 
 def duration(span: dt.timedelta) -> str:

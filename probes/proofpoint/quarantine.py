@@ -17,7 +17,16 @@ from mailtrace.clients.proofpoint.http import ApiResponse
 from mailtrace.clients.proofpoint.records import QuarantineRecord, parse_quarantine
 from mailtrace.engine.probe import NotTested, Probe, ProbeContext
 from mailtrace.findings import Finding
-from probes.proofpoint.access import admin_api, api_of, ask, duration, login, payload, window
+from probes.proofpoint.access import (
+    admin_api,
+    api_of,
+    ask,
+    duration,
+    login,
+    payload,
+    since,
+    window,
+)
 
 API = "Proofpoint quarantine"
 DEFAULT_FOLDER = "Quarantine"
@@ -46,7 +55,7 @@ async def collect(ctx: ProbeContext) -> QuarantineCheck:
                      for folder in folders]
     finally:
         client.close()
-    return QuarantineCheck(recipient, ctx.since, folders, tuple(responses))
+    return QuarantineCheck(recipient, since(ctx), folders, tuple(responses))
 
 
 def evaluate(check: QuarantineCheck) -> list[Finding]:
@@ -56,17 +65,17 @@ def evaluate(check: QuarantineCheck) -> list[Finding]:
         wanted = check.recipient.lower()
         held += [r for r in records if not r.recipients or wanted in r.recipients]
     folders = ", ".join(f or DEFAULT_FOLDER for f in check.folders)
-    since = duration(check.since)
+    span = duration(check.since)
     evidence = [r.evidence() for r in check.responses]
     if not held:
         return [Finding("PP_QUARANTINE_CLEAR",
-                        {"recipient": check.recipient, "folders": folders, "since": since},
+                        {"recipient": check.recipient, "folders": folders, "since": span},
                         evidence)]
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     held.sort(key=lambda r: r.when or epoch, reverse=True)
     latest = held[0]
     return [Finding("PP_QUARANTINE_HOLDS", {
-        "recipient": check.recipient, "count": len(held), "since": since,
+        "recipient": check.recipient, "count": len(held), "since": span,
         "folder": latest.folder or "unknown folder", "rule": latest.rule or "not listed",
         "sender": latest.sender or "unknown sender", "date": latest.date or "unknown date",
     }, evidence + [r.evidence() for r in held[:10]])]

@@ -35,6 +35,7 @@ from probes.proofpoint.access import (
     login,
     next_hops,
     payload,
+    since,
     window,
 )
 
@@ -65,7 +66,7 @@ async def collect(ctx: ProbeContext) -> SearchCheck:
         response = await ask(API, client.smart_search(recipient, start, end, ctx.deadline))
     finally:
         client.close()
-    return SearchCheck(recipient, ctx.since, SMART_SEARCH_COUNT, response, next_hops(ctx))
+    return SearchCheck(recipient, since(ctx), SMART_SEARCH_COUNT, response, next_hops(ctx))
 
 
 def _for_recipient(records: list[SearchRecord], recipient: str) -> list[SearchRecord]:
@@ -108,7 +109,7 @@ def _subject(r: SearchRecord, hops: tuple[NextHop, ...]) -> NextHop | None:
 
 def evaluate(check: SearchCheck) -> list[Finding]:
     records, _ = payload(API, check.response, parse_smart_search)
-    since = duration(check.since)
+    span = duration(check.since)
     findings: list[Finding] = []
     if len(records) >= check.count:
         findings.append(Finding("PP_SEARCH_LIMIT_REACHED",
@@ -117,7 +118,7 @@ def evaluate(check: SearchCheck) -> list[Finding]:
     mine = _for_recipient(records, check.recipient)
     if not mine:
         findings.append(Finding("PP_SEARCH_NO_MESSAGES",
-                                {"recipient": check.recipient, "since": since},
+                                {"recipient": check.recipient, "since": span},
                                 [check.response.evidence()]))
         return findings
     latest = _latest(mine)
@@ -137,7 +138,7 @@ def evaluate(check: SearchCheck) -> list[Finding]:
         rule = latest.quarantine_rule or latest.final_rule or "none"
         findings.append(Finding("PP_MESSAGE_FILTERED", {
             **base, "outcome": how, "rule": rule, "delivered": len(delivered),
-            "since": since}, evidence))
+            "since": span}, evidence))
     elif outcome == "rejected":
         findings.append(Finding("PP_MESSAGE_REJECTED", {**base, "action": latest.action},
                                 evidence))
@@ -152,15 +153,15 @@ def evaluate(check: SearchCheck) -> list[Finding]:
         findings.append(Finding("PP_MESSAGE_ACTION_UNKNOWN",
                                 {**base, "action": latest.final_action or "none"}, evidence))
     else:
-        findings += _onward(latest, base, check, since, len(mine), evidence)
+        findings += _onward(latest, base, check, span, len(mine), evidence)
     return findings
 
 
-def _onward(latest: SearchRecord, base: dict[str, Any], check: SearchCheck, since: str,
+def _onward(latest: SearchRecord, base: dict[str, Any], check: SearchCheck, span: str,
             count: int, evidence: list[dict[str, Any]]) -> list[Finding]:
     onward = latest.onward
     stat = latest.sendmail_stat or "not logged"
-    accepted = {**base, "count": count, "since": since, "stat": stat}
+    accepted = {**base, "count": count, "since": span, "stat": stat}
     if onward == "sent":
         return [Finding("PP_MESSAGE_DELIVERED", accepted, evidence)]
     if onward == "unknown":

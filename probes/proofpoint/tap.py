@@ -21,7 +21,7 @@ from mailtrace.clients.proofpoint.http import ApiError, ApiResponse
 from mailtrace.clients.proofpoint.records import ThreatMessage, parse_siem
 from mailtrace.engine.probe import Probe, ProbeContext
 from mailtrace.findings import Finding
-from probes.proofpoint.access import login, payload, tap_declared, tap_of, unavailable
+from probes.proofpoint.access import login, payload, since, tap_declared, tap_of, unavailable
 
 API = "Proofpoint TAP SIEM"
 TAP_SHORTEST = dt.timedelta(minutes=1)  # the API refuses intervals under 30 s
@@ -59,7 +59,7 @@ async def collect(ctx: ProbeContext) -> TapCheck:
     tap = tap_of(ctx)
     creds = login(API, ctx.environ, tap.principal_env, tap.secret_env)
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    pending = windows(end, ctx.since)  # newest first
+    pending = windows(end, since(ctx))  # newest first
     done: list[Window] = []
     refused: list[ApiError] = []
 
@@ -83,7 +83,7 @@ async def collect(ctx: ProbeContext) -> TapCheck:
     if refused and not done:
         raise unavailable(API, refused[0].reason, refused[0].attempts)
     done.sort(key=lambda w: w.end, reverse=True)
-    return TapCheck(ctx.target.recipient, ctx.target.domain, min(ctx.since, TAP_LOOKBACK),
+    return TapCheck(ctx.target.recipient, ctx.target.domain, min(since(ctx), TAP_LOOKBACK),
                     tuple(done), refused[0].reason if refused else None)
 
 
