@@ -322,3 +322,26 @@ def test_the_unchanged_topology_reaches_the_stand_ins_through_connect_to():
     report = asyncio.run(main())
     assert verdict(report) == ("fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED")
     assert "PP_TAP_THREATS_BLOCKED" in tags(report, "proofpoint")
+
+
+def test_each_quarantine_folder_the_topology_names_is_listed():
+    import yaml
+
+    from mailtrace.topology import parse_topology
+
+    async def main() -> tuple[TriageReport, list[Request]]:
+        async with Lab(scenarios.get("pp-quarantined")) as lab:
+            data = yaml.safe_load(lab.topology_path.read_text())
+            data["tiers"]["proofpoint"]["api"]["quarantine_folders"] = ["Phish", "Quarantine"]
+            topology = parse_topology(yaml.safe_dump(data))
+            report = await run_triage(topology, make_target(topology, lab.recipient, None),
+                                      lab.options(20))
+            pps = next(s for s in lab.startables
+                       if isinstance(s, ProofpointStandIn) and s.api == "pps")
+            return report, list(pps.server.requests)
+
+    report, requests = asyncio.run(main())
+    folders = [q.arg("folder") for q in requests if q.path == "/rest/v1/quarantine"]
+    assert sorted(folders) == ["Phish", "Quarantine"]  # type: ignore[type-var]
+    held = finding(report, "PP_QUARANTINE_HOLDS")
+    assert (held.args["count"], held.args["folder"]) == (1, "Quarantine")
