@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -253,7 +254,8 @@ class _PortTaken(Exception):
 
 
 def _wait_for_banner(process: subprocess.Popen[bytes], port: int, log_path: Path,
-                     workdir: Path, check_output: str) -> float:
+                     workdir: Path, check_output: str) -> None:
+    """Until the port greets with 220 (bounded); a master that died fails with its log."""
     started = time.monotonic()
     while banner(port) is None:
         if process.poll() is not None:
@@ -273,7 +275,6 @@ def _wait_for_banner(process: subprocess.Popen[bytes], port: int, log_path: Path
                 f"{log_path.read_text(errors='replace')}"
             )
         time.sleep(0.02)
-    return time.monotonic() - started
 
 
 @contextlib.contextmanager
@@ -283,6 +284,12 @@ def running_postfix() -> Iterator[PostfixServer]:
     master = Path("/usr/lib/postfix/sbin/master")
     if postfix is None or not master.exists():
         pytest.skip("postfix not installed (Debian package postfix)")
+    if os.geteuid() != 0:
+        pytest.skip("Postfix's master daemon must be started as root")
+    try:
+        pwd.getpwnam(MAIL_OWNER)
+    except KeyError:
+        pytest.fail(f"postfix is installed but its user {MAIL_OWNER!r} does not exist")
     workdir = Path(tempfile.mkdtemp(prefix="mailtrace-postfix-"))
     workdir.chmod(0o755)  # the postfix user must reach data_directory by its path
     ca = LabCA()
