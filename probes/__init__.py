@@ -7,5 +7,9 @@ from __future__ import annotations
 
 from mailtrace.engine.probe import Probe
 from probes.dns import consistency, delegation, mx, observer
+from probes.smtp import exo_edge, gateway, port25
 
-ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)
+ALL: tuple[Probe, ...] = (
+    observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE,
+    port25.PROBE, gateway.PROBE, exo_edge.PROBE,
+)

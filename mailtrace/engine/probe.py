@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailtrace.clients.dns import DnsClient
+from mailtrace.clients.smtp import SmtpClient
 from mailtrace.findings import Finding
 from mailtrace.topology.graph import FlowGraph
 from mailtrace.topology.model import Topology
@@ -51,6 +52,7 @@ class ProbeContext:
     target: Target
     dns: DnsClient
     deadline: float  # time.monotonic() value
+    smtp: SmtpClient = field(default_factory=SmtpClient)
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
     environ: Mapping[str, str] = field(default_factory=dict)

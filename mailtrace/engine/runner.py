@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from mailtrace import catalog
 from mailtrace.clients.dns import DnsClient
+from mailtrace.clients.smtp import SmtpClient
 from mailtrace.engine.probe import (
     OBSERVER_KIND,
     OBSERVER_TIER,
@@ -79,7 +80,7 @@ def build_plan(topology: Topology, flow: FlowGraph, probes: Sequence[Probe]) -> 
         PlannedProbe(tier, p)
         for tier, kind in hops
         for p in probes
-        if kind in p.kinds and (tier == OBSERVER_TIER or p.applies(topology, tier))
+        if kind in p.kinds and p.applies(topology, tier)
     ]
     return Plan(hops, planned)
 
@@ -118,6 +119,7 @@ class Engine:
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
     environ: Mapping[str, str] = field(default_factory=dict)
+    smtp: SmtpClient = field(default_factory=SmtpClient)
 
     async def run(self) -> list[TierResult]:
         plan = build_plan(self.topology, self.flow, self.probes)
@@ -171,6 +173,7 @@ class Engine:
             deadline=deadline,
             observations={d[1]: observations.get(d) for d in deps},
             environ=self.environ,
+            smtp=self.smtp,
         )
 
         def result(
@@ -232,6 +235,7 @@ class Engine:
                         findings=previous.findings if previous else [],
                         reason=f"{gate.probe} failed: this probe's answers cannot be trusted",
                         elapsed_ms=previous.elapsed_ms if previous else 0.0,
+                        blocked_by=gate.probe,
                     )
         for task in tasks.values():
             if not task.cancelled() and task.exception() is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import socket
 import tempfile
 from collections.abc import Iterator
 from functools import cache
@@ -26,8 +27,11 @@ import dns.zone
 import yaml
 
 from mailtrace.clients.endpoints import ConnectTo, Endpoint
+from mailtrace.clients.smtp import SMTP_PORT
+from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.scenarios import Scenario
+from mailtrace.lab.smtp_server import SmtpServer
 from mailtrace.triage import Options
 
 LOOPBACK = "127.0.0.1"
@@ -84,10 +88,16 @@ def _check_loopback(zone: dns.zone.Zone) -> None:
 class Lab:
     """async context manager: ``async with Lab(scenario) as lab:``."""
 
-    def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0) -> None:
+    def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0,
+                 smtp_delay: float = 0.0) -> None:
         self.scenario = scenario
         self.recipient = scenario.recipient
         self.dns_delay = dns_delay
+        self.smtp_delay = smtp_delay
+        #: SMTP host name -> its listener (hosts scripted as not listening have none).
+        self.smtp_servers: dict[str, SmtpServer] = {}
+        self._smtp_refused: socket.socket | None = None  # bound, never listening: refuses
+        self._ca: LabCA | None = None
         #: zone origin (no final dot) -> its NS host names, sorted.
         self.zone_servers: dict[str, list[str]] = {}
         self.servers: dict[str, AuthoritativeServer] = {}
@@ -161,6 +171,7 @@ class Lab:
                 forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
             )
             await self._start(self._dns_resolver)
+            await self._start_smtp()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -179,7 +190,39 @@ class Lab:
             self._workdir.cleanup()
             self._workdir = None
         self._dns_resolver = None
+        self._smtp_refused = None
+        self._ca = None
+        self.smtp_servers.clear()
         self.startables.clear()
+
+    async def _start_smtp(self) -> None:
+        """One SMTP listener per host of the lab world, with a certificate from the lab CA
+        (or one made wrong on purpose, as the host's script says)."""
+        assert self._stack is not None
+        self._ca = LabCA()
+        self._stack.callback(self._ca.close)
+        refused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        refused.bind((LOOPBACK, 0))
+        self._stack.callback(refused.close)
+        self._smtp_refused = refused
+        for host, script in self.scenario.smtp_scripts().items():
+            if not script.listening:
+                continue
+            if self.smtp_delay:
+                script = dataclasses.replace(script, reply_delay=script.reply_delay
+                                             + self.smtp_delay)
+            names = ("mx.wrong-name.example",) if script.certificate == "wrong-name" else (host,)
+            issued = self._ca.issue(*names, expired=script.certificate == "expired")
+            server = SmtpServer(host, script, tls=issued.server_context(), host=LOOPBACK)
+            await self._start(server)
+            self.smtp_servers[host] = server
+
+    @property
+    def ca_file(self) -> Path:
+        """The lab CA's certificate: what a client must trust for the lab's STARTTLS."""
+        if self._ca is None:
+            raise RuntimeError("the lab is not running")
+        return self._ca.ca_file
 
     async def _start(self, startable: Startable) -> None:
         """Start one server; it is stopped (in reverse order) when the lab exits."""
@@ -207,10 +250,17 @@ class Lab:
 
     @property
     def connect_to(self) -> list[ConnectTo]:
-        return [
+        rules = [
             ConnectTo(host, DNS_PORT, server.host, server.port)
             for host, server in self.servers.items()
         ]
+        if self._smtp_refused is not None:
+            refused = self._smtp_refused.getsockname()[1]
+            for host in self.scenario.smtp_scripts():
+                server = self.smtp_servers.get(host)
+                port = refused if server is None or self.scenario.port25_blocked else server.port
+                rules.append(ConnectTo(host, SMTP_PORT, LOOPBACK, port))
+        return rules
 
     @property
     def topology_path(self) -> Path:
@@ -233,7 +283,8 @@ class Lab:
 
     def options(self, timeout: float = 30.0) -> Options:
         """Triage options that reach only this lab."""
-        return Options([self.resolver_endpoint], self.connect_to, timeout, self.environ)
+        return Options([self.resolver_endpoint], self.connect_to, timeout, self.environ,
+                       ca_file=self.ca_file)
 
     def _resolver_text(self) -> str:
         host, port = self.resolver
@@ -245,7 +296,7 @@ class Lab:
         except FileNotFoundError:
             topology = f"topologies/{self.scenario.topology}"
         yield f"mailtrace triage --recipient {self.recipient} --topology {topology} \\"
-        yield f"    --resolver {self._resolver_text()} \\"
+        yield f"    --resolver {self._resolver_text()} --ca-file {self.ca_file} \\"
         for redirect in self.connect_to:
             yield f"    --connect-to {redirect} \\"
         yield ""
@@ -267,6 +318,13 @@ class Lab:
             )
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
+        lines.append("SMTP hosts (port 25 through --connect-to):")
+        for rule in self.connect_to:
+            if rule.port == SMTP_PORT:
+                smtp = self.smtp_servers.get(rule.host)
+                refused = smtp is None or self.scenario.port25_blocked
+                state = "refuses connections" if refused else "listening"
+                lines.append(f"  {rule.host:<42} {rule.addr}:{rule.to_port}  {state}")
         lines.append("triage against it:")
         lines.extend(f"  {line}" for line in self._triage_command() if line)
         lines[-1] = lines[-1].removesuffix(" \\")

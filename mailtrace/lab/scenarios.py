@@ -8,8 +8,10 @@ thing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.rdataclass
@@ -18,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 
 from mailtrace.lab.dns_server import Fault
+from mailtrace.lab.smtp_server import SmtpScript
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
 DEFAULT_TTL = 300
@@ -84,6 +87,13 @@ class Scenario:
     zone_edits: tuple[ZoneEdit, ...] = ()
     #: Faults by name server host name ("ns2.contoso.com"), or "resolver".
     faults: Mapping[str, Fault] = field(default_factory=dict)
+    #: SMTP behaviour by host name, over the lab world's (:data:`SMTP_HOSTS`).
+    smtp: Mapping[str, SmtpScript] = field(default_factory=dict)
+    #: Outbound port 25 blocked: every SMTP connection from the observer is refused.
+    port25_blocked: bool = False
+
+    def smtp_scripts(self) -> dict[str, SmtpScript]:
+        return {**SMTP_HOSTS, **self.smtp}
 
 
 class UnknownScenario(KeyError):
@@ -94,6 +104,43 @@ class UnknownScenario(KeyError):
 
     def __str__(self) -> str:
         return f"unknown scenario {self.name!r}; known scenarios: {', '.join(self.known)}"
+
+
+# --- the lab world's SMTP hosts, as they behave when nothing is injected ---------------
+
+_POD = "220 {host} ESMTP mfa-m0001234"
+_ESSENTIALS = "220 {host} PPE Hosted ESMTP Server"
+_EXO = "220 {host} Microsoft ESMTP MAIL Service ready"
+_EXO_EXTENSIONS = ("SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "8BITMIME",
+                   "BINARYMIME", "CHUNKING", "SMTPUTF8")
+#: What a tenant's edge answers a sender other than its gateway when the inbound (partner)
+#: connector is restricted to the gateway.
+EXO_RESTRICTED = ("550 5.7.51 TenantInboundAttribution; Rejecting. "
+                  "[CO1PEPF000044F9.namprd21.prod.outlook.com]")
+EXO_DBEB = ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281) "
+            "[CO1PEPF000044F9.namprd21.prod.outlook.com]")
+EXO_ATTRIBUTION = ("550 5.7.64 TenantAttribution; Relay Access Denied "
+                   "[CO1PEPF000044F9.namprd21.prod.outlook.com]")
+
+SMTP_HOSTS: dict[str, SmtpScript] = {
+    "mx0a-001234.pphosted.com": SmtpScript(banner=_POD),
+    "mx0b-001234.pphosted.com": SmtpScript(banner=_POD),
+    "mx1-us1.ppe-hosted.com": SmtpScript(banner=_ESSENTIALS),
+    "mx2-us1.ppe-hosted.com": SmtpScript(banner=_ESSENTIALS),
+    # contoso and fabrikam lock their inbound connector to the gateway; northwind has none.
+    "contoso-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
+    "fabrikam-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
+    "northwind-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS),
+}
+_PP_HOSTS = ("mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com")
+
+
+def _gateway(**changes: Any) -> dict[str, SmtpScript]:
+    """Both contoso gateway hosts changed the same way."""
+    return {host: dataclasses.replace(SMTP_HOSTS[host], **changes) for host in _PP_HOSTS}
 
 
 _CONTOSO = "contoso-proofpoint-exo.yaml"
@@ -107,8 +154,22 @@ def _contoso(
     expect: Expectation,
     *edits: ZoneEdit,
     faults: Mapping[str, Fault] | None = None,
+    smtp: Mapping[str, SmtpScript] | None = None,
+    port25_blocked: bool = False,
 ) -> Scenario:
-    return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}))
+    return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
+                    dict(smtp or {}), port25_blocked)
+
+
+_NORTHWIND = "northwind-exo-direct.yaml"
+_NORTHWIND_EDGE = "northwind-com.mail.protection.outlook.com"
+
+
+def _northwind_edge(name: str, description: str, expect: Expectation, rcpt_reply: str
+                    ) -> Scenario:
+    script = SmtpScript(banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=rcpt_reply)
+    return Scenario(name, description, _NORTHWIND, "carol@northwind.com", expect,
+                    smtp={_NORTHWIND_EDGE: script})
 
 
 def _contoso_mx(*records: str, servers: frozenset[str] | None = None) -> ZoneEdit:
@@ -180,7 +241,85 @@ _ALL: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
+_SMTP: tuple[Scenario, ...] = (
+    _contoso(
+        "gateway-port-closed",
+        "Nothing listens on port 25 of either Proofpoint host: every connection is refused.",
+        Expectation("fault", "proofpoint", "SMTP_CONNECT_REFUSED"),
+        smtp=_gateway(listening=False),
+    ),
+    _contoso(
+        "gateway-banner-421",
+        "Both Proofpoint hosts greet with 421: service not available.",
+        Expectation("fault", "proofpoint", "SMTP_BANNER_REJECTED"),
+        smtp=_gateway(banner="421 4.3.2 {host} Service not available, closing channel"),
+    ),
+    _contoso(
+        "gateway-tarpit",
+        "Both Proofpoint hosts accept the connection and never say a word.",
+        Expectation("fault", "proofpoint", "SMTP_BANNER_TIMEOUT"),
+        smtp=_gateway(banner=None),
+    ),
+    _contoso(
+        "gateway-no-starttls",
+        "The Proofpoint hosts do not offer STARTTLS: mail arrives in clear text, or not at "
+        "all from senders that require TLS.",
+        Expectation("degraded", "proofpoint", "SMTP_STARTTLS_MISSING"),
+        smtp=_gateway(starttls=False),
+    ),
+    _contoso(
+        "gateway-cert-expired",
+        "The Proofpoint hosts present a certificate that expired two days ago.",
+        Expectation("degraded", "proofpoint", "SMTP_TLS_CERT_EXPIRED"),
+        smtp=_gateway(certificate="expired"),
+    ),
+    _contoso(
+        "gateway-cert-wrong-name",
+        "The Proofpoint hosts present a valid certificate issued for another name.",
+        Expectation("degraded", "proofpoint", "SMTP_TLS_CERT_NAME_MISMATCH"),
+        smtp=_gateway(certificate="wrong-name"),
+    ),
+    _contoso(
+        "gateway-rcpt-unknown",
+        "Proofpoint rejects alice@contoso.com with 550 5.1.1: she is not in its user list.",
+        Expectation("fault", "proofpoint", "PP_RECIPIENT_UNKNOWN"),
+        smtp=_gateway(rcpt_reply="550 5.1.1 <alice@contoso.com>... User unknown"),
+    ),
+    _contoso(
+        "gateway-greylisting",
+        "Proofpoint answers 451 (try again later) to the recipient: mail is delayed.",
+        Expectation("degraded", "proofpoint", "SMTP_RCPT_DEFERRED"),
+        smtp=_gateway(rcpt_reply="451 4.7.1 Greylisted, please try again later"),
+    ),
+    _contoso(
+        "gateway-one-host-down",
+        "mx0b-001234.pphosted.com refuses connections; mx0a still works.",
+        Expectation("degraded", "proofpoint", "SMTP_SOME_HOSTS_DOWN"),
+        smtp={"mx0b-001234.pphosted.com": SmtpScript(listening=False)},
+    ),
+    _northwind_edge(
+        "exo-edge-dbeb-reject",
+        "northwind.com (no gateway): Exchange Online rejects carol with 550 5.4.1, "
+        "Directory-Based Edge Blocking.",
+        Expectation("fault", "exchange-online", "EXO_EDGE_RECIPIENT_UNKNOWN"),
+        EXO_DBEB,
+    ),
+    _northwind_edge(
+        "exo-edge-connector-reject",
+        "northwind.com: Exchange Online refuses with 5.7.64 TenantAttribution although the "
+        "topology declares no connector restriction.",
+        Expectation("fault", "exchange-online", "EXO_EDGE_CONNECTOR_REJECTED"),
+        EXO_ATTRIBUTION,
+    ),
+    _contoso(
+        "observer-port25-blocked",
+        "This network blocks outbound port 25: no SMTP host can be reached from here.",
+        Expectation("inconclusive", "observer", "OBSERVER_PORT25_BLOCKED"),
+        port25_blocked=True,
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (*_ALL, *_SMTP)}
 
 
 def get(name: str) -> Scenario:

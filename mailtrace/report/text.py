@@ -61,10 +61,13 @@ def evidence_lines(ev: dict[str, Any]) -> list[str]:
         if ev.get("error"):
             lines.append(f"  {ev['error']}")
         return lines
+    if "smtp" in ev and "transcript" in ev:
+        lines = [f"SMTP {ev['smtp']}  via {ev['connected_to']}  → {ev['outcome']}"]
+        return lines + [f"  {line}" for line in ev["transcript"]]
     return ["  ".join(f"{k}={v}" for k, v in ev.items())]
 
 
-_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:-]+")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:@+-]+")
 
 
 def _fill(command: str, finding: Finding, report: TriageReport) -> str:

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from mailtrace.address import check_mailbox
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -279,6 +281,21 @@ MAILBOX_KINDS = frozenset({"exchange-online", "exchange-onprem"})
 GATEWAY_KINDS = frozenset({"proofpoint", "smtp-gateway"})
 
 
+def _check_probe_sender(value: str) -> str:
+    return value if value == "" else check_mailbox(value)
+
+
+class SmtpProbe(_Strict):
+    """How the SMTP probes introduce themselves. They stop after RCPT TO: no mail is sent."""
+
+    mail_from: Annotated[str, AfterValidator(_check_probe_sender)] = Field(
+        default="", description='MAIL FROM of the probes; "" (the default) is the null sender'
+    )
+    helo: Hostname | None = Field(
+        default=None, description="EHLO name; default: this machine's name or address"
+    )
+
+
 class Topology(_Strict):
     """A mailtrace topology: the domains, the tiers mail crosses, and the flow between them."""
 
@@ -289,6 +306,7 @@ class Topology(_Strict):
         min_length=1, description='Chains of tier ids, e.g. "public-dns -> proofpoint -> eop"'
     )
     tiers: dict[TierId, Tier] = Field(description="The tiers, by id")
+    smtp: SmtpProbe = Field(default_factory=SmtpProbe, description="SMTP probe identity")
 
     @field_validator("domains")
     @classmethod
