@@ -1,4 +1,4 @@
-"""Command line: ``mailtrace triage|demo|lab|graph|probes|schema``.
+"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|graph|probes|schema``.
 
 Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
 3 inconclusive, 4 internal error. Heavy modules are imported inside the commands so
@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from mailtrace.auth import cli as auth_cli
 
 if TYPE_CHECKING:
     from mailtrace.clients.endpoints import ConnectTo, Endpoint
@@ -82,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", help="show the topology's flow")
     g.add_argument("--topology", required=True, metavar="FILE")
     g.add_argument("--format", choices=["text", "dot", "svg"], default="text")
+
+    auth_cli.add_parsers(sub)  # verify, precheck
+    from mailtrace.evidence.cli import add_parsers as add_evidence_parsers
+
+    add_evidence_parsers(sub)
 
     sub.add_parser("probes", help="list the probe catalog: ids, tier kinds, tags, levels")
     sub.add_parser("schema", help="print the JSON Schema of the topology file")
@@ -343,11 +350,27 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ndr(args: argparse.Namespace) -> int:
+    from mailtrace.evidence.cli import cmd_ndr as run
+
+    return run(args)
+
+
+def cmd_headers(args: argparse.Namespace) -> int:
+    from mailtrace.evidence.cli import cmd_headers as run
+
+    return run(args)
+
+
 COMMANDS = {
     "triage": cmd_triage,
+    "ndr": cmd_ndr,
+    "headers": cmd_headers,
     "demo": cmd_demo,
     "lab": cmd_lab,
     "graph": cmd_graph,
     "probes": cmd_probes,
     "schema": cmd_schema,
+    "verify": auth_cli.cmd_verify,
+    "precheck": auth_cli.cmd_precheck,
 }

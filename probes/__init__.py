@@ -6,6 +6,7 @@ Tags, levels, messages and remediation live in ``catalog/*.yaml`` beside this fi
 from __future__ import annotations
 
 from mailtrace.engine.probe import Probe
+from probes import auth
 from probes.dns import consistency, delegation, mx, observer
 from probes.smtp import exo_edge, gateway, port25
 
@@ -13,3 +14,4 @@ ALL: tuple[Probe, ...] = (
     observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE,
     port25.PROBE, gateway.PROBE, exo_edge.PROBE,
 )
+ALL += (auth.RECORDS, auth.MTA_STS, auth.MX_CUTOVER)

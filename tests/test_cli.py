@@ -58,6 +58,18 @@ def assert_usage_error(code: int, err: str, *needles: str) -> None:
      ["--connect-to"]),
     (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
       "--timeout", "0"], ["--timeout"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--mail-from", "probe@contoso.com\r\nDATA"], ["invalid address"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--mail-from", "prøbe@contoso.com"], ["invalid address"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--helo", "probe.contoso.com\r\nRCPT TO:<x@y>"], ["not a host name"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--smtp-reference", "mx.example.net:99999"], ["port"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--smtp-reference", "mx example net"], ["not a host name"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--ca-file", "/nonexistent/ca.pem"], ["--ca-file"]),
 ])
 def test_bad_triage_input_is_one_line_and_exit_2(capsys, argv, needles):
     code, out, err = run(capsys, "triage", *argv)

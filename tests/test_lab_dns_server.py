@@ -606,7 +606,8 @@ def _check(name: str) -> tuple[str, str, str | None, str, str]:
 @pytest.mark.parametrize("name", sorted(scenarios.SCENARIOS))
 def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
     qname, qtype, server_name, rcode, text = _check(name)
-    ports: list[int] = []
+    ports: list[int] = []  # DNS: UDP and TCP
+    tcp_ports: list[int] = []  # SMTP
 
     async def main() -> None:
         async with Lab(scenarios.get(name)) as lab:
@@ -622,7 +623,7 @@ def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
                 assert bool(reply.answer) == bool(text)
             ports.extend(s.port for s in lab.servers.values())
             ports.append(lab.resolver[1])
-            ports.extend(s.port for s in lab.smtp_servers.values())
+            tcp_ports.extend(s.port for s in lab.smtp_servers.values())
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
     with warnings.catch_warnings(record=True) as caught:
@@ -636,6 +637,10 @@ def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
                 if kind == socket.SOCK_STREAM:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(("127.0.0.1", port))
+    for port in tcp_ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
 
 
 def test_stale_ns_serves_old_serial_only_on_ns2() -> None:

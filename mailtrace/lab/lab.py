@@ -107,6 +107,8 @@ class Lab:
         self.environ: dict[str, str] = {}
         #: (tier id, access key: "api" | "graph") -> base URL of the stand-in serving it.
         self.urls: dict[tuple[str, str], str] = {}
+        #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
+        self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -172,6 +174,7 @@ class Lab:
             )
             await self._start(self._dns_resolver)
             await self._start_smtp()
+            await self._start_policy_hosts()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -194,6 +197,24 @@ class Lab:
         self._ca = None
         self.smtp_servers.clear()
         self.startables.clear()
+        self.extra_connect_to.clear()
+
+    async def _start_policy_hosts(self) -> None:
+        """MTA-STS policy hosts over HTTPS, certificates from the lab CA."""
+        from mailtrace.lab.mta_sts import CA_FILE_ENV, policy_hosts
+
+        assert self._ca is not None and self._smtp_refused is not None
+        for host in policy_hosts(self._ca, self.scenario.mta_sts_policies):
+            await self._start(host)
+            self.extra_connect_to.append(host.connect_to)
+        # A domain whose policy host is taken away still never sends a client off the
+        # machine: its name leads to a loopback port that refuses connections.
+        refused = self._smtp_refused.getsockname()[1]
+        for domain, policy in (self.scenario.mta_sts_policies or {}).items():
+            if policy is None:
+                self.extra_connect_to.append(
+                    ConnectTo(f"mta-sts.{domain}", 443, LOOPBACK, refused))
+        self.environ[CA_FILE_ENV] = str(self._ca.ca_file)
 
     async def _start_smtp(self) -> None:
         """One SMTP listener per host of the lab world, with a certificate from the lab CA
@@ -260,7 +281,7 @@ class Lab:
                 server = self.smtp_servers.get(host)
                 port = refused if server is None or self.scenario.port25_blocked else server.port
                 rules.append(ConnectTo(host, SMTP_PORT, LOOPBACK, port))
-        return rules
+        return rules + self.extra_connect_to
 
     @property
     def topology_path(self) -> Path:

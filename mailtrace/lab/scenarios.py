@@ -91,6 +91,8 @@ class Scenario:
     smtp: Mapping[str, SmtpScript] = field(default_factory=dict)
     #: Outbound port 25 blocked: every SMTP connection from the observer is refused.
     port25_blocked: bool = False
+    #: MTA-STS policy text per domain, replacing the lab's default (None: no policy host).
+    mta_sts_policies: Mapping[str, str | None] | None = None
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}

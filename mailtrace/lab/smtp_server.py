@@ -124,7 +124,7 @@ class SmtpServer:
                 return
             if verb == "QUIT":
                 return
-            if verb == "STARTTLS" and reply.startswith("220"):
+            if verb == "STARTTLS" and reply.startswith("220") and verb not in script.raw:
                 if script.certificate == "broken" or self.tls is None:
                     writer.write(b"this is not a TLS handshake\r\n")
                     await writer.drain()

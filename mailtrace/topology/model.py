@@ -154,11 +154,39 @@ class SpfExpectation(_Strict):
     all: Literal["-all", "~all", "?all", "+all"] | None = Field(
         default=None, description="The SPF record's final 'all' mechanism"
     )
+    mechanisms: list[str] = Field(
+        default_factory=list,
+        description="Other SPF terms that must be published, e.g. a:dispatch-us.ppe-hosted.com "
+        "(Proofpoint Essentials' documented SPF) or ip4:192.0.2.0/24",
+    )
+
+    @field_validator("mechanisms")
+    @classmethod
+    def _spf_terms(cls, terms: list[str]) -> list[str]:
+        from mailtrace.auth.spf_record import SpfSyntaxError, parse_term
+
+        for term in terms:
+            try:
+                parse_term(term)
+            except SpfSyntaxError as exc:
+                raise ValueError(f"{term!r} is not an SPF mechanism: {exc.message}") from None
+        return terms
 
 
 class DkimExpectation(_Strict):
     selectors: list[str] = Field(
         default_factory=list, description="DKIM selectors that must be published"
+    )
+    targets: dict[str, Hostname] = Field(
+        default_factory=dict,
+        description="Per selector, the CNAME target it must lead to (a '*' matches one or "
+        "more labels); Exchange Online's selector1/selector2 are checked without it",
+    )
+
+
+class MtaStsExpectation(_Strict):
+    mode: Literal["enforce", "testing", "none"] | None = Field(
+        default=None, description="The MTA-STS policy mode expected (RFC 8461 §3.2)"
     )
 
 
@@ -176,6 +204,7 @@ class DnsExpectation(_Strict):
     spf: SpfExpectation | None = None
     dkim: DkimExpectation | None = None
     dmarc: DmarcExpectation | None = None
+    mta_sts: MtaStsExpectation | None = None
 
 
 class DnsTier(_Strict):

@@ -24,12 +24,15 @@ _CONNECTOR = re.compile(r"TenantAttribution|TenantInboundAttribution|Direct Send
 _CONNECTOR_CODES = frozenset({"5.7.64", "5.7.51", "5.7.68"})
 
 
-def _read_rcpt(reply: Reply, host: str, obs: HopObservation) -> Finding | None:
+def _read_rcpt(reply: Reply, host: str, obs: HopObservation, at_mail: bool) -> Finding | None:
     args = {"host": host, "recipient": obs.recipient, "reply": str(reply)}
     if reply.enhanced in _CONNECTOR_CODES or _CONNECTOR.search(reply.text):
         if obs.restricted_to:
-            return Finding("EXO_EDGE_RESTRICTED_TO_GATEWAY", {**args, "gateway": obs.restricted_to})
+            return Finding("EXO_EDGE_RESTRICTED_TO_GATEWAY",
+                           {**args, "gateway": obs.restricted_to})
         return Finding("EXO_EDGE_CONNECTOR_REJECTED", args)
+    if at_mail:
+        return None
     if reply.enhanced == "5.4.1":
         if re.search(r"relay access denied", reply.text, re.I):
             return Finding("EXO_EDGE_DOMAIN_NOT_ACCEPTED", args)

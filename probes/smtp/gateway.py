@@ -24,8 +24,8 @@ _UNKNOWN_USER = re.compile(r"user unknown|no such user|recipient (address )?reje
                            r"unknown (user|recipient)|invalid (user|recipient)", re.I)
 
 
-def _read_rcpt(reply: Reply, host: str, obs: HopObservation) -> Finding | None:
-    if obs.kind != "proofpoint" or not reply.permanent:
+def _read_rcpt(reply: Reply, host: str, obs: HopObservation, at_mail: bool) -> Finding | None:
+    if obs.kind != "proofpoint" or not reply.permanent or at_mail:
         return None
     if (reply.enhanced or "").startswith("5.1.") or (
         reply.code == 550 and _UNKNOWN_USER.search(reply.text)
@@ -40,7 +40,8 @@ def _identity(obs: HopObservation) -> list[Finding]:
         return []
     findings = []
     for host in obs.hosts:
-        greetings = [r for d in host.dialogues for r in (d.banner, d.ehlo) if r is not None]
+        greetings = [r for d in host.dialogues for r in (d.banner, d.ehlo)
+                     if r is not None and r.positive]
         if not greetings:
             continue
         text = " ".join(r.text for r in greetings)

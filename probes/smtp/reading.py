@@ -22,9 +22,9 @@ from mailtrace.clients.smtp_reply import Reply
 from mailtrace.findings import Evidence, Finding
 from probes.smtp.hop import HopObservation, HostProbe
 
-#: Reads the answer to RCPT TO (or a MAIL FROM refusal) of a tier kind: a finding, or
-#: None to let the generic reading decide.
-RcptReader = Callable[[Reply, str, HopObservation], Finding | None]
+#: Reads the answer to RCPT TO (or, with ``at_mail``, a MAIL FROM refusal) in a tier
+#: kind's own terms: a finding, or None to let the generic reading decide.
+RcptReader = Callable[[Reply, str, HopObservation, bool], Finding | None]
 
 #: Replies that block the connecting address by reputation: they judge the observer.
 _OBSERVER_BLOCKS = (
@@ -45,7 +45,6 @@ _DOWN_TAGS: dict[tuple[Outcome, str | None], str] = {
     (Outcome.REJECTED, None): "SMTP_EHLO_REJECTED",
     (Outcome.TIMEOUT, None): "SMTP_COMMAND_TIMEOUT",
     (Outcome.CLOSED, None): "SMTP_CONNECTION_DROPPED",
-    (Outcome.PROTOCOL_ERROR, "tls"): "SMTP_TLS_HANDSHAKE_FAILED",
     (Outcome.PROTOCOL_ERROR, None): "SMTP_PROTOCOL_ERROR",
 }
 DOWN_TAGS = frozenset(_DOWN_TAGS.values())
@@ -234,7 +233,7 @@ def _kind(d: Dialogue) -> tuple[str, int]:
 def read_answer(reply: Reply, d: Dialogue, obs: HopObservation,
                 read_rcpt: RcptReader) -> Finding:
     evidence = [d.evidence()]
-    specific = read_rcpt(reply, d.host, obs)
+    specific = read_rcpt(reply, d.host, obs, d.rcpt is None)
     if specific is not None:
         return Finding(specific.tag, specific.args, evidence)
     args = {"host": _label(d), "recipient": obs.recipient, "reply": str(reply)}
