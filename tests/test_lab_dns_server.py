@@ -632,6 +632,7 @@ def test_scenario_lab_starts_injects_and_stops_cleanly(name: str) -> None:
             tcp_ports.extend(s.port for s in lab.smtp_servers.values())
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
+    gc.collect()  # what earlier tests left behind is not this lab's to answer for
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         asyncio.run(main())

@@ -35,6 +35,7 @@ from mailtrace.clients.smtp_reply import MAX_LINE, MAX_LINES, Reply, ReplyError,
 from mailtrace.clients.smtp_reply import parse_line as _parse_line
 
 SMTP_PORT = 25
+CLOSE_TIMEOUT = 1.0  # seconds a closing connection may take before it is aborted
 
 
 class Outcome(StrEnum):
@@ -241,10 +242,18 @@ class _Session:
             outcome = Outcome.OUT_OF_TIME if cut else Outcome.TIMEOUT
             raise self.end(outcome, f"TLS handshake not done within {wait:.1f} s") from None
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+    async def close(self) -> None:
+        """Close the connection and wait, briefly, until it is; a peer that does not
+        answer a TLS close is cut off."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        writer.close()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await writer.wait_closed()
+        except (TimeoutError, OSError, ssl.SSLError):
+            writer.transport.abort()
 
 
 def _sni(host: str) -> str | None:
@@ -381,7 +390,7 @@ class SmtpClient:
         session = _Session(d, self.timeouts, deadline)
         with contextlib.suppress(_Ended):
             await session.connect(target)
-        session.close()
+        await session.close()
         d.elapsed_ms = (time.monotonic() - session.started) * 1000
         return d
 
@@ -423,7 +432,7 @@ class SmtpClient:
                     s.writer.write(b"QUIT\r\n")
                     s.note("C", "QUIT")
         finally:
-            s.close()
+            await s.close()
         return None
 
     async def _greet(self, s: _Session) -> Reply:

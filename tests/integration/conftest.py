@@ -10,6 +10,8 @@ internet:
   and nomx.example (the "child" zones);
 - ``unbound_resolver``: Unbound recursing with stub zones to the two Knots.
 
+``postfix_server`` is a private Postfix for the SMTP probe client (:mod:`.postfix`).
+
 Every name server's address in the zones is 127.0.0.1 and its port 53 is mapped to the
 right Knot with ``--connect-to`` (:func:`connect_to_args`): nothing leaves loopback and
 nothing needs port 53. Each fixture skips, naming the Debian package, when its binary is
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.message
@@ -34,6 +37,9 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
+
+if TYPE_CHECKING:
+    from .postfix import PostfixServer
 
 ZONES_DIR = Path(__file__).parent / "zones"
 LOOPBACK = "127.0.0.1"
@@ -419,4 +425,16 @@ def unbound_resolver(
 
     ready = [(".", "NS"), ("contoso.com", "MX")]
     with serving("unbound", workdir, configure, ready) as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- Postfix
+
+
+@pytest.fixture(scope="session")
+def postfix_server() -> Iterator[PostfixServer]:
+    """A private Postfix on ``127.0.0.1:<free port>`` (see :mod:`.postfix`)."""
+    from .postfix import running_postfix  # it imports helpers from this module
+
+    with running_postfix() as server:
         yield server
