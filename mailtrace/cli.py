@@ -39,6 +39,9 @@ def _add_output(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="budget for the whole run (default 30)")
+    p.add_argument("--since", default="24h", metavar="DURATION",
+                   help="how far back to search logs and message traces, e.g. 90m, 24h, "
+                   "7d (default 24h)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
                    help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
     t.add_argument("--ca-file", metavar="FILE",
-                   help="trust these CA certificates for STARTTLS instead of the system's")
+                   help="trust these CA certificates for STARTTLS and the HTTPS APIs "
+                   "instead of the system's")
     t.add_argument("--mail-from", metavar="ADDR",
                    help="sender of the SMTP probes (default: the topology's, else <>)")
     t.add_argument("--helo", metavar="NAME", help="EHLO name of the SMTP probes")
@@ -206,6 +210,15 @@ def _positive(seconds: float, flag: str = "--timeout") -> float:
     return seconds
 
 
+def _since(args: argparse.Namespace) -> Any:
+    from mailtrace.triage import parse_since
+
+    try:
+        return parse_since(args.since)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _check_output(args: argparse.Namespace) -> None:
     """Refuse an unwritable --output before the run, not after it (the verdict would be
     lost). Opened for append so an existing file is not emptied yet."""
@@ -223,6 +236,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from mailtrace.triage import Options, TargetError, make_target, run_triage
 
     timeout = _positive(args.timeout)
+    since = _since(args)
     _check_output(args)
     topology = _load_topology(args.topology)
     try:
@@ -230,7 +244,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     resolvers, connect_to = _endpoints(args)
-    options = Options(resolvers, connect_to, timeout, **_smtp_options(args))
+    options = Options(resolvers, connect_to, timeout, since=since, **_smtp_options(args))
     report = asyncio.run(run_triage(topology, target, options))
     return _emit(report, args)
 
@@ -279,11 +293,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except scenarios.UnknownScenario as exc:
         raise UsageError(str(exc)) from None
     timeout = _positive(args.timeout)
+    since = _since(args)
     _check_output(args)
-    return _emit(asyncio.run(_demo(scenario, timeout)), args)
+    return _emit(asyncio.run(_demo(scenario, timeout, since)), args)
 
 
-async def _demo(scenario: Any, timeout: float) -> TriageReport:
+async def _demo(scenario: Any, timeout: float, since: Any = None) -> TriageReport:
+    import dataclasses
+
     from mailtrace.lab.lab import Lab
     from mailtrace.topology import load_topology
     from mailtrace.triage import make_target, run_triage
@@ -291,7 +308,10 @@ async def _demo(scenario: Any, timeout: float) -> TriageReport:
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        return await run_triage(topology, target, lab.options(timeout))
+        options = lab.options(timeout)
+        if since is not None:
+            options = dataclasses.replace(options, since=since)
+        return await run_triage(topology, target, options)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

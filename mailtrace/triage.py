@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from mailtrace.address import check_domain, check_mailbox
@@ -22,6 +24,22 @@ from mailtrace.topology.model import Topology
 
 class TargetError(ValueError):
     """An invalid recipient or domain (a usage error, exit 2)."""
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SINCE = timedelta(days=30)
+
+
+def parse_since(text: str) -> timedelta:
+    """``--since``: a duration with its unit, such as 90m, 24h or 7d (s, m, h, d)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"--since {text!r}: expected a duration such as 90m, 24h or 7d")
+    since = timedelta(seconds=float(match[1]) * _UNIT[match[2]])
+    if not timedelta(0) < since <= MAX_SINCE:
+        raise ValueError(f"--since {text!r}: expected more than 0 and at most 30d")
+    return since
 
 
 def make_target(topology: Topology, recipient: str | None, domain: str | None) -> Target:
@@ -87,13 +105,15 @@ class Options:
     timeout: float = 30.0
     #: Where credentials named in the topology (``*_env``) are read: the process
     #: environment, or the lab's own for a demo.
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    ca_file: Path | None = None  # trust these CAs for STARTTLS instead of the system's
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+    ca_file: Path | None = None  # trust these CAs (STARTTLS, HTTPS APIs), not the system's
     mail_from: str | None = None  # the SMTP probes' sender; default: the topology's
     helo: str | None = None  # the SMTP probes' EHLO name; default: the topology's
     smtp_timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)
     #: Hosts ([HOST or ADDRESS][:PORT]) that show outbound SMTP works from here.
     smtp_references: Sequence[str] = ()
+    #: How far back probes look in logs and message traces (``--since``).
+    since: timedelta = timedelta(hours=24)
 
 
 async def run_triage(
@@ -123,7 +143,8 @@ async def run_triage(
     )
     timings = Timings()
     engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
-                    environ=options.environ, smtp=smtp)
+                    environ=options.environ, smtp=smtp, since=options.since,
+                    ca_file=options.ca_file)
     tiers = await engine.run()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000

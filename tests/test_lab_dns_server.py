@@ -587,6 +587,12 @@ SCENARIO_CHECKS: dict[str, tuple[str, str, str | None, str, str]] = {
     "observer-resolver-dead": (".", "SOA", None, "timeout", ""),
     "essentials-healthy": ("fabrikam.com", "MX", None, "NOERROR", "mx1-us1.ppe-hosted.com."),
     "direct-healthy": ("northwind.com", "MX", None, "NOERROR", "northwind-com.mail.protection"),
+    # the Proofpoint API scenarios keep healthy DNS: the fault is in what the gateway says
+    **{name: ("contoso.com", "MX", None, "NOERROR", "mx0a-001234.pphosted.com.")
+       for name in ("pp-rejected-by-rule", "pp-quarantined", "pp-onward-delivery-failed",
+                    "pp-api-unauthorized", "pp-api-throttled")},
+    "pp-essentials-wrong-destination": ("fabrikam.com", "MX", None, "NOERROR",
+                                        "mx1-us1.ppe-hosted.com."),
 }
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import time
 
 import pytest
+import yaml
 from labrun import finding, tags, triage, variant, verdict
 
 from mailtrace.findings import Status
@@ -29,6 +30,12 @@ SCENARIOS = [
     ("observer-resolver-dead", ("inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE")),
     ("essentials-healthy", ("healthy", None, None)),
     ("direct-healthy", ("healthy", None, None)),
+    ("pp-rejected-by-rule", ("fault", "proofpoint", "PP_MESSAGE_REJECTED")),
+    ("pp-quarantined", ("fault", "proofpoint", "PP_MESSAGE_QUARANTINED")),
+    ("pp-onward-delivery-failed", ("fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED")),
+    ("pp-essentials-wrong-destination", ("fault", "proofpoint", "PPE_DESTINATION_MISMATCH")),
+    ("pp-api-unauthorized", ("healthy", None, None)),
+    ("pp-api-throttled", ("healthy", None, None)),
     ("gateway-port-closed", ("fault", "proofpoint", "SMTP_CONNECT_REFUSED")),
     ("gateway-banner-421", ("fault", "proofpoint", "SMTP_BANNER_REJECTED")),
     ("gateway-tarpit", ("fault", "proofpoint", "SMTP_BANNER_TIMEOUT")),
@@ -61,7 +68,10 @@ def test_healthy_shows_its_evidence_in_every_tier():
     first = mx.evidence[0]
     assert first["query"] == "contoso.com. MX" and first["rcode"] == "NOERROR"
     assert {r["ttl"] for r in first["answer"]} == {3600}
-    assert set(tags(report, "proofpoint")) == {"SMTP_TLS_OK", "SMTP_RCPT_ACCEPTED"}
+    assert set(tags(report, "proofpoint")) == {
+        "SMTP_TLS_OK", "SMTP_RCPT_ACCEPTED",  # over SMTP
+        "PP_MESSAGE_DELIVERED", "PP_QUARANTINE_CLEAR",  # and through its own API
+        "PP_TAP_THREATS_BLOCKED", "PP_TAP_THREATS_DELIVERED"}
     assert set(tags(report, "exchange-online")) == {"SMTP_TLS_OK",
                                                     "EXO_EDGE_RESTRICTED_TO_GATEWAY"}
     assert report.verdict.not_tested == []
@@ -121,8 +131,9 @@ def _triage_domain(domain: str, scenario, recipient: str | None = None) -> Triag
     """Triage the contoso topology rewritten for another domain, in the lab."""
     async def main() -> TriageReport:
         async with Lab(scenario) as lab:
-            text = lab.topology_path.read_text()
-            topology = parse_topology(text.replace("contoso.com]", f"{domain}]"))
+            data = yaml.safe_load(lab.topology_path.read_text())
+            data["domains"] = [domain]
+            topology = parse_topology(yaml.safe_dump(data))
             target = make_target(topology, recipient, None if recipient else domain)
             return await run_triage(topology, target, lab.options(10))
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from mailtrace.clients.dns import DnsClient
@@ -55,7 +57,11 @@ class ProbeContext:
     smtp: SmtpClient = field(default_factory=SmtpClient)
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
-    environ: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: How far back to look in logs and message traces (``--since``).
+    since: timedelta = timedelta(hours=24)
+    #: CA certificates to trust for HTTPS APIs instead of the system's (``--ca-file``).
+    ca_file: Path | None = None
 
     def observation(self, probe_id: str) -> Any:
         """The observation of a declared dependency (``None`` if it could not run)."""

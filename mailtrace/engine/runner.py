@@ -13,6 +13,8 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from mailtrace import catalog
@@ -118,8 +120,10 @@ class Engine:
     probes: Sequence[Probe]
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
-    environ: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     smtp: SmtpClient = field(default_factory=SmtpClient)
+    since: timedelta = timedelta(hours=24)
+    ca_file: Path | None = None
 
     async def run(self) -> list[TierResult]:
         plan = build_plan(self.topology, self.flow, self.probes)
@@ -174,6 +178,8 @@ class Engine:
             observations={d[1]: observations.get(d) for d in deps},
             environ=self.environ,
             smtp=self.smtp,
+            since=self.since,
+            ca_file=self.ca_file,
         )
 
         def result(

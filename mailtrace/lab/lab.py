@@ -28,6 +28,7 @@ import yaml
 
 from mailtrace.clients.endpoints import ConnectTo, Endpoint
 from mailtrace.clients.smtp import SMTP_PORT
+from mailtrace.lab import proofpoint_api
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.scenarios import Scenario
@@ -175,6 +176,7 @@ class Lab:
             await self._start(self._dns_resolver)
             await self._start_smtp()
             await self._start_policy_hosts()
+            await self._start_gateway_apis()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -215,6 +217,21 @@ class Lab:
                 self.extra_connect_to.append(
                     ConnectTo(f"mta-sts.{domain}", 443, LOOPBACK, refused))
         self.environ[CA_FILE_ENV] = str(self._ca.ca_file)
+
+    async def _start_gateway_apis(self) -> None:
+        """The Proofpoint API stand-ins the scenario's topology declares, over HTTPS with a
+        certificate from the lab CA (clients trust it through ``ca_file``)."""
+        from mailtrace.topology import load_topology
+
+        assert self._ca is not None
+        topology = load_topology(example_topology(self.scenario.topology))
+        # The certificate also names the APIs' real hosts, so a triage of the unchanged
+        # topology reaches the stand-ins through --connect-to, TLS checked as in the field.
+        names = proofpoint_api.api_hosts(topology)
+        tls = self._ca.issue(LOOPBACK, "localhost", *names).server_context()
+        for stand_in in proofpoint_api.stand_ins(self.scenario, topology, self.environ, tls):
+            await self._start(stand_in.server)
+            self.urls[(stand_in.tier, stand_in.key)] = stand_in.server.url
 
     async def _start_smtp(self) -> None:
         """One SMTP listener per host of the lab world, with a certificate from the lab CA
@@ -346,6 +363,13 @@ class Lab:
                 refused = smtp is None or self.scenario.port25_blocked
                 state = "refuses connections" if refused else "listening"
                 lines.append(f"  {rule.host:<42} {rule.addr}:{rule.to_port}  {state}")
+        for (tier, key), url in sorted(self.urls.items()):
+            lines.append(f"{tier} {key} stand-in: {url}")
+        if self.environ:
+            # Throwaway values made for this lab run, accepted only by its loopback
+            # stand-ins: a triage from another shell needs them to reach the APIs.
+            lines.append("lab API credentials (this run only):")
+            lines += [f"  export {name}='{value}'" for name, value in sorted(self.environ.items())]
         lines.append("triage against it:")
         lines.extend(f"  {line}" for line in self._triage_command() if line)
         lines[-1] = lines[-1].removesuffix(" \\")

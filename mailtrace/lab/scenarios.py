@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import dns.name
 import dns.rdataclass
@@ -24,6 +24,8 @@ from mailtrace.lab.smtp_server import SmtpScript
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
 DEFAULT_TTL = 300
+
+MessageFate = Literal["delivered", "rejected", "quarantined", "onward-failed"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,18 @@ class ZoneEdit:
 
 
 @dataclass(frozen=True)
+class GatewayApi:
+    """What the lab's Proofpoint APIs say (mailtrace/lab/proofpoint_api.py serves it)."""
+
+    #: every API answers 401, or 429 without Retry-After (as TAP does)
+    refuse: Literal["", "unauthorized", "throttled"] = ""
+    #: what became of the recipient's latest message, per Smart Search
+    message: MessageFate = "delivered"
+    #: Essentials: the domain's delivery destination (None: the declared next hop)
+    destination: str | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A lab world plus one injected fault, and the verdict triage should reach."""
 
@@ -93,6 +107,8 @@ class Scenario:
     port25_blocked: bool = False
     #: MTA-STS policy text per domain, replacing the lab's default (None: no policy host).
     mta_sts_policies: Mapping[str, str | None] | None = None
+    #: What the gateway's APIs (Proofpoint Smart Search, quarantine, Essentials, TAP) say.
+    gateway_api: GatewayApi = field(default_factory=GatewayApi)
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}
@@ -158,9 +174,10 @@ def _contoso(
     faults: Mapping[str, Fault] | None = None,
     smtp: Mapping[str, SmtpScript] | None = None,
     port25_blocked: bool = False,
+    gateway_api: GatewayApi | None = None,
 ) -> Scenario:
     return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
-                    dict(smtp or {}), port25_blocked)
+                    dict(smtp or {}), port25_blocked, gateway_api=gateway_api or GatewayApi())
 
 
 _NORTHWIND = "northwind-exo-direct.yaml"
@@ -233,6 +250,46 @@ _ALL: tuple[Scenario, ...] = (
         "fabrikam-essentials-exo.yaml",
         "bob@fabrikam.com",
         Expectation("healthy"),
+    ),
+    _contoso(
+        "pp-rejected-by-rule",
+        "An Email Firewall rule of Proofpoint rejects every message for alice "
+        "(Smart Search).",
+        Expectation("fault", "proofpoint", "PP_MESSAGE_REJECTED"),
+        gateway_api=GatewayApi(message="rejected"),
+    ),
+    _contoso(
+        "pp-quarantined",
+        "Proofpoint quarantines alice's mail (an impostor rule, folder Quarantine).",
+        Expectation("fault", "proofpoint", "PP_MESSAGE_QUARANTINED"),
+        gateway_api=GatewayApi(message="quarantined"),
+    ),
+    _contoso(
+        "pp-onward-delivery-failed",
+        "Proofpoint accepts alice's mail, then Exchange Online refuses it: 550 5.4.1.",
+        Expectation("fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED"),
+        gateway_api=GatewayApi(message="onward-failed"),
+    ),
+    Scenario(
+        "pp-essentials-wrong-destination",
+        "Proofpoint Essentials delivers fabrikam.com to an old server, not Exchange Online.",
+        "fabrikam-essentials-exo.yaml",
+        "bob@fabrikam.com",
+        Expectation("fault", "proofpoint", "PPE_DESTINATION_MISMATCH"),
+        gateway_api=GatewayApi(destination="mail.fabrikam-old.example"),
+    ),
+    _contoso(
+        "pp-api-unauthorized",
+        "The Proofpoint APIs refuse mailtrace's credentials (401): the gateway is not tested.",
+        Expectation("healthy"),
+        gateway_api=GatewayApi(refuse="unauthorized"),
+    ),
+    _contoso(
+        "pp-api-throttled",
+        "The Proofpoint APIs throttle mailtrace (429, no Retry-After): the gateway is not "
+        "tested.",
+        Expectation("healthy"),
+        gateway_api=GatewayApi(refuse="throttled"),
     ),
     Scenario(
         "direct-healthy",

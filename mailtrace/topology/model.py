@@ -225,6 +225,37 @@ class BasicApi(_Strict):
     _url = field_validator("url")(_check_base_url)
 
 
+class ProofpointApi(BasicApi):
+    """The gateway's admin API, by flavour: PoD/PPS REST on the cluster host's port 10000
+    (Smart Search, quarantine; HTTP Basic with an API-role account), or the Essentials v1
+    API of the org's stack (X-User / X-Password headers)."""
+
+    org: DomainName | None = Field(
+        default=None,
+        description="Essentials: the organisation's primary domain "
+        "(default: the first domain of the topology)",
+    )
+    quarantine_folders: list[str] = Field(
+        default_factory=list,
+        description="PoD: the quarantine folders to list (default: the server's default, "
+        "Quarantine)",
+    )
+
+
+class TapAccess(_Strict):
+    """TAP SIEM API v2 (or the Essentials Threat API, which has the same shape). It lists
+    only messages tied to a known threat: never evidence that clean mail was delivered."""
+
+    url: str = Field(
+        default="https://tap-api-v2.proofpoint.com",
+        description="Base URL (Essentials: https://us-siem.proofpointessentials.com)",
+    )
+    principal_env: EnvName = Field(description="Env var holding the service principal")
+    secret_env: EnvName = Field(description="Env var holding the service secret")
+
+    _url = field_validator("url")(_check_base_url)
+
+
 class ProofpointTier(_Strict):
     kind: Literal["proofpoint"]
     flavour: Literal["pod", "essentials"] = Field(
@@ -232,7 +263,8 @@ class ProofpointTier(_Strict):
     )
     description: str | None = None
     hosts: list[Hostname] = Field(min_length=1, description="Inbound MX hosts of the gateway")
-    api: BasicApi | None = None
+    api: ProofpointApi | None = None
+    tap: TapAccess | None = None
 
 
 class SmtpGatewayTier(_Strict):

@@ -1,0 +1,1 @@
+"""Probes of a Proofpoint tier through its own APIs (PoD/PPS, Essentials, TAP)."""

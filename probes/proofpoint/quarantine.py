@@ -1,0 +1,94 @@
+"""Quarantine (PPS / PoD ``GET /rest/v1/quarantine``): messages for the recipient held in
+the gateway's quarantine folders over ``--since``, with folder, rule, sender and date.
+
+Read-only: the list only; releasing a message is the admin's decision, made in the admin
+console, never here. The list takes one folder per request (the server's default is
+``Quarantine``); the topology's ``quarantine_folders`` names others
+(reference/proofpoint.md §3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from mailtrace.clients.proofpoint import PpsClient
+from mailtrace.clients.proofpoint.http import ApiResponse
+from mailtrace.clients.proofpoint.records import QuarantineRecord, parse_quarantine
+from mailtrace.engine.probe import NotTested, Probe, ProbeContext
+from mailtrace.findings import Finding
+from probes.proofpoint.access import (
+    admin_api,
+    api_of,
+    ask,
+    duration,
+    login,
+    payload,
+    since,
+    window,
+)
+
+API = "Proofpoint quarantine"
+DEFAULT_FOLDER = "Quarantine"
+
+
+@dataclass(frozen=True)
+class QuarantineCheck:
+    recipient: str
+    since: dt.timedelta
+    folders: tuple[str, ...]  # as asked; "" = the server's default folder
+    responses: tuple[ApiResponse, ...]
+
+
+async def collect(ctx: ProbeContext) -> QuarantineCheck:
+    recipient = ctx.target.recipient
+    if recipient is None:
+        raise NotTested("the quarantine list is searched by recipient: give --recipient")
+    api = api_of(ctx)
+    creds = login(API, ctx.environ, api.username_env, api.password_env)
+    start, end = window(ctx)
+    folders = tuple(api.quarantine_folders) or ("",)
+    client = PpsClient(api.url, creds, ctx.ca_file, ctx.dns.redirects)
+    try:
+        responses = [await ask(API, client.quarantine(recipient, start, end, ctx.deadline,
+                                                      folder or None))
+                     for folder in folders]
+    finally:
+        client.close()
+    return QuarantineCheck(recipient, since(ctx), folders, tuple(responses))
+
+
+def evaluate(check: QuarantineCheck) -> list[Finding]:
+    held: list[QuarantineRecord] = []
+    for response in check.responses:
+        records, _ = payload(API, response, parse_quarantine)
+        wanted = check.recipient.lower()
+        held += [r for r in records if not r.recipients or wanted in r.recipients]
+    folders = ", ".join(f or DEFAULT_FOLDER for f in check.folders)
+    span = duration(check.since)
+    evidence = [r.evidence() for r in check.responses]
+    if not held:
+        return [Finding("PP_QUARANTINE_CLEAR",
+                        {"recipient": check.recipient, "folders": folders, "since": span},
+                        evidence)]
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    held.sort(key=lambda r: r.when or epoch, reverse=True)
+    latest = held[0]
+    return [Finding("PP_QUARANTINE_HOLDS", {
+        "recipient": check.recipient, "count": len(held), "since": span,
+        "folder": latest.folder or "unknown folder", "rule": latest.rule or "not listed",
+        "sender": latest.sender or "unknown sender", "date": latest.date or "unknown date",
+    }, evidence + [r.evidence() for r in held[:10]])]
+
+
+PROBE = Probe(
+    id="proofpoint.quarantine",
+    kinds=frozenset({"proofpoint"}),
+    tags=frozenset({"PP_API_UNAVAILABLE", "PP_QUARANTINE_CLEAR", "PP_QUARANTINE_HOLDS"}),
+    collect=collect,
+    evaluate=evaluate,
+    deadline=12.0,
+    summary="the gateway's quarantine: messages held for the recipient (folder, rule, "
+    "sender, date)",
+    applies=admin_api("pod"),
+)
