@@ -11,7 +11,6 @@ it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from mailtrace.lab.stream_server import StreamServer
 
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
@@ -63,72 +64,40 @@ class Response:
 Handler = Callable[[Request], Response | Awaitable[Response]]
 
 
-class HttpServer:
+class HttpServer(StreamServer):
     """``async with HttpServer(handle) as server: server.url``."""
+
+    limit = MAX_HEAD
+    idle_timeout = 10 * IDLE_TIMEOUT  # a keep-alive connection; each request has IDLE_TIMEOUT
 
     def __init__(self, handle: Handler, *, host: str = "127.0.0.1", port: int = 0,
                  tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(host=host, port=port, listen_tls=tls)
         self.handle = handle
-        self.host = host
-        self.port = port
         self.tls = tls
         self.requests: list[Request] = []
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  ssl=self.tls, limit=MAX_HEAD)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> HttpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            while True:
-                request = await asyncio.wait_for(_read_request(reader), IDLE_TIMEOUT)
-                if request is None:
-                    break
-                if isinstance(request, Response):  # the request could not be read
-                    await _write(writer, request, close=True)
-                    break
-                self.requests.append(request)
-                outcome = self.handle(request)
-                response = await outcome if isinstance(outcome, Awaitable) else outcome
-                if response.delay:
-                    await asyncio.sleep(response.delay)
-                close = request.headers.get("connection", "").lower() == "close"
-                await _write(writer, response, close=close)
-                if close:
-                    break
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await writer.wait_closed()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await asyncio.wait_for(_read_request(reader), IDLE_TIMEOUT)
+            if request is None:
+                return
+            if isinstance(request, Response):  # the request could not be read
+                await _write(writer, request, close=True)
+                return
+            self.requests.append(request)
+            outcome = self.handle(request)
+            response = await outcome if isinstance(outcome, Awaitable) else outcome
+            if response.delay:
+                await asyncio.sleep(response.delay)
+            close = request.headers.get("connection", "").lower() == "close"
+            await _write(writer, response, close=close)
+            if close:
+                return
 
 
 def _error(status: HTTPStatus) -> Response:

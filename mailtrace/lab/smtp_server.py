@@ -11,10 +11,11 @@ records every command it received, so a test can prove ``DATA`` was never sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from mailtrace.lab.stream_server import StreamServer
 
 MAX_COMMAND = 4096
 IDLE_TIMEOUT = 30.0
@@ -38,55 +39,19 @@ class SmtpScript:
     raw: Mapping[str, Raw] = field(default_factory=dict)  # by verb ("BANNER", "EHLO", ...)
 
 
-class SmtpServer:
+class SmtpServer(StreamServer):
     """One host's listener: ``async with SmtpServer("mx.example", script, tls=ctx)``."""
+
+    limit = MAX_COMMAND
+    idle_timeout = IDLE_TIMEOUT
 
     def __init__(self, host_name: str, script: SmtpScript, *, tls: ssl.SSLContext | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.host_name = host_name
         self.script = script
-        self.tls = tls
-        self.host = host
-        self.port = port
+        self.tls = tls  # for STARTTLS
         self.commands: list[str] = []
-        self._server: asyncio.Server | None = None
-        self._sessions: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  limit=MAX_COMMAND)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._sessions):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> SmtpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._sessions.add(task)
-        try:
-            await asyncio.wait_for(self._dialogue(reader, writer), IDLE_TIMEOUT)
-        except (TimeoutError, ConnectionError, OSError, ssl.SSLError,
-                asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            self._sessions.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await writer.wait_closed()
 
     async def _send(self, writer: asyncio.StreamWriter, verb: str, reply: str) -> bool:
         """Send the reply (or the raw script for this verb); False: the connection ends."""
@@ -107,7 +72,7 @@ class SmtpServer:
         await writer.drain()
         return True
 
-    async def _dialogue(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         script = self.script
         if script.banner is None:  # a tarpit: accept, then say nothing until the client gives up
             await reader.read()
