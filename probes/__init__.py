@@ -7,5 +7,7 @@ from __future__ import annotations
 
 from mailtrace.engine.probe import Probe
 from probes.dns import consistency, delegation, mx, observer
+from probes.exo import domain, health, mailtips, recipient, rules, trace
 
 ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)
+ALL += (domain.PROBE, recipient.PROBE, rules.PROBE, mailtips.PROBE, health.PROBE, trace.PROBE)

@@ -23,6 +23,7 @@ from mailtrace.engine.probe import (
     NotTested,
     Probe,
     ProbeContext,
+    RunClients,
     Target,
 )
 from mailtrace.findings import Finding, ProbeResult, Scope, Status, TierResult
@@ -144,13 +145,17 @@ class Engine:
                     return
             for hook in self.hooks:
                 hook.before(pp.tier, pp.probe.id)
-            results[pp.key] = await self._execute(pp, run_deadline, observations, deps)
+            results[pp.key] = await self._execute(pp, run_deadline, observations, deps, clients)
             for hook in self.hooks:
                 hook.after(results[pp.key])
 
-        for pp in plan.probes:
-            tasks[pp.key] = asyncio.ensure_future(run_one(pp))
-        await self._watch_gates(plan, tasks, results, dep_key)
+        clients = RunClients()  # shared by the probes of this run, closed at its end
+        try:
+            for pp in plan.probes:
+                tasks[pp.key] = asyncio.ensure_future(run_one(pp))
+            await self._watch_gates(plan, tasks, results, dep_key)
+        finally:
+            await clients.aclose()
         return self._tiers(plan, results)
 
     async def _execute(
@@ -159,6 +164,7 @@ class Engine:
         run_deadline: float,
         observations: dict[tuple[str, str], Any],
         deps: list[tuple[str, str]],
+        clients: RunClients,
     ) -> ProbeResult:
         started = time.monotonic()
         deadline = min(started + pp.probe.deadline, run_deadline)
@@ -171,6 +177,7 @@ class Engine:
             deadline=deadline,
             observations={d[1]: observations.get(d) for d in deps},
             environ=self.environ,
+            clients=clients,
         )
 
         def result(

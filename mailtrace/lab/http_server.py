@@ -124,6 +124,10 @@ class HttpServer:
                     break
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            # stop() cancels idle keep-alive connections; ending normally keeps asyncio's
+            # own done-callback (Python 3.11) from logging the cancellation as an error.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import secrets
 import tempfile
 from collections.abc import Iterator
 from functools import cache
@@ -27,12 +28,15 @@ import yaml
 
 from mailtrace.clients.endpoints import ConnectTo, Endpoint
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
+from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.triage import Options
 
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
 RESOLVER = "resolver"
+#: The environment variable the lab's Graph token is passed in (lab.environ only).
+GRAPH_TOKEN_ENV = "MAILTRACE_LAB_GRAPH_TOKEN"
 
 
 class Startable(Protocol):
@@ -84,10 +88,12 @@ def _check_loopback(zone: dns.zone.Zone) -> None:
 class Lab:
     """async context manager: ``async with Lab(scenario) as lab:``."""
 
-    def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0) -> None:
+    def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0,
+                 graph_delay: float = 0.0) -> None:
         self.scenario = scenario
         self.recipient = scenario.recipient
         self.dns_delay = dns_delay
+        self.graph_delay = graph_delay  # seconds before each Graph answer (benchmarks)
         #: zone origin (no final dot) -> its NS host names, sorted.
         self.zone_servers: dict[str, list[str]] = {}
         self.servers: dict[str, AuthoritativeServer] = {}
@@ -97,6 +103,11 @@ class Lab:
         self.environ: dict[str, str] = {}
         #: (tier id, access key: "api" | "graph") -> base URL of the stand-in serving it.
         self.urls: dict[tuple[str, str], str] = {}
+        #: (tier id, access key) -> settings merged into that section of the lab's copy of
+        #: the topology, e.g. the Graph auth: the lab never signs in to a real authority.
+        self.settings: dict[tuple[str, str], dict[str, str]] = {}
+        #: The Graph stand-in of each Exchange Online tier that declares graph:.
+        self.graph: dict[str, GraphStandIn] = {}
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -161,6 +172,7 @@ class Lab:
                 forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
             )
             await self._start(self._dns_resolver)
+            await self._start_graph()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -180,6 +192,21 @@ class Lab:
             self._workdir = None
         self._dns_resolver = None
         self.startables.clear()
+        self.graph.clear()
+
+    async def _start_graph(self) -> None:
+        """A Graph stand-in for each Exchange Online tier that declares ``graph:``."""
+        data = yaml.safe_load(example_topology(self.scenario.topology).read_text("utf-8"))
+        for tier, spec in sorted(data["tiers"].items()):
+            if spec.get("kind") != "exchange-online" or "graph" not in spec:
+                continue
+            token = self.environ.setdefault(GRAPH_TOKEN_ENV, secrets.token_urlsafe(32))
+            tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant)
+            server = GraphStandIn(tenant, token, delay=self.graph_delay)
+            await self._start(server)
+            self.graph[tier] = server
+            self.urls[(tier, "graph")] = server.url
+            self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
 
     async def _start(self, startable: Startable) -> None:
         """Start one server; it is stopped (in reverse order) when the lab exits."""
@@ -217,13 +244,15 @@ class Lab:
         """The scenario's topology, pointed at the lab's stand-ins when any are running
         (a copy in a temporary folder: their ports are only known once they listen)."""
         path = example_topology(self.scenario.topology)
-        if not self.urls:
+        if not self.urls and not self.settings:
             return path
         if self._workdir is None:
             self._workdir = tempfile.TemporaryDirectory(prefix="mailtrace-lab-")
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         for (tier, key), url in sorted(self.urls.items()):
             data["tiers"][tier].setdefault(key, {})["url"] = url
+        for (tier, key), values in sorted(self.settings.items()):
+            data["tiers"][tier].setdefault(key, {}).update(values)
         derived = Path(self._workdir.name) / path.name
         derived.write_text(
             f"# {path.name} pointed at the running lab\n" + yaml.safe_dump(data, sort_keys=False),
@@ -267,6 +296,9 @@ class Lab:
             )
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
+        for tier, graph in self.graph.items():
+            lines.append(f"Microsoft Graph of {tier}: {graph.url}  (bearer token in "
+                         f"{GRAPH_TOKEN_ENV}, known to this process only)")
         lines.append("triage against it:")
         lines.extend(f"  {line}" for line in self._triage_command() if line)
         lines[-1] = lines[-1].removesuffix(" \\")

@@ -18,6 +18,7 @@ import dns.rdatatype
 import dns.zone
 
 from mailtrace.lab.dns_server import Fault
+from mailtrace.lab.graph_api import TenantFaults, Throttle
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
 DEFAULT_TTL = 300
@@ -84,6 +85,8 @@ class Scenario:
     zone_edits: tuple[ZoneEdit, ...] = ()
     #: Faults by name server host name ("ns2.contoso.com"), or "resolver".
     faults: Mapping[str, Fault] = field(default_factory=dict)
+    #: What the lab's Microsoft Graph says about the tenant (default: all is well).
+    tenant: TenantFaults = field(default_factory=TenantFaults)
 
 
 class UnknownScenario(KeyError):
@@ -107,8 +110,18 @@ def _contoso(
     expect: Expectation,
     *edits: ZoneEdit,
     faults: Mapping[str, Fault] | None = None,
+    tenant: TenantFaults | None = None,
 ) -> Scenario:
-    return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}))
+    return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
+                    tenant or TenantFaults())
+
+
+def _exo(name: str, description: str, expect: Expectation, **tenant: object) -> Scenario:
+    """A contoso scenario whose fault is in the Exchange Online tenant (its Graph)."""
+    return _contoso(name, description, expect, tenant=TenantFaults(**tenant))  # type: ignore[arg-type]
+
+
+_EXO = "exchange-online"
 
 
 def _contoso_mx(*records: str, servers: frozenset[str] | None = None) -> ZoneEdit:
@@ -163,6 +176,72 @@ _ALL: tuple[Scenario, ...] = (
         "The resolver mailtrace uses never answers: nothing can be concluded about mail.",
         Expectation("inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE"),
         faults={"resolver": Fault("drop")},
+    ),
+    _exo(
+        "exo-recipient-missing",
+        "No user, group or contact in the tenant has alice@contoso.com.",
+        Expectation("fault", _EXO, "EXO_RECIPIENT_NOT_FOUND"),
+        recipient_missing=True, traces=(),
+    ),
+    _exo(
+        "exo-account-disabled",
+        "alice's account is disabled: her mailbox receives, she cannot sign in to read it.",
+        Expectation("fault", _EXO, "EXO_ACCOUNT_DISABLED"),
+        user={"accountEnabled": False},
+    ),
+    _exo(
+        "exo-no-mailbox-plan",
+        "alice has only EXCHANGE_S_FOUNDATION (no mailbox plan), so she has no mailbox.",
+        Expectation("fault", _EXO, "EXO_NO_MAILBOX_PLAN"),
+        user={"assignedPlans": [{"assignedDateTime": "2024-01-15T00:00:00Z",
+                                 "capabilityStatus": "Enabled", "service": "exchange",
+                                 "servicePlanId": "113feb6c-3fe4-4440-bddc-54d774bf0318"}],
+              "provisionedPlans": [], "proxyAddresses": [], "mail": None},
+        mailbox_missing=True, traces=(),
+    ),
+    _exo(
+        "exo-rule-deletes-all",
+        "An inbox rule of alice's with no condition deletes every message.",
+        Expectation("fault", _EXO, "EXO_RULE_DELETES_ALL"),
+        rules=({"displayName": "Clean up", "conditions": {},
+                "actions": {"delete": True, "stopProcessingRules": True}},),
+    ),
+    _exo(
+        "exo-mailbox-full",
+        "alice's mailbox is full: MailTips say mailboxFull.",
+        Expectation("fault", _EXO, "EXO_MAILBOX_FULL"),
+        mailtips={"mailboxFull": True},
+        traces=({"status": "delivered", "subject": "Report"},
+                {"status": "failed", "subject": "Invoice", "sender": "billing@fabrikam.example"}),
+    ),
+    _exo(
+        "exo-service-incident",
+        "Service health lists an unresolved Exchange Online mail flow incident.",
+        Expectation("degraded", _EXO, "EXO_SERVICE_INCIDENT"),
+        issues=({"id": "EX1187001", "title": "Some users may experience delays receiving "
+                 "email from external senders", "status": "ServiceDegradation"},),
+    ),
+    _exo(
+        "exo-trace-quarantined",
+        "Message trace shows a message to alice held in quarantine.",
+        Expectation("degraded", _EXO, "EXO_TRACE_QUARANTINED"),
+        traces=({"status": "delivered", "subject": "Lunch?"},
+                {"status": "quarantined", "subject": "Invoice 4411",
+                 "sender": "billing@fabrikam.example"}),
+    ),
+    _exo(
+        "exo-graph-forbidden",
+        "The app lacks every Graph permission (403; 401 for message trace): "
+        "Exchange Online is not tested, never blamed.",
+        Expectation("healthy"),
+        deny=frozenset({"*"}),
+    ),
+    _exo(
+        "exo-graph-throttled",
+        "Graph throttles: a 1 s Retry-After is honoured, message trace's 120 s one is not "
+        "(not tested, never blamed).",
+        Expectation("healthy"),
+        throttle={"*": Throttle(1, times=1), "messageTraces": Throttle(120, times=None)},
     ),
     Scenario(
         "essentials-healthy",
