@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mailtrace import permissions
+
 if TYPE_CHECKING:
     from mailtrace.clients.endpoints import ConnectTo, Endpoint
     from mailtrace.triage import TriageReport
@@ -37,6 +39,9 @@ def _add_output(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="budget for the whole run (default 30)")
+    p.add_argument("--since", default="24h", metavar="AGE",
+                   help="how far back message trace looks, e.g. 90m, 24h, 7d (default 24h, "
+                   "at most 10d)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--topology", required=True, metavar="FILE")
     g.add_argument("--format", choices=["text", "dot", "svg"], default="text")
 
+    permissions.add_parser(sub)
     sub.add_parser("probes", help="list the probe catalog: ids, tier kinds, tags, levels")
     sub.add_parser("schema", help="print the JSON Schema of the topology file")
     return parser
@@ -185,6 +191,23 @@ def _emit(report: TriageReport, args: argparse.Namespace) -> int:
     return code
 
 
+def _since(text: str) -> Any:
+    """--since: a positive age with a unit (m, h, d); Graph message trace takes 10 days."""
+    from datetime import timedelta
+
+    units = {"m": 60, "h": 3600, "d": 86400}
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        seconds = float(value) * units[unit]
+    except (KeyError, ValueError):
+        raise UsageError(f"--since {text!r}: expected a number and a unit, e.g. 90m, 24h, 7d") \
+            from None
+    if not 0 < seconds <= 10 * 86400:
+        raise UsageError("--since must be more than 0 and at most 10d (the longest window "
+                         "message trace answers for)")
+    return timedelta(seconds=seconds)
+
+
 def _positive(seconds: float, flag: str = "--timeout") -> float:
     if not 0 < seconds < float("inf"):
         raise UsageError(f"{flag} must be a positive number of seconds")
@@ -208,10 +231,11 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from mailtrace.triage import Options, TargetError, make_target, run_triage
 
     timeout = _positive(args.timeout)
+    since = _since(args.since)
     _check_output(args)
     topology = _load_topology(args.topology)
     try:
-        target = make_target(topology, args.recipient, args.domain)
+        target = make_target(topology, args.recipient, args.domain, since)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     resolvers, connect_to = _endpoints(args)
@@ -236,18 +260,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except scenarios.UnknownScenario as exc:
         raise UsageError(str(exc)) from None
     timeout = _positive(args.timeout)
+    since = _since(args.since)
     _check_output(args)
-    return _emit(asyncio.run(_demo(scenario, timeout)), args)
+    return _emit(asyncio.run(_demo(scenario, timeout, since)), args)
 
 
-async def _demo(scenario: Any, timeout: float) -> TriageReport:
+async def _demo(scenario: Any, timeout: float, since: Any = None) -> TriageReport:
     from mailtrace.lab.lab import Lab
     from mailtrace.topology import load_topology
     from mailtrace.triage import make_target, run_triage
 
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
-        target = make_target(topology, lab.recipient, None)
+        target = make_target(topology, lab.recipient, None, since)
         return await run_triage(topology, target, lab.options(timeout))
 
 
@@ -312,6 +337,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "lab": cmd_lab,
     "graph": cmd_graph,
+    "permissions": permissions.cmd_permissions,
     "probes": cmd_probes,
     "schema": cmd_schema,
 }

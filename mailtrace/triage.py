@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.endpoints import ConnectTo, Endpoint, Redirects
@@ -27,7 +28,8 @@ class TargetError(ValueError):
     """An invalid recipient or domain (a usage error, exit 2)."""
 
 
-def make_target(topology: Topology, recipient: str | None, domain: str | None) -> Target:
+def make_target(topology: Topology, recipient: str | None, domain: str | None,
+                since: timedelta | None = None) -> Target:
     """Validate what to triage. Refuses CR, LF and non-ASCII: nothing here reaches a wire
     unchecked (no SMTP or DNS injection)."""
     if recipient is not None:
@@ -50,7 +52,9 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None) -
             f"{domain} is not a domain of topology {topology.topology} "
             f"({', '.join(topology.domains)})"
         )
-    return Target(domain=domain, recipient=recipient)
+    if since is None:
+        return Target(domain=domain, recipient=recipient)
+    return Target(domain=domain, recipient=recipient, since=since)
 
 
 @dataclass

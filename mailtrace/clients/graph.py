@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from mailtrace.clients.graph_auth import (
     GraphConfigError,
@@ -42,7 +42,7 @@ from mailtrace.topology.model import GraphAccess
 if TYPE_CHECKING:
     import httpx
     from kiota_abstractions.headers_collection import HeadersCollection
-    from msgraph import GraphServiceClient
+    from msgraph.graph_service_client import GraphServiceClient
 
 T = TypeVar("T")
 
@@ -227,6 +227,8 @@ class GraphClient:
         return wait if time.monotonic() + wait + 0.2 < deadline else None
 
     async def aclose(self) -> None:
+        for task in self.memo.values():
+            task.cancel()
         await self.http.aclose()
         await self.token.close()
 
@@ -261,6 +263,36 @@ def _unreadable(exc: Exception, exchange: Exchange) -> GraphError:
                             exchange)
 
 
+#: The SDK modules the probes use, imported together by :func:`load_sdk`.
+SDK_MODULES = (
+    "msgraph.graph_service_client",
+    "msgraph.graph_request_adapter",
+    "msgraph_core",
+    "kiota_http.middleware.options",
+    "kiota_authentication_azure.azure_identity_access_token_provider",
+    "msgraph.generated.users.users_request_builder",
+    "msgraph.generated.groups.groups_request_builder",
+    "msgraph.generated.contacts.contacts_request_builder",
+    "msgraph.generated.admin.service_announcement.issues.issues_request_builder",
+    "msgraph.generated.admin.exchange.tracing.message_traces.message_traces_request_builder",
+    "msgraph.generated.users.item.get_mail_tips.get_mail_tips_post_request_body",
+)
+
+
+def load_sdk() -> None:
+    """Import msgraph-sdk (slow: most of a second); call it in a thread, once before the
+    first call, so the event loop is not held up by imports."""
+    import importlib
+
+    for name in SDK_MODULES:
+        importlib.import_module(name)
+    from msgraph.generated.models.entity import Entity
+
+    # Deserialising any entity first imports every entity model (~1300 modules): do it
+    # here too, rather than inside the first answer.
+    Entity().get_field_deserializers()
+
+
 def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None = None,
             *, timeout: float = 30.0) -> GraphClient:
     """Build the tier's client: the credential it declares, its cloud's scope, and an
@@ -274,7 +306,8 @@ def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None 
         AzureIdentityAccessTokenProvider,
     )
     from kiota_http.middleware.options import RetryHandlerOption
-    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.graph_request_adapter import GraphRequestAdapter
+    from msgraph.graph_service_client import GraphServiceClient
     from msgraph_core import GraphClientFactory
 
     # The token goes only to the tier's own Graph host, whatever a nextLink says.
@@ -306,5 +339,6 @@ __all__ = [
     "GraphUnavailable",
     "connect",
     "headers",
+    "load_sdk",
     "retry_after",
 ]

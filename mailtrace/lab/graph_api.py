@@ -296,7 +296,7 @@ class GraphStandIn:
                           "on-premise.")
         return None
 
-    def _mailboxSettings(self, params: tuple[str, ...], request: Request) -> Response:  # noqa: N802
+    def _mailboxSettings(self, params: tuple[str, ...], request: Request) -> Response:
         missing = self._mailbox(params[0])
         if missing is not None:
             return missing
@@ -305,13 +305,13 @@ class GraphStandIn:
                               "language": {"locale": "en-US", "displayName": "English"},
                               "userPurpose": self.tenant.faults.purpose})
 
-    def _messageRules(self, params: tuple[str, ...], request: Request) -> Response:  # noqa: N802
+    def _messageRules(self, params: tuple[str, ...], request: Request) -> Response:
         missing = self._mailbox(params[0])
         if missing is not None:
             return missing
         return Response.json(_collection("users/messageRules", self.tenant.rules()))
 
-    def _getMailTips(self, params: tuple[str, ...], request: Request) -> Response:  # noqa: N802
+    def _getMailTips(self, params: tuple[str, ...], request: Request) -> Response:
         missing = self._mailbox(params[0])
         if missing is not None:
             return missing
@@ -331,7 +331,7 @@ class GraphStandIn:
             issues = [i for i in issues if not i["isResolved"]]
         return Response.json(_collection("admin/serviceAnnouncement/issues", issues))
 
-    def _messageTraces(self, params: tuple[str, ...], request: Request) -> Response:  # noqa: N802
+    def _messageTraces(self, params: tuple[str, ...], request: Request) -> Response:
         text = request.arg("$filter") or ""
         match = re.search(r"recipientAddress eq '((?:[^']|'')+)'", text)
         bounds = re.findall(r"receivedDateTime (ge|le) (\S+)", text)
@@ -347,8 +347,8 @@ class GraphStandIn:
                       t["receivedDateTime"].replace("Z", "+00:00")) <= end]
         return Response.json(_collection("admin/exchange/tracing/messageTraces", traces))
 
-    def _traceDetails(self, params: tuple[str, ...], request: Request) -> Response:  # noqa: N802
-        trace_id, address = params
+    def _traceDetails(self, params: tuple[str, ...], request: Request) -> Response:
+        trace_id, _address = params
         now = dt.datetime.now(dt.UTC)
         trace = next((t for t in self.tenant.traces(now) if t["id"] == trace_id), None)
         if trace is None:

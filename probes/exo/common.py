@@ -3,6 +3,7 @@ failure becomes *not tested* with its evidence (never a failed tier)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,13 +18,14 @@ from mailtrace.clients.graph import (
     GraphThrottled,
     GraphUnavailable,
     connect,
+    load_sdk,
 )
 from mailtrace.engine.probe import NotTested, ProbeContext
 from mailtrace.findings import Finding
 from mailtrace.topology.model import ExchangeOnlineTier, GraphAccess, Topology
 
 if TYPE_CHECKING:
-    from msgraph import GraphServiceClient
+    from msgraph.graph_service_client import GraphServiceClient
 
 T = TypeVar("T")
 
@@ -48,8 +50,11 @@ def tenant_of(topology: Topology, tier: str) -> str | None:
     return t.tenant if isinstance(t, ExchangeOnlineTier) else None
 
 
-def client(ctx: ProbeContext) -> GraphClient:
+async def client(ctx: ProbeContext) -> GraphClient:
     """The tier's Graph client, made once per run and shared by its probes."""
+    # msgraph takes most of a second to import: in a thread, so the event loop (the DNS
+    # probes running meanwhile) is not held up.
+    await asyncio.to_thread(load_sdk)
     access = graph_access(ctx.topology, ctx.tier)
     assert access is not None  # the probes apply only when it is declared
     try:
@@ -69,7 +74,7 @@ async def ask(ctx: ProbeContext, call: str, permission: str,
               request: Callable[[GraphServiceClient], Awaitable[T | None]]) -> tuple[T, Exchange]:
     """One Graph call; a 404 is raised as :class:`GraphNotFound` for the caller to read,
     every other failure becomes *not tested* naming what is missing."""
-    graph = client(ctx)
+    graph = await client(ctx)
     try:
         return await graph.ask(call, lambda: request(graph.sdk), ctx.deadline)
     except GraphNotFound:

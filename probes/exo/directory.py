@@ -126,12 +126,12 @@ def _object(kind: str, m: Any) -> DirectoryObject:
 
 
 async def _search(ctx: ProbeContext, address: str) -> Lookup:
+    graph = await client(ctx)  # first: it loads the SDK without holding the event loop
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from msgraph.generated.contacts.contacts_request_builder import ContactsRequestBuilder
     from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
     from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-    graph = client(ctx)
 
     def config(params: Any) -> RequestConfiguration[Any]:
         return RequestConfiguration(query_parameters=params,
@@ -175,7 +175,7 @@ async def lookup(ctx: ProbeContext) -> Lookup:
     address = ctx.target.recipient
     if address is None:
         raise NotTested("triage by domain: no recipient to look up (give --recipient)")
-    graph = client(ctx)
+    graph = await client(ctx)
     task = graph.memo.get(("lookup", address.lower()))
     if task is None:
         task = asyncio.ensure_future(_search(ctx, address))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailtrace.clients.dns import DnsObservation, Outcome
 from mailtrace.clients.graph import Exchange, GraphNotFound
@@ -22,6 +23,12 @@ from mailtrace.findings import Evidence, Finding
 from mailtrace.topology.model import GATEWAY_KINDS, DnsTier, ExchangeOnlineTier
 from probes.dns.expect import bare, matches
 from probes.exo.common import GRAPH_FAILURE_TAGS, ask, first_failure, has_graph, not_tested
+
+if TYPE_CHECKING:
+    from msgraph.generated.domains.item.domain_item_request_builder import (
+        DomainItemRequestBuilder,
+    )
+    from msgraph.graph_service_client import GraphServiceClient
 
 PERMISSION = "Domain.Read.All"
 
@@ -90,7 +97,9 @@ async def collect(ctx: ProbeContext) -> DomainCheck:
                 and dns_tier.expect.spf else [])
     gateway = _gateway_in_front(ctx)
 
-    by_id = lambda sdk: sdk.domains.by_domain_id(domain)  # noqa: E731
+    def by_id(sdk: GraphServiceClient) -> DomainItemRequestBuilder:
+        return sdk.domains.by_domain_id(domain)
+
     results = await asyncio.gather(
         ask(ctx, "get domain", PERMISSION, lambda sdk: by_id(sdk).get()),
         ask(ctx, "list serviceConfigurationRecords", PERMISSION,
@@ -212,7 +221,7 @@ def evaluate(check: DomainCheck) -> list[Finding]:
             findings.append(Finding(
                 "EXO_SPF_INCOMPLETE",
                 {"domain": domain, "missing": " ".join(missing), "spf": spf or "(no SPF record)"},
-                ev + [check.live_txt.evidence()], about=check.dns_tier))
+                [*ev, check.live_txt.evidence()], about=check.dns_tier))
     if not any(f.tag in ("EXO_INBOUND_HOST_DIFFERS",) or f.about for f in findings):
         findings.append(Finding("EXO_DOMAIN_OK",
                                 {"domain": domain, "services": ", ".join(check.record.services)},

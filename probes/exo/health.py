@@ -13,7 +13,7 @@ from typing import Any
 
 from mailtrace.engine.probe import Probe, ProbeContext
 from mailtrace.findings import Evidence, Finding
-from probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
+from probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
 
 PERMISSION = "ServiceHealth.Read.All"
 SERVICE = "Exchange Online"
@@ -45,6 +45,7 @@ def _enum(value: Any) -> str:
 
 
 async def collect(ctx: ProbeContext) -> HealthCheck:
+    await client(ctx)  # first: it loads the SDK without holding the event loop
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from msgraph.generated.admin.service_announcement.issues.issues_request_builder import (
         IssuesRequestBuilder,

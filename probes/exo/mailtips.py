@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mailtrace.clients.graph import GraphNotFound
 from mailtrace.engine.probe import NotTested, Probe, ProbeContext
 from mailtrace.findings import Evidence, Finding
-from probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
+from probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
 from probes.exo.directory import mailbox_user
 
 PERMISSION = "Mail.Read"
@@ -32,6 +32,7 @@ class MailTips:
 
 
 async def collect(ctx: ProbeContext) -> MailTips:
+    await client(ctx)  # first: it loads the SDK without holding the event loop
     from msgraph.generated.users.item.get_mail_tips.get_mail_tips_post_request_body import (
         GetMailTipsPostRequestBody,
     )

@@ -124,7 +124,8 @@ def evaluate(check: RulesCheck) -> list[Finding]:
             tag = "EXO_RULE_DELETES_ALL" if everything else "EXO_RULE_DELETES"
             findings.append(Finding(tag, {**base, "action": action}, ev))
         elif rule.move_to:
-            findings.append(Finding("EXO_RULE_MOVES", {**base, "folder": folder_label(rule.move_to)}, ev))
+            findings.append(Finding("EXO_RULE_MOVES",
+                                    {**base, "folder": folder_label(rule.move_to)}, ev))
         if rule.forward_to or rule.redirect_to:
             action = "redirects" if rule.redirect_to else "forwards"
             to = ", ".join((*rule.redirect_to, *rule.forward_to))

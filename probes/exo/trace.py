@@ -89,6 +89,7 @@ def _denied(ctx: ProbeContext, exc: GraphError, call: str) -> NotTested:
 
 
 async def collect(ctx: ProbeContext) -> TraceCheck:
+    graph = await client(ctx)  # first: it loads the SDK without holding the event loop
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from msgraph.generated.admin.exchange.tracing.message_traces.message_traces_request_builder import (  # noqa: E501
         MessageTracesRequestBuilder,
@@ -97,7 +98,6 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     address = ctx.target.recipient
     if address is None:
         raise NotTested("triage by domain: message trace needs --recipient")
-    graph = client(ctx)
     if not graph.target.cloud.message_trace:
         raise NotTested(f"Graph message trace exists in the global cloud only, not in "
                         f"{graph.target.cloud.name}", [Finding(
