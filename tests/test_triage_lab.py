@@ -27,6 +27,16 @@ SCENARIOS = [
     ("stale-ns", ("degraded", "public-dns", "DNS_NS_STALE")),
     ("all-ns-servfail", ("fault", "public-dns", "DNS_ALL_NS_FAILING")),
     ("observer-resolver-dead", ("inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE")),
+    ("exo-recipient-missing", ("fault", "exchange-online", "EXO_RECIPIENT_NOT_FOUND")),
+    ("exo-account-disabled", ("fault", "exchange-online", "EXO_ACCOUNT_DISABLED")),
+    ("exo-no-mailbox-plan", ("fault", "exchange-online", "EXO_NO_MAILBOX_PLAN")),
+    ("exo-rule-deletes-all", ("fault", "exchange-online", "EXO_RULE_DELETES_ALL")),
+    ("exo-mailbox-full", ("fault", "exchange-online", "EXO_MAILBOX_FULL")),
+    ("exo-service-incident", ("degraded", "exchange-online", "EXO_SERVICE_INCIDENT")),
+    ("exo-trace-quarantined", ("degraded", "exchange-online", "EXO_TRACE_QUARANTINED")),
+    # could not test is never a fault: DNS is sound, the tenant is listed as not tested
+    ("exo-graph-forbidden", ("healthy", None, None)),
+    ("exo-graph-throttled", ("healthy", None, None)),
     ("essentials-healthy", ("healthy", None, None)),
     ("direct-healthy", ("healthy", None, None)),
 ]
@@ -49,7 +59,7 @@ def test_healthy_shows_its_evidence_and_lists_untested_tiers():
     first = mx.evidence[0]
     assert first["query"] == "contoso.com. MX" and first["rcode"] == "NOERROR"
     assert {r["ttl"] for r in first["answer"]} == {3600}
-    assert [n["tier"] for n in report.verdict.not_tested] == ["proofpoint", "exchange-online"]
+    assert [n["tier"] for n in report.verdict.not_tested] == ["proofpoint"]
 
 
 def test_mx_missing_evidence_is_nodata_with_the_soa():
