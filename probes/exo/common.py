@@ -19,6 +19,7 @@ from mailtrace.clients.graph import (
     GraphUnavailable,
     connect,
     load_sdk,
+    sdk_loaded,
 )
 from mailtrace.engine.probe import NotTested, ProbeContext
 from mailtrace.findings import Finding
@@ -54,7 +55,8 @@ async def client(ctx: ProbeContext) -> GraphClient:
     """The tier's Graph client, made once per run and shared by its probes."""
     # msgraph takes most of a second to import: in a thread, so the event loop (the DNS
     # probes running meanwhile) is not held up.
-    await asyncio.to_thread(load_sdk)
+    if not sdk_loaded():
+        await asyncio.to_thread(load_sdk)
     access = graph_access(ctx.topology, ctx.tier)
     assert access is not None  # the probes apply only when it is declared
     try:
