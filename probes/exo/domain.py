@@ -239,6 +239,8 @@ PROBE = Probe(
     }),
     collect=collect,
     evaluate=evaluate,
+    # the live MX and SPF are asked of the resolvers: worthless if they do not work
+    gates=("dns.observer",),
     deadline=10.0,
     summary="the domain is in the tenant, verified, with Email; MX and SPF fit Microsoft's "
             "expected records through the topology",
