@@ -8,6 +8,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,3 +216,42 @@ def test_no_token_reaches_a_report_or_a_log(caplog: pytest.LogCaptureFixture):
     for out in [*outputs, caplog.text]:
         assert token not in out
     assert json.loads(outputs[0])["verdict"]["status"] == "healthy"
+
+
+def test_a_graph_server_error_is_unavailable_not_a_fault():
+    answer = Response.json({"error": {"code": "InternalServerError", "message": "boom"}}, 500)
+    report = triage(tenant(raw={"issues": answer}))
+    [f] = probe(report, "exo.health").findings
+    assert (f.tag, f.args["call"]) == ("EXO_GRAPH_UNAVAILABLE", "list service health issues")
+    assert f.evidence[0]["status"] == 500
+    assert verdict(report) == ("healthy", None, None)
+
+
+def test_message_trace_is_not_asked_outside_the_global_cloud():
+    """Graph message trace exists in the global cloud only (reference §5)."""
+    from mailtrace.clients.dns import DnsClient
+    from mailtrace.engine.probe import NotTested, ProbeContext, RunClients, Target
+    from mailtrace.topology import FlowGraph, parse_topology
+    from probes.exo import trace
+
+    text = (Path(__file__).resolve().parent.parent / "topologies"
+            / "contoso-proofpoint-exo.yaml").read_text()
+    text = text.replace("https://graph.microsoft.com/v1.0", "https://graph.microsoft.us/v1.0")
+    text = text.replace("auth: client-certificate", "auth: token-env\n      token_env: T")
+    topology = parse_topology(text)
+
+    async def main() -> NotTested:
+        clients = RunClients()
+        ctx = ProbeContext(topology, FlowGraph(topology), EXO,
+                           Target("contoso.com", "alice@contoso.com"), DnsClient([]),
+                           time.monotonic() + 5, environ={"T": "token"}, clients=clients)
+        try:
+            with pytest.raises(NotTested) as info:
+                await trace.PROBE.collect(ctx)
+        finally:
+            await clients.aclose()
+        return info.value
+
+    outcome = asyncio.run(main())
+    [f] = outcome.findings
+    assert (f.tag, f.args["cloud"]) == ("EXO_TRACE_NOT_AVAILABLE", "US Government L4")
