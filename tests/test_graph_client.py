@@ -326,3 +326,42 @@ def test_the_token_never_reaches_a_log(caplog: pytest.LogCaptureFixture):
     run(_domain)
     assert caplog.records, "the loggers were not at DEBUG"
     assert TOKEN not in caplog.text
+
+
+def _app_certificate(path: Any) -> None:
+    """An app registration's certificate, as an admin keeps it: RSA key and cert in a PEM."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailtrace-app")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption())
+                     + cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_certificate_and_device_code_sign_in_at_the_clouds_authority(tmp_path):
+    """Built, not used: constructing a credential sends nothing."""
+    pem = tmp_path / "app.pem"
+    _app_certificate(pem)
+    for url, authority in (("https://graph.microsoft.us/v1.0", "login.microsoftonline.us"),
+                           ("https://microsoftgraph.chinacloudapi.cn/v1.0",
+                            "login.chinacloudapi.cn")):
+        access = _access(url=url, auth="client-certificate", client_id="c",
+                         certificate_path=str(pem))
+        credential = make_credential(access, graph_target(access), {}, "contoso.onmicrosoft.com")
+        assert type(credential).__name__ == "CertificateCredential"
+        assert authority in credential._authority  # type: ignore[attr-defined]
+        device = _access(url=url, auth="device-code", tenant_id="t")
+        credential = make_credential(device, graph_target(device), {})
+        assert authority in credential._authority  # type: ignore[attr-defined]
