@@ -10,4 +10,5 @@ from probes.dns import consistency, delegation, mx, observer
 from probes.exo import domain, health, mailtips, recipient, rules, trace
 
 ALL: tuple[Probe, ...] = (observer.PROBE, delegation.PROBE, mx.PROBE, consistency.PROBE)
-ALL += (domain.PROBE, recipient.PROBE, rules.PROBE, mailtips.PROBE, health.PROBE, trace.PROBE)
+# The recipient lookup heads the tenant's longest chain of Graph calls: asked first.
+ALL += (recipient.PROBE, rules.PROBE, mailtips.PROBE, domain.PROBE, health.PROBE, trace.PROBE)
