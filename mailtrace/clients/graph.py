@@ -180,11 +180,13 @@ class SdkLoop:
                                        name="mailtrace-graph")
         self.thread.start()
 
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Start ``coroutine`` on the SDK's loop now; await the result on the caller's
+        loop (cancellation crosses over too)."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
     async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Await ``coroutine`` on the SDK's loop from the caller's loop (cancellation
-        crosses over too)."""
-        return await asyncio.wrap_future(
-            asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+        return await self.submit(coroutine)
 
     async def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -210,9 +212,14 @@ class GraphClient:
     async def ask(self, call: str, request: Callable[[], Awaitable[T | None]],
                   deadline: float) -> tuple[T, Exchange]:
         """Make one SDK call within ``deadline`` (a ``time.monotonic()`` value)."""
+        return await self.send(call, request, deadline)
+
+    def send(self, call: str, request: Callable[[], Awaitable[T | None]],
+             deadline: float) -> asyncio.Future[tuple[T, Exchange]]:
+        """Like :meth:`ask`, but the call leaves now (before the caller next yields)."""
         exchange = Exchange(call)
         self.exchanges.append(exchange)
-        return await self.worker.run(self._ask(exchange, request, deadline))
+        return self.worker.submit(self._ask(exchange, request, deadline))
 
     async def _ask(self, exchange: Exchange, request: Callable[[], Awaitable[T | None]],
                    deadline: float) -> tuple[T, Exchange]:

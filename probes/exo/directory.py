@@ -150,7 +150,7 @@ async def _search(ctx: ProbeContext, address: str) -> Lookup:
             ("contact", "list org contacts by address", CONTACT_PERMISSION,
              lambda: graph.sdk.contacts.get(contacts))]
     results: list[Any] = await asyncio.gather(
-        *(graph.ask(call, request, ctx.deadline) for _, call, _, request in asks),
+        *(graph.send(call, request, ctx.deadline) for _, call, _, request in asks),
         return_exceptions=True)
     found: list[DirectoryObject] = []
     evidence: list[Evidence] = []
@@ -176,12 +176,25 @@ async def lookup(ctx: ProbeContext) -> Lookup:
     if address is None:
         raise NotTested("triage by domain: no recipient to look up (give --recipient)")
     graph = await client(ctx)
-    task = graph.memo.get(("lookup", address.lower()))
-    if task is None:
-        task = asyncio.ensure_future(_search(ctx, address))
-        graph.memo[("lookup", address.lower())] = task
-    # shielded: one probe's deadline or cancellation must not cancel the others' answer
-    return await asyncio.shield(task)
+    key = ("lookup", address.lower())
+    shared = graph.memo.get(key)
+    if shared is not None:
+        # shielded: one probe's deadline or cancellation must not cancel the others' answer
+        return await asyncio.shield(shared)
+    # The first probe to ask runs the lookup itself, at once (its requests go out before
+    # the tier's other calls: they head its longest chain), and shares the answer.
+    shared = asyncio.get_running_loop().create_future()
+    graph.memo[key] = shared
+    try:
+        found = await _search(ctx, address)
+    except BaseException as exc:
+        if not shared.done():
+            shared.set_exception(exc if isinstance(exc, Exception)
+                                 else NotTested("the recipient lookup was interrupted"))
+            shared.exception()  # retrieved: waiting probes get it, nobody else must
+        raise
+    shared.set_result(found)
+    return found
 
 
 async def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
