@@ -1,4 +1,4 @@
-"""Command line: ``mailtrace triage|demo|lab|graph|probes|schema``.
+"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|graph|probes|schema``.
 
 Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
 3 inconclusive, 4 internal error. Heavy modules are imported inside the commands so
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailtrace import permissions
+from mailtrace.auth import cli as auth_cli
 
 if TYPE_CHECKING:
     from mailtrace.clients.endpoints import ConnectTo, Endpoint
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resolver to use instead of the system's (repeatable)")
     t.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
                    help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
+    t.add_argument("--ca-file", metavar="FILE",
+                   help="trust these CA certificates for STARTTLS instead of the system's")
+    t.add_argument("--mail-from", metavar="ADDR",
+                   help="sender of the SMTP probes (default: the topology's, else <>)")
+    t.add_argument("--helo", metavar="NAME", help="EHLO name of the SMTP probes")
+    t.add_argument("--smtp-reference", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a host known to answer on port 25, to prove outbound SMTP works "
+                   "from here (repeatable)")
     _add_output(t, ["text", "json", "html"])
     _add_run(t)
 
@@ -80,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--topology", required=True, metavar="FILE")
     g.add_argument("--format", choices=["text", "dot", "svg"], default="text")
 
+    auth_cli.add_parsers(sub)  # verify, precheck
+    from mailtrace.evidence.cli import add_parsers as add_evidence_parsers
+
+    add_evidence_parsers(sub)
     permissions.add_parser(sub)
+
     sub.add_parser("probes", help="list the probe catalog: ids, tier kinds, tags, levels")
     sub.add_parser("schema", help="print the JSON Schema of the topology file")
     return parser
@@ -239,8 +253,36 @@ def cmd_triage(args: argparse.Namespace) -> int:
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     resolvers, connect_to = _endpoints(args)
-    report = asyncio.run(run_triage(topology, target, Options(resolvers, connect_to, timeout)))
+    options = Options(resolvers, connect_to, timeout, **_smtp_options(args))
+    report = asyncio.run(run_triage(topology, target, options))
     return _emit(report, args)
+
+
+def _smtp_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The SMTP probes' settings from the flags, checked: nothing that could inject a
+    command reaches the wire."""
+    from pathlib import Path
+
+    from mailtrace.address import check_mailbox
+    from mailtrace.clients.endpoints import check_host_name, parse_host_port
+
+    options: dict[str, Any] = {"smtp_references": tuple(args.smtp_reference)}
+    try:
+        if args.mail_from is not None:
+            options["mail_from"] = "" if args.mail_from in ("", "<>") else check_mailbox(
+                args.mail_from)
+        if args.helo is not None:
+            options["helo"] = check_host_name(args.helo)
+        for reference in args.smtp_reference:
+            parse_host_port(reference, 25)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.ca_file is not None:
+        path = Path(args.ca_file)
+        if not path.is_file():
+            raise UsageError(f"--ca-file {args.ca_file}: no such file")
+        options["ca_file"] = path
+    return options
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -332,12 +374,28 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ndr(args: argparse.Namespace) -> int:
+    from mailtrace.evidence.cli import cmd_ndr as run
+
+    return run(args)
+
+
+def cmd_headers(args: argparse.Namespace) -> int:
+    from mailtrace.evidence.cli import cmd_headers as run
+
+    return run(args)
+
+
 COMMANDS = {
     "triage": cmd_triage,
+    "ndr": cmd_ndr,
+    "headers": cmd_headers,
     "demo": cmd_demo,
     "lab": cmd_lab,
     "graph": cmd_graph,
     "permissions": permissions.cmd_permissions,
     "probes": cmd_probes,
     "schema": cmd_schema,
+    "verify": auth_cli.cmd_verify,
+    "precheck": auth_cli.cmd_precheck,
 }

@@ -76,6 +76,7 @@ class ProbeResult:
     reason: str | None = None  # why not tested / skipped
     elapsed_ms: float = 0.0
     reported_by: str | None = None  # the tier whose probe reported these findings, if not this
+    blocked_by: str | None = None  # the failed gate probe that made this one untested
 
 
 @dataclass

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
+from mailtrace.address import check_domain, check_mailbox
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.endpoints import ConnectTo, Endpoint, Redirects
+from mailtrace.clients.smtp import SmtpClient, SmtpTimeouts
 from mailtrace.engine.probe import Probe, Target
 from mailtrace.engine.runner import Engine, Hook
 from mailtrace.engine.verdict import decide
 from mailtrace.findings import ProbeResult, TierResult, Verdict
 from mailtrace.topology.graph import FlowGraph
 from mailtrace.topology.model import Topology
-
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
-_DOMAIN = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}$"
-)
 
 
 class TargetError(ValueError):
@@ -33,20 +30,20 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None,
     """Validate what to triage. Refuses CR, LF and non-ASCII: nothing here reaches a wire
     unchecked (no SMTP or DNS injection)."""
     if recipient is not None:
-        if not recipient.isascii() or any(c in recipient for c in "\r\n\0 <>"):
-            raise TargetError(f"invalid recipient {recipient!r}: expected local@domain in ASCII")
-        local, sep, dom = recipient.rpartition("@")
-        if not sep or not _LOCAL.fullmatch(local) or local.startswith(".") or ".." in local:
-            raise TargetError(f"invalid recipient {recipient!r}: expected local@domain")
-        domain_from_recipient = dom.lower().removesuffix(".")
+        try:
+            recipient = check_mailbox(recipient)
+        except ValueError as exc:
+            raise TargetError(str(exc).replace("invalid address", "invalid recipient")) from None
+        domain_from_recipient = recipient.rpartition("@")[2]
         if domain is not None and domain.lower().removesuffix(".") != domain_from_recipient:
             raise TargetError(f"--domain {domain} does not match the recipient's domain")
         domain = domain_from_recipient
     if domain is None:
         raise TargetError("give --recipient ADDRESS or --domain DOMAIN")
-    domain = domain.lower().removesuffix(".")
-    if not domain.isascii() or not _DOMAIN.fullmatch(domain):
-        raise TargetError(f"invalid domain {domain!r}")
+    try:
+        domain = check_domain(domain)
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
     if domain not in topology.domains:
         raise TargetError(
             f"{domain} is not a domain of topology {topology.topology} "
@@ -95,6 +92,12 @@ class Options:
     #: Where credentials named in the topology (``*_env``) are read: the process
     #: environment, or the lab's own for a demo.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    ca_file: Path | None = None  # trust these CAs for STARTTLS instead of the system's
+    mail_from: str | None = None  # the SMTP probes' sender; default: the topology's
+    helo: str | None = None  # the SMTP probes' EHLO name; default: the topology's
+    smtp_timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)
+    #: Hosts ([HOST or ADDRESS][:PORT]) that show outbound SMTP works from here.
+    smtp_references: Sequence[str] = ()
 
 
 async def run_triage(
@@ -114,9 +117,17 @@ async def run_triage(
         resolvers=[Server("resolver", e.address, e.port) for e in options.resolvers],
         redirects=Redirects(tuple(options.connect_to)),
     )
+    smtp = SmtpClient(
+        redirects=dns.redirects,
+        timeouts=options.smtp_timeouts,
+        ca_file=options.ca_file,
+        helo=options.helo or topology.smtp.helo,
+        mail_from=topology.smtp.mail_from if options.mail_from is None else options.mail_from,
+        references=tuple(options.smtp_references),
+    )
     timings = Timings()
     engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
-                    environ=options.environ)
+                    environ=options.environ, smtp=smtp)
     tiers = await engine.run()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000

@@ -11,6 +11,9 @@ from mailtrace.clients.dns import (
     Server,
 )
 from mailtrace.clients.endpoints import Endpoint
+from mailtrace.clients.smtp import CertInfo, Dialogue, Step, TlsInfo
+from mailtrace.clients.smtp import Outcome as SmtpOutcome
+from mailtrace.clients.smtp_reply import parse as smtp_parse
 
 RESOLVER = Server("resolver", "127.0.0.1", 5353)
 
@@ -69,3 +72,43 @@ def delegation(zone: str, servers: list[Server], parent: DnsObservation | None =
     lookups = [addresses(n, *[s.address for s in servers if s.name == n]) for n in names]
     return Delegation(zone, soa(RESOLVER, zone, 1, soa_outcome, aa=False), ns_obs, parent,
                       names, [], lookups, servers)
+
+
+# --- SMTP -------------------------------------------------------------------------------
+
+def cert(host: str, *, expired: bool = False, chain_error: str | None = None,
+         names: tuple[str, ...] | None = None, days_left: int = 60) -> CertInfo:
+    names = names or (host,)
+    return CertInfo(f"CN={names[0]}", "CN=lab CA", names, "2027-01-28T00:00:00+00:00",
+                    -2 if expired else days_left, expired,
+                    chain_error is None and not expired,
+                    chain_error or ("certificate has expired" if expired else None),
+                    host in names)
+
+
+def dialogue(host: str, address: str = "127.0.2.1", *, outcome: SmtpOutcome = SmtpOutcome.COMPLETED,
+             phase: str = "rcpt", banner: str = "220 {host} ESMTP", rcpt: str | None = "250 ok",
+             mail: str | None = "250 ok", tls: TlsInfo | bool | None = True,
+             error: str | None = None, ehlo: str = "250 {host}") -> Dialogue:
+    """A dialogue as the SMTP client records it (``tls=True``: STARTTLS fine)."""
+    done = outcome is SmtpOutcome.COMPLETED
+    if tls is True:
+        tls = TlsInfo(offered=True, established=True, version="TLSv1.3",
+                      cipher="TLS_AES_256_GCM_SHA384", cert=cert(host))
+    elif tls is False:
+        tls = TlsInfo(offered=False)
+    d = Dialogue(host, address, 25, Endpoint(address, 25), outcome, phase, error)
+    silent = (SmtpOutcome.REFUSED, SmtpOutcome.CONNECT_TIMEOUT, SmtpOutcome.NO_ROUTE,
+              SmtpOutcome.NETWORK_ERROR, SmtpOutcome.BANNER_TIMEOUT, SmtpOutcome.OUT_OF_TIME)
+    if outcome not in silent:
+        d.banner = smtp_parse(banner.format(host=host))
+        d.transcript.append(Step(0.5, "-", f"connected to {address}:25"))
+        if phase != "banner":
+            d.ehlo = smtp_parse(ehlo.format(host=host))
+            d.tls = tls
+            d.mail = smtp_parse(mail) if mail and phase in ("mail", "rcpt") else None
+            d.rcpt = smtp_parse(rcpt) if rcpt and done else None
+    elif outcome is not SmtpOutcome.REFUSED:
+        d.transcript.append(Step(0.5, "-", f"connected to {address}:25"))
+    d.last_reply = d.rcpt or d.mail or d.ehlo or d.banner
+    return d

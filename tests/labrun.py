@@ -6,19 +6,24 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from mailtrace.clients.smtp import SmtpTimeouts
 from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.topology import load_topology
 from mailtrace.triage import TriageReport, make_target, run_triage
 
+#: Short SMTP deadlines: a tarpit costs the test seconds, not the real default's ten.
+SMTP_TIMEOUTS = SmtpTimeouts(connect=2.0, banner=2.0, command=2.0, tls=2.0)
+
 
 async def triage_in_lab(scenario: Scenario, *, timeout: float = 20.0,
-                        dns_delay: float = 0.0) -> TriageReport:
+                        dns_delay: float = 0.0, **options: Any) -> TriageReport:
     async with Lab(scenario, dns_delay=dns_delay) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        return await run_triage(topology, target, lab.options(timeout))
+        run = dataclasses.replace(lab.options(timeout), smtp_timeouts=SMTP_TIMEOUTS, **options)
+        return await run_triage(topology, target, run)
 
 
 def triage(name_or_scenario: str | Scenario, **kwargs: Any) -> TriageReport:

@@ -58,6 +58,18 @@ def assert_usage_error(code: int, err: str, *needles: str) -> None:
      ["--connect-to"]),
     (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
       "--timeout", "0"], ["--timeout"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--mail-from", "probe@contoso.com\r\nDATA"], ["invalid address"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--mail-from", "prøbe@contoso.com"], ["invalid address"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--helo", "probe.contoso.com\r\nRCPT TO:<x@y>"], ["not a host name"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--smtp-reference", "mx.example.net:99999"], ["port"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--smtp-reference", "mx example net"], ["not a host name"]),
+    (["--topology", CONTOSO, "--recipient", "a@contoso.com", "--resolver", "127.0.0.1",
+      "--ca-file", "/nonexistent/ca.pem"], ["--ca-file"]),
 ])
 def test_bad_triage_input_is_one_line_and_exit_2(capsys, argv, needles):
     code, out, err = run(capsys, "triage", *argv)
@@ -98,7 +110,8 @@ def test_demo_json_contract_and_exit_code(capsys):
     # remediation only for the localized tier's failing findings
     others = [f for t in doc["tiers"] for f in t["findings"] if f["tag"] != "DNS_MX_MISSING"]
     assert all(f["remediation"] is None for f in others)
-    assert doc["tiers"][2]["status"] == "not_tested"
+    # The gateway itself works (its declared hosts answer over SMTP): the fault is DNS.
+    assert doc["tiers"][2]["status"] == "pass"
     assert isinstance(doc["elapsed_ms"], float | int)
 
 
@@ -118,13 +131,19 @@ def test_inconclusive_demo_exits_3(capsys):
     assert json.loads(out)["verdict"]["tier"] == "observer"
 
 
-def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path):
+def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path, monkeypatch):
     code, out, _ = run(capsys, "demo", "healthy", "--output", str(tmp_path / "r.json"),
                        "--format", "json")
     assert (code, out) == (0, "")
     assert json.loads((tmp_path / "r.json").read_text())["verdict"]["status"] == "healthy"
-    # the gateway and Exchange Online tiers have no probes yet: --strict will not call
-    # that healthy
+    code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")
+    assert code == 0  # every tier was tested
+    # without a probe for the Exchange Online tier, --strict will not call that healthy
+    import probes
+    monkeypatch.setattr(probes, "ALL", tuple(p for p in probes.ALL
+                                             if "exchange-online" not in p.kinds))
+    code, out, _ = run(capsys, "demo", "healthy", "--format", "json")
+    assert (code, json.loads(out)["verdict"]["not_tested"][0]["tier"]) == (0, "exchange-online")
     code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")
     assert code == 3
     # a fault keeps its own exit code under --strict

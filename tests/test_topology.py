@@ -109,6 +109,7 @@ BAD_CASES: list[tuple[str, int | None, int | None, tuple[str, ...]]] = [
     ("bool-tier-id.yaml", 11, 3, ("'on'", "quote")),
     ("plain-http-url.yaml", 12, 12, ("tiers.exchange-online.graph.url", "http://")),
     ("secret-in-env-name.yaml", 15, 21, ("password_env", "environment variable")),
+    ("smtp-sender-injection.yaml", 4, 14, ("smtp.mail_from", "invalid address")),
     ("graph-auth-incomplete.yaml", 11, 5, ("graph", "'client-secret'", "secret_env")),
     ("flow-unknown-tier.yaml", 4, 19, ("'proofpont'", "proofpoint")),
     ("flow-empty-segment.yaml", 4, 20, ("empty",)),

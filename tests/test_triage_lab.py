@@ -15,7 +15,7 @@ from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.scenarios import ZoneEdit
 from mailtrace.topology import load_topology, parse_topology
-from mailtrace.triage import Options, TriageReport, make_target, run_triage
+from mailtrace.triage import TriageReport, make_target, run_triage
 
 # The expectations are written here, not read from the scenario table, so a scenario
 # that drifts from what it claims to show fails this test.
@@ -39,6 +39,18 @@ SCENARIOS = [
     ("exo-graph-throttled", ("healthy", None, None)),
     ("essentials-healthy", ("healthy", None, None)),
     ("direct-healthy", ("healthy", None, None)),
+    ("gateway-port-closed", ("fault", "proofpoint", "SMTP_CONNECT_REFUSED")),
+    ("gateway-banner-421", ("fault", "proofpoint", "SMTP_BANNER_REJECTED")),
+    ("gateway-tarpit", ("fault", "proofpoint", "SMTP_BANNER_TIMEOUT")),
+    ("gateway-no-starttls", ("degraded", "proofpoint", "SMTP_STARTTLS_MISSING")),
+    ("gateway-cert-expired", ("degraded", "proofpoint", "SMTP_TLS_CERT_EXPIRED")),
+    ("gateway-cert-wrong-name", ("degraded", "proofpoint", "SMTP_TLS_CERT_NAME_MISMATCH")),
+    ("gateway-rcpt-unknown", ("fault", "proofpoint", "PP_RECIPIENT_UNKNOWN")),
+    ("gateway-greylisting", ("degraded", "proofpoint", "SMTP_RCPT_DEFERRED")),
+    ("gateway-one-host-down", ("degraded", "proofpoint", "SMTP_SOME_HOSTS_DOWN")),
+    ("exo-edge-dbeb-reject", ("fault", "exchange-online", "EXO_EDGE_RECIPIENT_UNKNOWN")),
+    ("exo-edge-connector-reject", ("fault", "exchange-online", "EXO_EDGE_CONNECTOR_REJECTED")),
+    ("observer-port25-blocked", ("inconclusive", "observer", "OBSERVER_PORT25_BLOCKED")),
 ]
 
 
@@ -51,7 +63,7 @@ def test_every_scenario_is_covered():
     assert {s for s, _ in SCENARIOS} == set(scenarios.SCENARIOS)
 
 
-def test_healthy_shows_its_evidence_and_lists_untested_tiers():
+def test_healthy_shows_its_evidence_in_every_tier():
     report = triage("healthy")
     assert set(tags(report, "public-dns")) == {
         "DNS_DELEGATION_OK", "DNS_MX_OK", "DNS_ANSWERS_CONSISTENT"}
@@ -59,7 +71,11 @@ def test_healthy_shows_its_evidence_and_lists_untested_tiers():
     first = mx.evidence[0]
     assert first["query"] == "contoso.com. MX" and first["rcode"] == "NOERROR"
     assert {r["ttl"] for r in first["answer"]} == {3600}
-    assert [n["tier"] for n in report.verdict.not_tested] == ["proofpoint"]
+    assert set(tags(report, "proofpoint")) == {"SMTP_TLS_OK", "SMTP_RCPT_ACCEPTED"}
+    # beside the tenant's own (Graph) findings, tests/test_exo_lab.py
+    assert {"SMTP_TLS_OK", "EXO_EDGE_RESTRICTED_TO_GATEWAY"} <= set(tags(report,
+                                                                        "exchange-online"))
+    assert report.verdict.not_tested == []
 
 
 def test_mx_missing_evidence_is_nodata_with_the_soa():
@@ -173,7 +189,8 @@ async def _triage_with(scenario, *, timeout=20.0, extra_resolvers=(), redirect_t
         if redirect_to is not None:
             rules += [ConnectTo(h, 53, "127.0.0.1", redirect_to) for h in hosts]
         resolvers = [Endpoint("127.0.0.1", p) for p in extra_resolvers]
-        options = Options([*resolvers, lab.resolver_endpoint], rules, timeout, lab.environ)
+        options = dataclasses.replace(lab.options(timeout), connect_to=rules,
+                                      resolvers=[*resolvers, lab.resolver_endpoint])
         return await run_triage(topology, make_target(topology, lab.recipient, None), options)
 
 

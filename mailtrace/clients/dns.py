@@ -226,6 +226,9 @@ class DnsClient:
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(make())
+            # Its callers may all be gone (a gated probe cancelled): the outcome is still
+            # retrieved, so nothing is logged as an exception no one saw.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._tasks[key] = task
         # A moment of grace: a query ends at its own deadline with its attempts as
         # evidence; only a caller that joined with a shorter deadline is cut off here.

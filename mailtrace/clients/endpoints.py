@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 
@@ -97,3 +98,24 @@ class Redirects:
             if rule.port == port and rule.host in names:
                 return Endpoint(rule.addr, rule.to_port)
         return Endpoint(address, port)
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
+
+
+def check_host_name(text: str) -> str:
+    """A host name (letters, digits, '-', '_' labels), lowercased without a final dot."""
+    host = text.strip().lower().rstrip(".")
+    if not host or len(host) > 253 or not all(_HOST_LABEL.match(x) for x in host.split(".")):
+        raise EndpointError(f"{text!r} is not a host name")
+    return host
+
+
+def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST[:PORT]``, ``ADDR[:PORT]`` or ``[IPv6]:PORT``: nothing else reaches a wire."""
+    host, port = _split_host_port(text.strip(), repr(text))
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        host = check_host_name(host)
+    return host, _port(port, repr(text)) if port is not None else default_port

@@ -176,9 +176,20 @@ class SdkLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                       name="mailtrace-graph")
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="mailtrace-graph")
         self.thread.start()
+
+    def _serve(self) -> None:
+        loop = self.loop
+        try:
+            loop.run_forever()
+            # let closed connections finish closing, then end what is left
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0.01))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Start ``coroutine`` on the SDK's loop now; await the result on the caller's
@@ -189,10 +200,9 @@ class SdkLoop:
         return await self.submit(coroutine)
 
     async def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
         await asyncio.to_thread(self.thread.join, 5)
-        if not self.thread.is_alive():
-            self.loop.close()
 
 
 @dataclass
@@ -204,6 +214,7 @@ class GraphClient:
     http: httpx.AsyncClient
     token: SharedToken
     worker: SdkLoop = field(default_factory=SdkLoop)
+    transport: httpx.AsyncBaseTransport | None = None  # the connection pool under ``http``
     #: Every exchange so far, in order (the benchmark and the tests read it).
     exchanges: list[Exchange] = field(default_factory=list)
     #: Answers several probes share (the recipient lookup), asked once per run.
@@ -271,6 +282,8 @@ class GraphClient:
             task.cancel()
         try:
             await self.worker.run(self.http.aclose())
+            if self.transport is not None:
+                await self.worker.run(self.transport.aclose())
             await self.worker.run(self.token.close())
         finally:
             await self.worker.close()
@@ -365,10 +378,15 @@ def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None 
     # The token goes only to the tier's own Graph host, whatever a nextLink says.
     provider = BaseBearerTokenAuthenticationProvider(AzureIdentityAccessTokenProvider(
         credential, None, scopes=[target.scope], allowed_hosts=[target.host]))
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+    # Kept to close it ourselves: msgraph_core's AsyncGraphTransport, which wraps it, has
+    # no aclose(), so closing the client alone would leave its connections open.
+    transport = httpx.AsyncHTTPTransport(
         # plain http (the lab, on loopback) has no TLS to verify: skip building a context
         verify=not target.base_url.startswith("http://"),
+        trust_env=not target.loopback)
+    http = httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         # The lab must never be reached through a proxy from the environment.
         trust_env=not target.loopback,
         event_hooks={"response": [_record]},
@@ -378,7 +396,8 @@ def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None 
     http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
     adapter = GraphRequestAdapter(provider, http)
     adapter.base_url = target.base_url
-    return GraphClient(target, GraphServiceClient(request_adapter=adapter), http, credential)
+    return GraphClient(target, GraphServiceClient(request_adapter=adapter), http, credential,
+                       transport=transport)
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar, cast
 
 from mailtrace.clients.dns import DnsClient
+from mailtrace.clients.smtp import SmtpClient
 from mailtrace.findings import Finding
 from mailtrace.topology.graph import FlowGraph
 from mailtrace.topology.model import Topology
@@ -81,6 +82,7 @@ class ProbeContext:
     target: Target
     dns: DnsClient
     deadline: float  # time.monotonic() value
+    smtp: SmtpClient = field(default_factory=SmtpClient)
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
     environ: Mapping[str, str] = field(default_factory=dict)

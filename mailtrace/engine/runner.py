@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from mailtrace import catalog
 from mailtrace.clients.dns import DnsClient
+from mailtrace.clients.smtp import SmtpClient
 from mailtrace.engine.probe import (
     OBSERVER_KIND,
     OBSERVER_TIER,
@@ -80,7 +81,7 @@ def build_plan(topology: Topology, flow: FlowGraph, probes: Sequence[Probe]) -> 
         PlannedProbe(tier, p)
         for tier, kind in hops
         for p in probes
-        if kind in p.kinds and (tier == OBSERVER_TIER or p.applies(topology, tier))
+        if kind in p.kinds and p.applies(topology, tier)
     ]
     return Plan(hops, planned)
 
@@ -119,6 +120,7 @@ class Engine:
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
     environ: Mapping[str, str] = field(default_factory=dict)
+    smtp: SmtpClient = field(default_factory=SmtpClient)
 
     async def run(self) -> list[TierResult]:
         plan = build_plan(self.topology, self.flow, self.probes)
@@ -177,6 +179,7 @@ class Engine:
             deadline=deadline,
             observations={d[1]: observations.get(d) for d in deps},
             environ=self.environ,
+            smtp=self.smtp,
             clients=clients,
         )
 
@@ -239,6 +242,7 @@ class Engine:
                         findings=previous.findings if previous else [],
                         reason=f"{gate.probe} failed: this probe's answers cannot be trusted",
                         elapsed_ms=previous.elapsed_ms if previous else 0.0,
+                        blocked_by=gate.probe,
                     )
         for task in tasks.values():
             if not task.cancelled() and task.exception() is not None:

@@ -2,7 +2,8 @@
 
 Order of reasoning (DESIGN, "Localize, don't guess"):
 1. the observer (this machine's resolvers, its port 25) is broken → ``inconclusive`` at
-   ``observer``: no tier is blamed for what the vantage point cannot see;
+   ``observer``, unless a hop *before* the ones it keeps from being judged already
+   fails: no tier is blamed for what the vantage point cannot see;
 2. a tier fails → ``fault`` at the first failing tier in flow order when every path from
    public DNS to a mailbox crosses a failing tier, else ``degraded`` (another path works);
 3. a finding says only some servers or paths fail (scope ``partial``) → ``degraded``;
@@ -33,14 +34,38 @@ def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | No
     return best
 
 
-def _observer_problem(tiers: list[TierResult]) -> Finding | None:
-    """A failing finding about the vantage point, wherever a probe met it."""
+def _observer_problem(tiers: list[TierResult]) -> tuple[Finding, int] | None:
+    """A failing finding about the vantage point, and the first hop it keeps from being
+    judged: where a probe met it, or where a probe it gates could not run."""
+    problem: Finding | None = None
+    gates: set[str] = set()
     for tier in tiers:
         for probe in tier.probes:
             for f in probe.findings:
                 info = catalog.info(f.tag)
                 if info.scope is Scope.OBSERVER and info.fails:
-                    return f
+                    problem = problem or f
+                    if tier.id == OBSERVER_TIER:
+                        gates.add(probe.probe)
+    if problem is None:
+        return None
+    hops = [t for t in tiers if t.id != OBSERVER_TIER]
+    for index, tier in enumerate(hops):
+        for probe in tier.probes:
+            if probe.blocked_by in gates or any(
+                catalog.info(f.tag).scope is Scope.OBSERVER and catalog.info(f.tag).fails
+                for f in probe.findings
+            ):
+                return problem, index
+    return problem, 0  # nothing says where: judge nothing (never blame a tier for it)
+
+
+def _first(tiers: list[TierResult], partial: bool) -> tuple[int, TierResult] | None:
+    for index, tier in enumerate(tiers):
+        if partial and deciding_finding(tier, partial=True) is not None:
+            return index, tier
+        if not partial and tier.status is Status.FAIL and deciding_finding(tier) is not None:
+            return index, tier
     return None
 
 
@@ -50,30 +75,36 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
         for t in tiers
         if t.id != OBSERVER_TIER and t.status in (Status.NOT_TESTED, Status.SKIPPED)
     ]
-
-    problem = _observer_problem(tiers)
-    if problem is not None:
-        return Verdict(
-            "inconclusive", OBSERVER_TIER, problem.tag,
-            "The observer itself is limited, so no tier can be judged from here: "
-            + catalog.message(problem), not_tested,
-        )
-
-    failing = [t for t in tiers if t.id != OBSERVER_TIER and t.status is Status.FAIL]
-    if failing:
-        first = failing[0]  # tiers arrive in flow order
+    hops = [t for t in tiers if t.id != OBSERVER_TIER]  # in flow order
+    observer = _observer_problem(tiers)
+    failing = _first(hops, partial=False)
+    partial = _first(hops, partial=True)
+    # A failing hop decides if it comes before the hops the observer's problem keeps from
+    # being judged; the observer wins a tie, so no tier is blamed for what the vantage
+    # point cannot see. Partial findings decide only when nothing fails.
+    if failing is not None and (observer is None or failing[0] < observer[1]):
+        first = failing[1]
         f = deciding_finding(first)
-        degraded = flow.delivers_without({t.id for t in failing})
+        failed = {t.id for t in hops if t.status is Status.FAIL}
+        degraded = flow.delivers_without(failed)
         prefix = "Another path still delivers; " if degraded else ""
         return Verdict(
             "degraded" if degraded else "fault", first.id, f.tag if f else None,
             prefix + (catalog.message(f) if f else f"tier {first.id} fails."), not_tested,
         )
 
-    for t in tiers:
-        f = deciding_finding(t, partial=True)
-        if f is not None:
-            return Verdict("degraded", t.id, f.tag, catalog.message(f), not_tested)
+    if observer is not None and (partial is None or observer[1] <= partial[0]):
+        problem = observer[0]
+        return Verdict(
+            "inconclusive", OBSERVER_TIER, problem.tag,
+            "The observer itself is limited, so no tier can be judged from here: "
+            + catalog.message(problem), not_tested,
+        )
+
+    if partial is not None:
+        f = deciding_finding(partial[1], partial=True)
+        assert f is not None
+        return Verdict("degraded", partial[1].id, f.tag, catalog.message(f), not_tested)
 
     # Never a silent pass: without the first hop's evidence nothing downstream is sound.
     dns_tier = next((t for t in tiers if t.id == flow.dns_tier()), None)
@@ -86,15 +117,11 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
                        f"{dns_tier.reason or _reason(dns_tier)}.",
                        not_tested)
 
-    tested = [
-        t.id for t in tiers
-        if t.id != OBSERVER_TIER and t.status in (Status.PASS, Status.WARN)
-    ]
+    tested = [t.id for t in hops if t.status in (Status.PASS, Status.WARN)]
     summary = "No fault found in " + (", ".join(tested) if tested else "any tier")
     if not_tested:
         summary += "; not tested: " + ", ".join(n["tier"] for n in not_tested)
     return Verdict("healthy", None, None, summary + ".", not_tested)
-
 
 def localized(tiers: list[TierResult], verdict: Verdict) -> list[Finding]:
     """The findings the fix is shown for: the failing ones of the verdict's tier or, for

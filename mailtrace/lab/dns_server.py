@@ -65,13 +65,17 @@ def normalise_name(name: str | dns.name.Name) -> dns.name.Name:
 
 @dataclass(frozen=True)
 class Fault:
-    """How one server misbehaves. `mode` is limited to `qnames`/`qtypes` when given;
-    `delay` applies to every answer regardless (benchmarks use it to model latency)."""
+    """How one server misbehaves. `mode` is limited to `qnames`/`qtypes` when given, and
+    to the exact (name, type) pairs of `questions` when given (a name that times out only
+    for the types it has no records of, as the RFC 7208 test suite's TIMEOUT marker
+    says); `delay` applies to every answer regardless (benchmarks use it to model
+    latency)."""
 
     mode: FaultMode | None = None
     delay: float = 0.0
     qnames: frozenset[str] | None = None
     qtypes: frozenset[str] | None = None
+    questions: frozenset[tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in get_args(FaultMode):
@@ -86,6 +90,12 @@ class Fault:
                 dns.rdatatype.to_text(dns.rdatatype.from_text(t)) for t in self.qtypes
             )
             object.__setattr__(self, "qtypes", types)
+        if self.questions is not None:
+            pairs = frozenset(
+                (normalise_name(n).to_text(), dns.rdatatype.to_text(dns.rdatatype.from_text(t)))
+                for n, t in self.questions
+            )
+            object.__setattr__(self, "questions", pairs)
 
     def applies_to(
         self, qname: dns.name.Name | None, qtype: dns.rdatatype.RdataType | None
@@ -96,6 +106,13 @@ class Fault:
             return False
         if self.qnames is not None and (
             qname is None or normalise_name(qname).to_text() not in self.qnames
+        ):
+            return False
+        if self.questions is not None and (
+            qname is None
+            or qtype is None
+            or (normalise_name(qname).to_text(), dns.rdatatype.to_text(qtype))
+            not in self.questions
         ):
             return False
         return self.qtypes is None or (

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import secrets
+import socket
 import tempfile
 from collections.abc import Iterator
 from functools import cache
@@ -27,9 +28,12 @@ import dns.zone
 import yaml
 
 from mailtrace.clients.endpoints import ConnectTo, Endpoint
+from mailtrace.clients.smtp import SMTP_PORT
+from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
 from mailtrace.lab.scenarios import Scenario
+from mailtrace.lab.smtp_server import SmtpServer
 from mailtrace.triage import Options
 
 LOOPBACK = "127.0.0.1"
@@ -89,11 +93,16 @@ class Lab:
     """async context manager: ``async with Lab(scenario) as lab:``."""
 
     def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0,
-                 graph_delay: float = 0.0) -> None:
+                 smtp_delay: float = 0.0, graph_delay: float = 0.0) -> None:
         self.scenario = scenario
         self.recipient = scenario.recipient
         self.dns_delay = dns_delay
+        self.smtp_delay = smtp_delay
         self.graph_delay = graph_delay  # seconds before each Graph answer (benchmarks)
+        #: SMTP host name -> its listener (hosts scripted as not listening have none).
+        self.smtp_servers: dict[str, SmtpServer] = {}
+        self._smtp_refused: socket.socket | None = None  # bound, never listening: refuses
+        self._ca: LabCA | None = None
         #: zone origin (no final dot) -> its NS host names, sorted.
         self.zone_servers: dict[str, list[str]] = {}
         self.servers: dict[str, AuthoritativeServer] = {}
@@ -108,6 +117,8 @@ class Lab:
         self.settings: dict[tuple[str, str], dict[str, str]] = {}
         #: The Graph stand-in of each Exchange Online tier that declares graph:.
         self.graph: dict[str, GraphStandIn] = {}
+        #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
+        self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -172,6 +183,8 @@ class Lab:
                 forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
             )
             await self._start(self._dns_resolver)
+            await self._start_smtp()
+            await self._start_policy_hosts()
             await self._start_graph()
         except BaseException:
             await self._stack.aclose()
@@ -191,8 +204,12 @@ class Lab:
             self._workdir.cleanup()
             self._workdir = None
         self._dns_resolver = None
+        self._smtp_refused = None
+        self._ca = None
+        self.smtp_servers.clear()
         self.startables.clear()
         self.graph.clear()
+        self.extra_connect_to.clear()
 
     async def _start_graph(self) -> None:
         """A Graph stand-in for each Exchange Online tier that declares ``graph:``."""
@@ -207,6 +224,52 @@ class Lab:
             self.graph[tier] = server
             self.urls[(tier, "graph")] = server.url
             self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
+
+    async def _start_policy_hosts(self) -> None:
+        """MTA-STS policy hosts over HTTPS, certificates from the lab CA."""
+        from mailtrace.lab.mta_sts import CA_FILE_ENV, policy_hosts
+
+        assert self._ca is not None and self._smtp_refused is not None
+        for host in policy_hosts(self._ca, self.scenario.mta_sts_policies):
+            await self._start(host)
+            self.extra_connect_to.append(host.connect_to)
+        # A domain whose policy host is taken away still never sends a client off the
+        # machine: its name leads to a loopback port that refuses connections.
+        refused = self._smtp_refused.getsockname()[1]
+        for domain, policy in (self.scenario.mta_sts_policies or {}).items():
+            if policy is None:
+                self.extra_connect_to.append(
+                    ConnectTo(f"mta-sts.{domain}", 443, LOOPBACK, refused))
+        self.environ[CA_FILE_ENV] = str(self._ca.ca_file)
+
+    async def _start_smtp(self) -> None:
+        """One SMTP listener per host of the lab world, with a certificate from the lab CA
+        (or one made wrong on purpose, as the host's script says)."""
+        assert self._stack is not None
+        self._ca = LabCA()
+        self._stack.callback(self._ca.close)
+        refused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        refused.bind((LOOPBACK, 0))
+        self._stack.callback(refused.close)
+        self._smtp_refused = refused
+        for host, script in self.scenario.smtp_scripts().items():
+            if not script.listening:
+                continue
+            if self.smtp_delay:
+                script = dataclasses.replace(script, reply_delay=script.reply_delay
+                                             + self.smtp_delay)
+            names = ("mx.wrong-name.example",) if script.certificate == "wrong-name" else (host,)
+            issued = self._ca.issue(*names, expired=script.certificate == "expired")
+            server = SmtpServer(host, script, tls=issued.server_context(), host=LOOPBACK)
+            await self._start(server)
+            self.smtp_servers[host] = server
+
+    @property
+    def ca_file(self) -> Path:
+        """The lab CA's certificate: what a client must trust for the lab's STARTTLS."""
+        if self._ca is None:
+            raise RuntimeError("the lab is not running")
+        return self._ca.ca_file
 
     async def _start(self, startable: Startable) -> None:
         """Start one server; it is stopped (in reverse order) when the lab exits."""
@@ -234,10 +297,17 @@ class Lab:
 
     @property
     def connect_to(self) -> list[ConnectTo]:
-        return [
+        rules = [
             ConnectTo(host, DNS_PORT, server.host, server.port)
             for host, server in self.servers.items()
         ]
+        if self._smtp_refused is not None:
+            refused = self._smtp_refused.getsockname()[1]
+            for host in self.scenario.smtp_scripts():
+                server = self.smtp_servers.get(host)
+                port = refused if server is None or self.scenario.port25_blocked else server.port
+                rules.append(ConnectTo(host, SMTP_PORT, LOOPBACK, port))
+        return rules + self.extra_connect_to
 
     @property
     def topology_path(self) -> Path:
@@ -262,7 +332,8 @@ class Lab:
 
     def options(self, timeout: float = 30.0) -> Options:
         """Triage options that reach only this lab."""
-        return Options([self.resolver_endpoint], self.connect_to, timeout, self.environ)
+        return Options([self.resolver_endpoint], self.connect_to, timeout, self.environ,
+                       ca_file=self.ca_file)
 
     def _resolver_text(self) -> str:
         host, port = self.resolver
@@ -274,7 +345,7 @@ class Lab:
         except FileNotFoundError:
             topology = f"topologies/{self.scenario.topology}"
         yield f"mailtrace triage --recipient {self.recipient} --topology {topology} \\"
-        yield f"    --resolver {self._resolver_text()} \\"
+        yield f"    --resolver {self._resolver_text()} --ca-file {self.ca_file} \\"
         for redirect in self.connect_to:
             yield f"    --connect-to {redirect} \\"
         yield ""
@@ -296,6 +367,13 @@ class Lab:
             )
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
+        lines.append("SMTP hosts (port 25 through --connect-to):")
+        for rule in self.connect_to:
+            if rule.port == SMTP_PORT:
+                smtp = self.smtp_servers.get(rule.host)
+                refused = smtp is None or self.scenario.port25_blocked
+                state = "refuses connections" if refused else "listening"
+                lines.append(f"  {rule.host:<42} {rule.addr}:{rule.to_port}  {state}")
         for tier, graph in self.graph.items():
             lines.append(f"Microsoft Graph of {tier}: {graph.url}  (bearer token in "
                          f"{GRAPH_TOKEN_ENV}, known to this process only)")

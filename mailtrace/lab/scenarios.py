@@ -8,8 +8,10 @@ thing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.rdataclass
@@ -19,6 +21,7 @@ import dns.zone
 
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.graph_api import TenantFaults, Throttle
+from mailtrace.lab.smtp_server import SmtpScript
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
 DEFAULT_TTL = 300
@@ -85,8 +88,17 @@ class Scenario:
     zone_edits: tuple[ZoneEdit, ...] = ()
     #: Faults by name server host name ("ns2.contoso.com"), or "resolver".
     faults: Mapping[str, Fault] = field(default_factory=dict)
+    #: SMTP behaviour by host name, over the lab world's (:data:`SMTP_HOSTS`).
+    smtp: Mapping[str, SmtpScript] = field(default_factory=dict)
+    #: Outbound port 25 blocked: every SMTP connection from the observer is refused.
+    port25_blocked: bool = False
+    #: MTA-STS policy text per domain, replacing the lab's default (None: no policy host).
+    mta_sts_policies: Mapping[str, str | None] | None = None
     #: What the lab's Microsoft Graph says about the tenant (default: all is well).
     tenant: TenantFaults = field(default_factory=TenantFaults)
+
+    def smtp_scripts(self) -> dict[str, SmtpScript]:
+        return {**SMTP_HOSTS, **self.smtp}
 
 
 class UnknownScenario(KeyError):
@@ -97,6 +109,43 @@ class UnknownScenario(KeyError):
 
     def __str__(self) -> str:
         return f"unknown scenario {self.name!r}; known scenarios: {', '.join(self.known)}"
+
+
+# --- the lab world's SMTP hosts, as they behave when nothing is injected ---------------
+
+_POD = "220 {host} ESMTP mfa-m0001234"
+_ESSENTIALS = "220 {host} PPE Hosted ESMTP Server"
+_EXO = "220 {host} Microsoft ESMTP MAIL Service ready"
+_EXO_EXTENSIONS = ("SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "8BITMIME",
+                   "BINARYMIME", "CHUNKING", "SMTPUTF8")
+#: What a tenant's edge answers a sender other than its gateway when the inbound (partner)
+#: connector is restricted to the gateway.
+EXO_RESTRICTED = ("550 5.7.51 TenantInboundAttribution; Rejecting. "
+                  "[CO1PEPF000044F9.namprd21.prod.outlook.com]")
+EXO_DBEB = ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281) "
+            "[CO1PEPF000044F9.namprd21.prod.outlook.com]")
+EXO_ATTRIBUTION = ("550 5.7.64 TenantAttribution; Relay Access Denied "
+                   "[CO1PEPF000044F9.namprd21.prod.outlook.com]")
+
+SMTP_HOSTS: dict[str, SmtpScript] = {
+    "mx0a-001234.pphosted.com": SmtpScript(banner=_POD),
+    "mx0b-001234.pphosted.com": SmtpScript(banner=_POD),
+    "mx1-us1.ppe-hosted.com": SmtpScript(banner=_ESSENTIALS),
+    "mx2-us1.ppe-hosted.com": SmtpScript(banner=_ESSENTIALS),
+    # contoso and fabrikam lock their inbound connector to the gateway; northwind has none.
+    "contoso-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
+    "fabrikam-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
+    "northwind-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS),
+}
+_PP_HOSTS = ("mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com")
+
+
+def _gateway(**changes: Any) -> dict[str, SmtpScript]:
+    """Both contoso gateway hosts changed the same way."""
+    return {host: dataclasses.replace(SMTP_HOSTS[host], **changes) for host in _PP_HOSTS}
 
 
 _CONTOSO = "contoso-proofpoint-exo.yaml"
@@ -110,10 +159,12 @@ def _contoso(
     expect: Expectation,
     *edits: ZoneEdit,
     faults: Mapping[str, Fault] | None = None,
+    smtp: Mapping[str, SmtpScript] | None = None,
+    port25_blocked: bool = False,
     tenant: TenantFaults | None = None,
 ) -> Scenario:
     return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
-                    tenant or TenantFaults())
+                    dict(smtp or {}), port25_blocked, tenant=tenant or TenantFaults())
 
 
 def _exo(name: str, description: str, expect: Expectation, **tenant: object) -> Scenario:
@@ -121,7 +172,18 @@ def _exo(name: str, description: str, expect: Expectation, **tenant: object) -> 
     return _contoso(name, description, expect, tenant=TenantFaults(**tenant))  # type: ignore[arg-type]
 
 
-_EXO = "exchange-online"
+_EXO_TIER = "exchange-online"
+
+
+_NORTHWIND = "northwind-exo-direct.yaml"
+_NORTHWIND_EDGE = "northwind-com.mail.protection.outlook.com"
+
+
+def _northwind_edge(name: str, description: str, expect: Expectation, rcpt_reply: str
+                    ) -> Scenario:
+    script = SmtpScript(banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=rcpt_reply)
+    return Scenario(name, description, _NORTHWIND, "carol@northwind.com", expect,
+                    smtp={_NORTHWIND_EDGE: script})
 
 
 def _contoso_mx(*records: str, servers: frozenset[str] | None = None) -> ZoneEdit:
@@ -180,19 +242,19 @@ _ALL: tuple[Scenario, ...] = (
     _exo(
         "exo-recipient-missing",
         "No user, group or contact in the tenant has alice@contoso.com.",
-        Expectation("fault", _EXO, "EXO_RECIPIENT_NOT_FOUND"),
+        Expectation("fault", _EXO_TIER, "EXO_RECIPIENT_NOT_FOUND"),
         recipient_missing=True, traces=(),
     ),
     _exo(
         "exo-account-disabled",
         "alice's account is disabled: her mailbox receives, she cannot sign in to read it.",
-        Expectation("fault", _EXO, "EXO_ACCOUNT_DISABLED"),
+        Expectation("fault", _EXO_TIER, "EXO_ACCOUNT_DISABLED"),
         user={"accountEnabled": False},
     ),
     _exo(
         "exo-no-mailbox-plan",
         "alice has only EXCHANGE_S_FOUNDATION (no mailbox plan), so she has no mailbox.",
-        Expectation("fault", _EXO, "EXO_NO_MAILBOX_PLAN"),
+        Expectation("fault", _EXO_TIER, "EXO_NO_MAILBOX_PLAN"),
         user={"assignedPlans": [{"assignedDateTime": "2024-01-15T00:00:00Z",
                                  "capabilityStatus": "Enabled", "service": "exchange",
                                  "servicePlanId": "113feb6c-3fe4-4440-bddc-54d774bf0318"}],
@@ -202,14 +264,14 @@ _ALL: tuple[Scenario, ...] = (
     _exo(
         "exo-rule-deletes-all",
         "An inbox rule of alice's with no condition deletes every message.",
-        Expectation("fault", _EXO, "EXO_RULE_DELETES_ALL"),
+        Expectation("fault", _EXO_TIER, "EXO_RULE_DELETES_ALL"),
         rules=({"displayName": "Clean up", "conditions": {},
                 "actions": {"delete": True, "stopProcessingRules": True}},),
     ),
     _exo(
         "exo-mailbox-full",
         "alice's mailbox is full: MailTips say mailboxFull.",
-        Expectation("fault", _EXO, "EXO_MAILBOX_FULL"),
+        Expectation("fault", _EXO_TIER, "EXO_MAILBOX_FULL"),
         mailtips={"mailboxFull": True},
         traces=({"status": "delivered", "subject": "Report"},
                 {"status": "failed", "subject": "Invoice", "sender": "billing@fabrikam.example"}),
@@ -217,14 +279,14 @@ _ALL: tuple[Scenario, ...] = (
     _exo(
         "exo-service-incident",
         "Service health lists an unresolved Exchange Online mail flow incident.",
-        Expectation("degraded", _EXO, "EXO_SERVICE_INCIDENT"),
+        Expectation("degraded", _EXO_TIER, "EXO_SERVICE_INCIDENT"),
         issues=({"id": "EX1187001", "title": "Some users may experience delays receiving "
                  "email from external senders", "status": "ServiceDegradation"},),
     ),
     _exo(
         "exo-trace-quarantined",
         "Message trace shows a message to alice held in quarantine.",
-        Expectation("degraded", _EXO, "EXO_TRACE_QUARANTINED"),
+        Expectation("degraded", _EXO_TIER, "EXO_TRACE_QUARANTINED"),
         traces=({"status": "delivered", "subject": "Lunch?"},
                 {"status": "quarantined", "subject": "Invoice 4411",
                  "sender": "billing@fabrikam.example"}),
@@ -259,7 +321,85 @@ _ALL: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
+_SMTP: tuple[Scenario, ...] = (
+    _contoso(
+        "gateway-port-closed",
+        "Nothing listens on port 25 of either Proofpoint host: every connection is refused.",
+        Expectation("fault", "proofpoint", "SMTP_CONNECT_REFUSED"),
+        smtp=_gateway(listening=False),
+    ),
+    _contoso(
+        "gateway-banner-421",
+        "Both Proofpoint hosts greet with 421: service not available.",
+        Expectation("fault", "proofpoint", "SMTP_BANNER_REJECTED"),
+        smtp=_gateway(banner="421 4.3.2 {host} Service not available, closing channel"),
+    ),
+    _contoso(
+        "gateway-tarpit",
+        "Both Proofpoint hosts accept the connection and never say a word.",
+        Expectation("fault", "proofpoint", "SMTP_BANNER_TIMEOUT"),
+        smtp=_gateway(banner=None),
+    ),
+    _contoso(
+        "gateway-no-starttls",
+        "The Proofpoint hosts do not offer STARTTLS: mail arrives in clear text, or not at "
+        "all from senders that require TLS.",
+        Expectation("degraded", "proofpoint", "SMTP_STARTTLS_MISSING"),
+        smtp=_gateway(starttls=False),
+    ),
+    _contoso(
+        "gateway-cert-expired",
+        "The Proofpoint hosts present a certificate that expired two days ago.",
+        Expectation("degraded", "proofpoint", "SMTP_TLS_CERT_EXPIRED"),
+        smtp=_gateway(certificate="expired"),
+    ),
+    _contoso(
+        "gateway-cert-wrong-name",
+        "The Proofpoint hosts present a valid certificate issued for another name.",
+        Expectation("degraded", "proofpoint", "SMTP_TLS_CERT_NAME_MISMATCH"),
+        smtp=_gateway(certificate="wrong-name"),
+    ),
+    _contoso(
+        "gateway-rcpt-unknown",
+        "Proofpoint rejects alice@contoso.com with 550 5.1.1: she is not in its user list.",
+        Expectation("fault", "proofpoint", "PP_RECIPIENT_UNKNOWN"),
+        smtp=_gateway(rcpt_reply="550 5.1.1 <alice@contoso.com>... User unknown"),
+    ),
+    _contoso(
+        "gateway-greylisting",
+        "Proofpoint answers 451 (try again later) to the recipient: mail is delayed.",
+        Expectation("degraded", "proofpoint", "SMTP_RCPT_DEFERRED"),
+        smtp=_gateway(rcpt_reply="451 4.7.1 Greylisted, please try again later"),
+    ),
+    _contoso(
+        "gateway-one-host-down",
+        "mx0b-001234.pphosted.com refuses connections; mx0a still works.",
+        Expectation("degraded", "proofpoint", "SMTP_SOME_HOSTS_DOWN"),
+        smtp={"mx0b-001234.pphosted.com": SmtpScript(listening=False)},
+    ),
+    _northwind_edge(
+        "exo-edge-dbeb-reject",
+        "northwind.com (no gateway): Exchange Online rejects carol with 550 5.4.1, "
+        "Directory-Based Edge Blocking.",
+        Expectation("fault", "exchange-online", "EXO_EDGE_RECIPIENT_UNKNOWN"),
+        EXO_DBEB,
+    ),
+    _northwind_edge(
+        "exo-edge-connector-reject",
+        "northwind.com: Exchange Online refuses with 5.7.64 TenantAttribution although the "
+        "topology declares no connector restriction.",
+        Expectation("fault", "exchange-online", "EXO_EDGE_CONNECTOR_REJECTED"),
+        EXO_ATTRIBUTION,
+    ),
+    _contoso(
+        "observer-port25-blocked",
+        "This network blocks outbound port 25: no SMTP host can be reached from here.",
+        Expectation("inconclusive", "observer", "OBSERVER_PORT25_BLOCKED"),
+        port25_blocked=True,
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (*_ALL, *_SMTP)}
 
 
 def get(name: str) -> Scenario:

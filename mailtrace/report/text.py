@@ -42,8 +42,10 @@ class _Painter:
         return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m" if self.colour else text
 
 
-def evidence_lines(ev: dict[str, Any]) -> list[str]:
-    """An observation as lines; DNS observations in a dig-like shape, records below."""
+def evidence_lines(ev: dict[str, Any], *, verbose: bool = True) -> list[str]:
+    """An observation as lines; DNS observations in a dig-like shape, records below; SMTP
+    transcripts line by line (without ``--verbose``, the middle lines of multi-line replies
+    are folded)."""
     if "query" in ev and "server" in ev:
         parts = [ev["server"]]
         if "connected_to" in ev:
@@ -61,10 +63,36 @@ def evidence_lines(ev: dict[str, Any]) -> list[str]:
         if ev.get("error"):
             lines.append(f"  {ev['error']}")
         return lines
+    if "smtp" in ev and "transcript" in ev:
+        lines = [f"SMTP {ev['smtp']}  via {ev['connected_to']}  → {ev['outcome']}"]
+        transcript: list[str] = list(ev["transcript"])
+        if not verbose:
+            transcript = _fold(transcript)
+        return lines + [f"  {line}" for line in transcript]
     return ["  ".join(f"{k}={v}" for k, v in ev.items())]
 
 
-_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:-]+")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:@+-]+")
+
+
+_CONTINUATION = re.compile(r"^\s*[\d.]+ ms S: \d{3}-")
+
+
+def _fold(transcript: list[str]) -> list[str]:
+    """Keep the first line of each multi-line reply, note how many were folded."""
+    folded: list[str] = []
+    hidden = 0
+    for i, line in enumerate(transcript):
+        continued = _CONTINUATION.match(line) is not None
+        first = continued and (i == 0 or not _CONTINUATION.match(transcript[i - 1]))
+        if continued and not first:
+            hidden += 1
+            continue
+        if hidden:
+            folded.append(f"  … {hidden} more reply lines")
+            hidden = 0
+        folded.append(line)
+    return folded
 
 
 def _fill(command: str, finding: Finding, report: TriageReport) -> str:
@@ -112,7 +140,8 @@ def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Pain
             colour = {"✗": "red", "!": "yellow"}.get(mark, "green")
             lines.append(f"    {paint(mark, colour)} {f.tag}  {info.render(f.args)}")
             shown = f.evidence if verbose else f.evidence[:EVIDENCE_LINES]
-            lines += [f"        {line}" for ev in shown for line in evidence_lines(ev)]
+            lines += [f"        {line}" for ev in shown
+                      for line in evidence_lines(ev, verbose=verbose)]
             if len(f.evidence) > len(shown):
                 lines.append(f"        … {len(f.evidence) - len(shown)} more (--verbose)")
     return lines

@@ -146,6 +146,9 @@ class _Document:
     data: dict[Any, Any]
     keys: dict[int, Any]  # id(key node) → the constructed key
     _index: dict[int, dict[tuple[str, Any], tuple[Node, Node]]] = field(default_factory=dict)
+    #: The model the document is validated against (other YAML inputs, such as a
+    #: precheck change file, reuse the same line reporting).
+    model: type[BaseModel] = Topology
 
     @classmethod
     def compose(cls, text: str, source: str) -> _Document:
@@ -285,7 +288,7 @@ class _Document:
 
     def walk(self, loc: Loc) -> _Spot:
         """Follow ``loc`` down the node tree as far as it goes."""
-        spot = _Spot(self.root, None, [], Topology)
+        spot = _Spot(self.root, None, [], self.model)
         after_dict_key = False  # pydantic follows a dict key with "[key]" for key errors
         for index, element in enumerate(loc):
             lost = spot.annotation is None and index == len(loc) - 1

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from mailtrace.address import check_mailbox
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -152,11 +154,39 @@ class SpfExpectation(_Strict):
     all: Literal["-all", "~all", "?all", "+all"] | None = Field(
         default=None, description="The SPF record's final 'all' mechanism"
     )
+    mechanisms: list[str] = Field(
+        default_factory=list,
+        description="Other SPF terms that must be published, e.g. a:dispatch-us.ppe-hosted.com "
+        "(Proofpoint Essentials' documented SPF) or ip4:192.0.2.0/24",
+    )
+
+    @field_validator("mechanisms")
+    @classmethod
+    def _spf_terms(cls, terms: list[str]) -> list[str]:
+        from mailtrace.auth.spf_record import SpfSyntaxError, parse_term
+
+        for term in terms:
+            try:
+                parse_term(term)
+            except SpfSyntaxError as exc:
+                raise ValueError(f"{term!r} is not an SPF mechanism: {exc.message}") from None
+        return terms
 
 
 class DkimExpectation(_Strict):
     selectors: list[str] = Field(
         default_factory=list, description="DKIM selectors that must be published"
+    )
+    targets: dict[str, Hostname] = Field(
+        default_factory=dict,
+        description="Per selector, the CNAME target it must lead to (a '*' matches one or "
+        "more labels); Exchange Online's selector1/selector2 are checked without it",
+    )
+
+
+class MtaStsExpectation(_Strict):
+    mode: Literal["enforce", "testing", "none"] | None = Field(
+        default=None, description="The MTA-STS policy mode expected (RFC 8461 §3.2)"
     )
 
 
@@ -174,6 +204,7 @@ class DnsExpectation(_Strict):
     spf: SpfExpectation | None = None
     dkim: DkimExpectation | None = None
     dmarc: DmarcExpectation | None = None
+    mta_sts: MtaStsExpectation | None = None
 
 
 class DnsTier(_Strict):
@@ -279,6 +310,21 @@ MAILBOX_KINDS = frozenset({"exchange-online", "exchange-onprem"})
 GATEWAY_KINDS = frozenset({"proofpoint", "smtp-gateway"})
 
 
+def _check_probe_sender(value: str) -> str:
+    return value if value == "" else check_mailbox(value)
+
+
+class SmtpProbe(_Strict):
+    """How the SMTP probes introduce themselves. They stop after RCPT TO: no mail is sent."""
+
+    mail_from: Annotated[str, AfterValidator(_check_probe_sender)] = Field(
+        default="", description='MAIL FROM of the probes; "" (the default) is the null sender'
+    )
+    helo: Hostname | None = Field(
+        default=None, description="EHLO name; default: this machine's name or address"
+    )
+
+
 class Topology(_Strict):
     """A mailtrace topology: the domains, the tiers mail crosses, and the flow between them."""
 
@@ -289,6 +335,7 @@ class Topology(_Strict):
         min_length=1, description='Chains of tier ids, e.g. "public-dns -> proofpoint -> eop"'
     )
     tiers: dict[TierId, Tier] = Field(description="The tiers, by id")
+    smtp: SmtpProbe = Field(default_factory=SmtpProbe, description="SMTP probe identity")
 
     @field_validator("domains")
     @classmethod

@@ -26,6 +26,7 @@ import dns.rdatatype
 import pytest
 
 from .conftest import DnsServer, connect_to_args, free_port
+from .lab_smtp import lab_smtp_hosts
 
 pytestmark = pytest.mark.integration
 
@@ -216,12 +217,13 @@ def test_triage_healthy_through_unbound_and_knot(
     tmp_path: Path,
     run_triage: RunTriage,
 ) -> None:
-    code, report, completed = run_triage(
-        write_topology(tmp_path, "contoso.com"),
-        "alice@contoso.com",
-        unbound_resolver.address,
-        connect_to_args(knot_server, knot_parent),
-    )
+    with lab_smtp_hosts() as smtp_flags:  # the SMTP tiers answer too: healthy end to end
+        code, report, completed = run_triage(
+            write_topology(tmp_path, "contoso.com"),
+            "alice@contoso.com",
+            unbound_resolver.address,
+            connect_to_args(knot_server, knot_parent) + smtp_flags,
+        )
     why = explain(report, completed)
     assert report["schema"] == "mailtrace/triage-1", why
     assert report["target"]["domain"] == "contoso.com", why

@@ -1,0 +1,133 @@
+"""Read a bounce or a header set from a file or stdin, bounded, and refuse non-email.
+
+Memory stays bounded whatever the input: a file larger than the cap is refused from its
+size before it is opened, and a stream is read at most one byte past the cap. For
+``headers`` only the header section is needed, so a large message is read up to the
+blank line that ends its header section (RFC 5322 §2.1) and no further.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import os
+import stat
+import sys
+from email import policy
+from typing import BinaryIO
+
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+_CHUNK = 64 * 1024
+
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Outlook .msg (a compound file)
+_SIGNATURES = {
+    _OLE: "an Outlook .msg file: in Outlook, save it as .eml (or copy the headers from "
+          "File > Properties > Internet headers) and pass that",
+    b"PK\x03\x04": "a zip archive, not an email message",
+    b"%PDF": "a PDF document, not an email message",
+    b"\x1f\x8b": "a gzip archive, not an email message",
+}
+
+
+class EvidenceError(Exception):
+    """Input that cannot be read as evidence: one readable line (a usage error, exit 2)."""
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MiB"
+
+
+def _open(path: str, limit: int, header_only: bool) -> tuple[BinaryIO, str]:
+    if path == "-":
+        return sys.stdin.buffer, "stdin"
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise EvidenceError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise EvidenceError(f"{path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise EvidenceError(f"{path}: is a directory, expected an .eml or text file")
+    if stat.S_ISREG(info.st_mode) and info.st_size > limit and not header_only:
+        raise EvidenceError(
+            f"{path}: {info.st_size} bytes is more than the {_mib(limit)} this reads; "
+            "a bounce is small: save the NDR without the returned message's attachments"
+        )
+    try:
+        return open(path, "rb"), path
+    except OSError as exc:
+        raise EvidenceError(f"{path}: {exc.strerror}") from None
+
+
+def _header_end(data: bytes) -> int:
+    """Offset just past the blank line ending the header section, or -1."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := data.find(sep)) >= 0]
+    return min(ends) if ends else -1
+
+
+def read_bytes(path: str, *, header_only: bool = False, limit: int | None = None) -> bytes:
+    """The raw input: the whole message (at most ``limit`` bytes) or, with
+    ``header_only``, its header section (at most ``limit`` bytes)."""
+    cap = limit if limit is not None else MAX_HEADER_BYTES if header_only else MAX_MESSAGE_BYTES
+    stream, name = _open(path, cap, header_only)
+    try:
+        if not header_only:
+            data = stream.read(cap + 1)
+            if len(data) > cap:
+                raise EvidenceError(f"{name}: more than {_mib(cap)} of input; refused")
+            return data
+        buf = bytearray()
+        while True:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                return bytes(buf)
+            buf += chunk
+            if not buf.startswith((b"\xff\xfe", b"\xfe\xff")):
+                end = _header_end(bytes(buf[: cap + 4]))
+                if end >= 0:
+                    return bytes(buf[:end])
+            if len(buf) > cap:
+                raise EvidenceError(
+                    f"{name}: no end of the header section within the first {_mib(cap)}; "
+                    "this is not a header set (refused)"
+                )
+    except OSError as exc:
+        raise EvidenceError(f"{name}: {exc.strerror or exc}") from None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def to_text(data: bytes, name: str = "input") -> str:
+    """Bytes as text: UTF-16 with a BOM (what some Windows tools save) or UTF-8, with
+    Latin-1 for stray 8-bit bytes. Binary input is refused with what it looks like."""
+    for signature, what in _SIGNATURES.items():
+        if data.startswith(signature):
+            raise EvidenceError(f"{name}: {what}")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise EvidenceError(f"{name}: broken UTF-16 text") from None
+    else:
+        data = data.removeprefix(b"\xef\xbb\xbf")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    # One line ending for every parser: files saved on Windows end lines with CRLF.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise EvidenceError(f"{name}: empty input")
+    controls = sum(1 for c in text[:65536] if c < " " and c not in "\t\r\n\f")
+    if "\x00" in text or controls > max(8, len(text[:65536]) // 100):
+        raise EvidenceError(f"{name}: binary data, not an email message or bounce text")
+    return text
+
+
+def parse_message(text: str) -> email.message.Message:
+    """Parse leniently (compat32 copes with broken input; defects are recorded, never
+    raised). Leading blank lines, as a paste often has, are dropped."""
+    text = text.lstrip("\r\n")
+    return email.message_from_string(text, policy=policy.compat32)

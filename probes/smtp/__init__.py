@@ -1,0 +1,1 @@
+"""SMTP probes: the gateway and the Exchange Online edge over real SMTP, and port 25."""
