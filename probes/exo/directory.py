@@ -203,8 +203,8 @@ async def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
     if found.user is not None:
         return found.user
     if not found.found:
-        if found.unanswered:
-            raise found.unanswered[0]
+        if found.unanswered:  # the recipient probe shows the evidence; no copy here
+            raise NotTested(f"the recipient lookup could not run: {found.unanswered[0].reason}")
         raise NotTested(f"{found.address} is not in the tenant's directory")
     kinds = ", ".join(sorted({o.kind for o in found.found}))
     raise NotTested(f"{found.address} is not one mailbox user (found: {kinds})")
