@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mailtrace import permissions
 from mailtrace.auth import cli as auth_cli
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="budget for the whole run (default 30)")
     p.add_argument("--since", default="24h", metavar="DURATION",
-                   help="how far back to search logs and message traces, e.g. 90m, 24h, "
-                   "7d (default 24h)")
+                   help="how far back to search the gateway's logs and message trace, e.g. "
+                   "90m, 24h, 7d (default 24h; Graph message trace looks 10 days at most)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mailtrace.evidence.cli import add_parsers as add_evidence_parsers
 
     add_evidence_parsers(sub)
+    permissions.add_parser(sub)
 
     sub.add_parser("probes", help="list the probe catalog: ids, tier kinds, tags, levels")
     sub.add_parser("schema", help="print the JSON Schema of the topology file")
@@ -240,11 +242,11 @@ def cmd_triage(args: argparse.Namespace) -> int:
     _check_output(args)
     topology = _load_topology(args.topology)
     try:
-        target = make_target(topology, args.recipient, args.domain)
+        target = make_target(topology, args.recipient, args.domain, since)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     resolvers, connect_to = _endpoints(args)
-    options = Options(resolvers, connect_to, timeout, since=since, **_smtp_options(args))
+    options = Options(resolvers, connect_to, timeout, **_smtp_options(args))
     report = asyncio.run(run_triage(topology, target, options))
     return _emit(report, args)
 
@@ -299,19 +301,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(scenario: Any, timeout: float, since: Any = None) -> TriageReport:
-    import dataclasses
-
     from mailtrace.lab.lab import Lab
     from mailtrace.topology import load_topology
     from mailtrace.triage import make_target, run_triage
 
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
-        target = make_target(topology, lab.recipient, None)
-        options = lab.options(timeout)
-        if since is not None:
-            options = dataclasses.replace(options, since=since)
-        return await run_triage(topology, target, options)
+        target = make_target(topology, lab.recipient, None, since)
+        return await run_triage(topology, target, lab.options(timeout))
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -389,6 +386,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "lab": cmd_lab,
     "graph": cmd_graph,
+    "permissions": permissions.cmd_permissions,
     "probes": cmd_probes,
     "schema": cmd_schema,
     "verify": auth_cli.cmd_verify,

@@ -42,7 +42,8 @@ def parse_since(text: str) -> timedelta:
     return since
 
 
-def make_target(topology: Topology, recipient: str | None, domain: str | None) -> Target:
+def make_target(topology: Topology, recipient: str | None, domain: str | None,
+                since: timedelta | None = None) -> Target:
     """Validate what to triage. Refuses CR, LF and non-ASCII: nothing here reaches a wire
     unchecked (no SMTP or DNS injection)."""
     if recipient is not None:
@@ -65,7 +66,9 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None) -
             f"{domain} is not a domain of topology {topology.topology} "
             f"({', '.join(topology.domains)})"
         )
-    return Target(domain=domain, recipient=recipient)
+    if since is None:
+        return Target(domain=domain, recipient=recipient)
+    return Target(domain=domain, recipient=recipient, since=since)
 
 
 @dataclass
@@ -112,8 +115,6 @@ class Options:
     smtp_timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)
     #: Hosts ([HOST or ADDRESS][:PORT]) that show outbound SMTP works from here.
     smtp_references: Sequence[str] = ()
-    #: How far back probes look in logs and message traces (``--since``).
-    since: timedelta = timedelta(hours=24)
 
 
 async def run_triage(
@@ -143,8 +144,7 @@ async def run_triage(
     )
     timings = Timings()
     engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
-                    environ=options.environ, smtp=smtp, since=options.since,
-                    ca_file=options.ca_file)
+                    environ=options.environ, smtp=smtp, ca_file=options.ca_file)
     tiers = await engine.run()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000

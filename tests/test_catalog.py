@@ -24,6 +24,9 @@ RETIRED = [
     (re.compile(r"\bGet-MessageTrace(Detail)?\b(?!V2)", re.I), "use Get-MessageTraceV2"),
     (re.compile(r"powershell-liveid|New-PSSession", re.I), "remote PowerShell sessions"),
     (re.compile(r"reports\.office365\.com", re.I), "Reporting Web Service message trace"),
+    (re.compile(r"\bConnect-EXOPSSession\b", re.I), "EXO V1 module (remote PowerShell)"),
+    (re.compile(r"\b(Search-AdminAuditLog|Search-MailboxAuditLog|New-AdminAuditLogSearch|"
+                r"New-MailboxAuditLogSearch)\b", re.I), "retired: use Search-UnifiedAuditLog"),
 ]
 
 
@@ -73,10 +76,13 @@ def test_no_retired_command_anywhere_in_the_catalog():
 
 def test_retired_patterns_do_catch_what_they_should():
     samples = ["Get-MsolUser", "Set-AzureADUser", "Get-MessageTrace -RecipientAddress x",
-               "Get-MessageTraceDetail", "New-PSSession -ConnectionUri x"]
+               "Get-MessageTraceDetail", "New-PSSession -ConnectionUri x",
+               "Connect-EXOPSSession -UserPrincipalName a", "Search-MailboxAuditLog -Identity a"]
     for sample in samples:
         assert any(p.search(sample) for p, _ in RETIRED), sample
-    assert not any(p.search("Get-MessageTraceV2 -RecipientAddress x") for p, _ in RETIRED)
+    for current in ("Get-MessageTraceV2 -RecipientAddress x", "Get-MessageTraceDetailV2 -M x",
+                    "Connect-ExchangeOnline", "Search-UnifiedAuditLog"):
+        assert not any(p.search(current) for p, _ in RETIRED), current
 
 
 def test_render_leaves_unknown_fields_visible():

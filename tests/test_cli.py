@@ -141,7 +141,8 @@ def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path, monkeypatch):
     assert code == 0  # every tier was tested
     # without a probe for the Exchange Online tier, --strict will not call that healthy
     import probes
-    monkeypatch.setattr(probes, "ALL", tuple(p for p in probes.ALL if p.id != "smtp.exo_edge"))
+    monkeypatch.setattr(probes, "ALL", tuple(p for p in probes.ALL
+                                             if "exchange-online" not in p.kinds))
     code, out, _ = run(capsys, "demo", "healthy", "--format", "json")
     assert (code, json.loads(out)["verdict"]["not_tested"][0]["tier"]) == (0, "exchange-online")
     code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")

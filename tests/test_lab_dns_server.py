@@ -594,6 +594,11 @@ SCENARIO_CHECKS: dict[str, tuple[str, str, str | None, str, str]] = {
     "pp-essentials-wrong-destination": ("fabrikam.com", "MX", None, "NOERROR",
                                         "mx1-us1.ppe-hosted.com."),
 }
+# The Exchange Online scenarios change the tenant (its Graph), not DNS: healthy zones.
+SCENARIO_CHECKS.update({name: SCENARIO_CHECKS["healthy"] for name in (
+    "exo-recipient-missing", "exo-account-disabled", "exo-no-mailbox-plan",
+    "exo-rule-deletes-all", "exo-mailbox-full", "exo-service-incident",
+    "exo-trace-quarantined", "exo-graph-forbidden", "exo-graph-throttled")})
 
 
 def test_every_scenario_that_changes_dns_has_a_check() -> None:

@@ -11,11 +11,12 @@ critical path without ever blaming a tier for the observer's problem.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from mailtrace.clients.dns import DnsClient
 from mailtrace.clients.smtp import SmtpClient
@@ -44,6 +45,34 @@ class NotTested(Exception):
 class Target:
     domain: str
     recipient: str | None = None
+    #: How far back logs and message traces are searched (``--since``).
+    since: timedelta = timedelta(hours=24)
+
+
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+@dataclass
+class RunClients:
+    """Clients shared by the probes of a run (one Graph client per tier, say), made on
+    first use and closed by the engine when the run ends."""
+
+    _open: dict[tuple[str, str], Closable] = field(default_factory=dict)
+
+    def get(self, key: tuple[str, str], make: Callable[[], C]) -> C:
+        if key not in self._open:
+            self._open[key] = make()
+        return cast(C, self._open[key])
+
+    async def aclose(self) -> None:
+        for client in reversed(list(self._open.values())):
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._open.clear()
 
 
 @dataclass
@@ -58,10 +87,9 @@ class ProbeContext:
     observations: dict[str, Any] = field(default_factory=dict)
     #: Where credentials named by the topology (``*_env``) are read. Never logged.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
-    #: How far back to look in logs and message traces (``--since``).
-    since: timedelta = timedelta(hours=24)
     #: CA certificates to trust for HTTPS APIs instead of the system's (``--ca-file``).
     ca_file: Path | None = None
+    clients: RunClients = field(default_factory=RunClients)
 
     def observation(self, probe_id: str) -> Any:
         """The observation of a declared dependency (``None`` if it could not run)."""
@@ -82,3 +110,6 @@ class Probe:
     #: Whether the probe applies to one tier of a topology (e.g. only when the tier declares
     #: an API to ask); a probe that does not apply is not planned at all.
     applies: Callable[[Topology, str], bool] = lambda topology, tier: True
+    #: The API permissions the probe needs, as data (``mailtrace permissions``): for
+    #: Microsoft Graph, the least-privileged permission names.
+    permissions: tuple[str, ...] = ()

@@ -13,7 +13,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +25,7 @@ from mailtrace.engine.probe import (
     NotTested,
     Probe,
     ProbeContext,
+    RunClients,
     Target,
 )
 from mailtrace.findings import Finding, ProbeResult, Scope, Status, TierResult
@@ -122,7 +122,6 @@ class Engine:
     hooks: list[Hook] = field(default_factory=list)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     smtp: SmtpClient = field(default_factory=SmtpClient)
-    since: timedelta = timedelta(hours=24)
     ca_file: Path | None = None
 
     async def run(self) -> list[TierResult]:
@@ -150,13 +149,17 @@ class Engine:
                     return
             for hook in self.hooks:
                 hook.before(pp.tier, pp.probe.id)
-            results[pp.key] = await self._execute(pp, run_deadline, observations, deps)
+            results[pp.key] = await self._execute(pp, run_deadline, observations, deps, clients)
             for hook in self.hooks:
                 hook.after(results[pp.key])
 
-        for pp in plan.probes:
-            tasks[pp.key] = asyncio.ensure_future(run_one(pp))
-        await self._watch_gates(plan, tasks, results, dep_key)
+        clients = RunClients()  # shared by the probes of this run, closed at its end
+        try:
+            for pp in plan.probes:
+                tasks[pp.key] = asyncio.ensure_future(run_one(pp))
+            await self._watch_gates(plan, tasks, results, dep_key)
+        finally:
+            await clients.aclose()
         return self._tiers(plan, results)
 
     async def _execute(
@@ -165,6 +168,7 @@ class Engine:
         run_deadline: float,
         observations: dict[tuple[str, str], Any],
         deps: list[tuple[str, str]],
+        clients: RunClients,
     ) -> ProbeResult:
         started = time.monotonic()
         deadline = min(started + pp.probe.deadline, run_deadline)
@@ -178,8 +182,8 @@ class Engine:
             observations={d[1]: observations.get(d) for d in deps},
             environ=self.environ,
             smtp=self.smtp,
-            since=self.since,
             ca_file=self.ca_file,
+            clients=clients,
         )
 
         def result(

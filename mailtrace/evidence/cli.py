@@ -134,10 +134,11 @@ def _triage(analysis: NdrAnalysis, args: argparse.Namespace, timeout: float) -> 
             f"no recipient of the bounce is in the topology's domains "
             f"({', '.join(topology.domains)}): nothing to triage"
         )
+    from mailtrace.cli import _since
     from mailtrace.triage import TargetError
 
     try:
-        target = make_target(topology, address, None)
+        target = make_target(topology, address, None, _since(args))
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     smtp = _smtp_options(args)

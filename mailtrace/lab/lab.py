@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import os
+import secrets
+import shlex
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +34,7 @@ from mailtrace.clients.smtp import SMTP_PORT
 from mailtrace.lab import proofpoint_api
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
+from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.lab.smtp_server import SmtpServer
 from mailtrace.triage import Options
@@ -38,6 +42,8 @@ from mailtrace.triage import Options
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
 RESOLVER = "resolver"
+#: The environment variable the lab's Graph token is passed in (lab.environ only).
+GRAPH_TOKEN_ENV = "MAILTRACE_LAB_GRAPH_TOKEN"
 
 
 class Startable(Protocol):
@@ -90,11 +96,12 @@ class Lab:
     """async context manager: ``async with Lab(scenario) as lab:``."""
 
     def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0,
-                 smtp_delay: float = 0.0) -> None:
+                 smtp_delay: float = 0.0, graph_delay: float = 0.0) -> None:
         self.scenario = scenario
         self.recipient = scenario.recipient
         self.dns_delay = dns_delay
         self.smtp_delay = smtp_delay
+        self.graph_delay = graph_delay  # seconds before each Graph answer (benchmarks)
         #: SMTP host name -> its listener (hosts scripted as not listening have none).
         self.smtp_servers: dict[str, SmtpServer] = {}
         self._smtp_refused: socket.socket | None = None  # bound, never listening: refuses
@@ -108,6 +115,11 @@ class Lab:
         self.environ: dict[str, str] = {}
         #: (tier id, access key: "api" | "graph") -> base URL of the stand-in serving it.
         self.urls: dict[tuple[str, str], str] = {}
+        #: (tier id, access key) -> settings merged into that section of the lab's copy of
+        #: the topology, e.g. the Graph auth: the lab never signs in to a real authority.
+        self.settings: dict[tuple[str, str], dict[str, str]] = {}
+        #: The Graph stand-in of each Exchange Online tier that declares graph:.
+        self.graph: dict[str, GraphStandIn] = {}
         #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
         self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -177,6 +189,7 @@ class Lab:
             await self._start_smtp()
             await self._start_policy_hosts()
             await self._start_gateway_apis()
+            await self._start_graph()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -199,7 +212,22 @@ class Lab:
         self._ca = None
         self.smtp_servers.clear()
         self.startables.clear()
+        self.graph.clear()
         self.extra_connect_to.clear()
+
+    async def _start_graph(self) -> None:
+        """A Graph stand-in for each Exchange Online tier that declares ``graph:``."""
+        data = yaml.safe_load(example_topology(self.scenario.topology).read_text("utf-8"))
+        for tier, spec in sorted(data["tiers"].items()):
+            if spec.get("kind") != "exchange-online" or "graph" not in spec:
+                continue
+            token = self.environ.setdefault(GRAPH_TOKEN_ENV, secrets.token_urlsafe(32))
+            tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant)
+            server = GraphStandIn(tenant, token, delay=self.graph_delay)
+            await self._start(server)
+            self.graph[tier] = server
+            self.urls[(tier, "graph")] = server.url
+            self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
 
     async def _start_policy_hosts(self) -> None:
         """MTA-STS policy hosts over HTTPS, certificates from the lab CA."""
@@ -305,19 +333,35 @@ class Lab:
         """The scenario's topology, pointed at the lab's stand-ins when any are running
         (a copy in a temporary folder: their ports are only known once they listen)."""
         path = example_topology(self.scenario.topology)
-        if not self.urls:
+        if not self.urls and not self.settings:
             return path
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="mailtrace-lab-")
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         for (tier, key), url in sorted(self.urls.items()):
             data["tiers"][tier].setdefault(key, {})["url"] = url
-        derived = Path(self._workdir.name) / path.name
+        for (tier, key), values in sorted(self.settings.items()):
+            data["tiers"][tier].setdefault(key, {}).update(values)
+        derived = self._folder() / path.name
         derived.write_text(
             f"# {path.name} pointed at the running lab\n" + yaml.safe_dump(data, sort_keys=False),
             encoding="utf-8",
         )
         return derived
+
+    def _folder(self) -> Path:
+        """The lab's own temporary folder (removed when the lab stops)."""
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="mailtrace-lab-")
+        return Path(self._workdir.name)
+
+    def credentials_file(self) -> Path:
+        """The stand-ins' throwaway credentials as shell assignments, in a file only this
+        user can read: another shell can use them, and no output ever shows them."""
+        path = self._folder() / "credentials.env"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(f"export {name}={shlex.quote(value)}\n"
+                          for name, value in sorted(self.environ.items()))
+        return path
 
     def options(self, timeout: float = 30.0) -> Options:
         """Triage options that reach only this lab."""
@@ -368,8 +412,9 @@ class Lab:
         if self.environ:
             # Throwaway values made for this lab run, accepted only by its loopback
             # stand-ins: a triage from another shell needs them to reach the APIs.
-            lines.append("lab API credentials (this run only):")
-            lines += [f"  export {name}='{value}'" for name, value in sorted(self.environ.items())]
+            lines.append("lab API credentials (this run only; names here, values in the file):")
+            lines.append(f"  {', '.join(sorted(self.environ))}")
+            lines.append(f"  . {self.credentials_file()}")
         lines.append("triage against it:")
         lines.extend(f"  {line}" for line in self._triage_command() if line)
         lines[-1] = lines[-1].removesuffix(" \\")

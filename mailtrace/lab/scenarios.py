@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 
 from mailtrace.lab.dns_server import Fault
+from mailtrace.lab.graph_api import TenantFaults, Throttle
 from mailtrace.lab.smtp_server import SmtpScript
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
@@ -109,6 +110,8 @@ class Scenario:
     mta_sts_policies: Mapping[str, str | None] | None = None
     #: What the gateway's APIs (Proofpoint Smart Search, quarantine, Essentials, TAP) say.
     gateway_api: GatewayApi = field(default_factory=GatewayApi)
+    #: What the lab's Microsoft Graph says about the tenant (default: all is well).
+    tenant: TenantFaults = field(default_factory=TenantFaults)
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}
@@ -175,9 +178,19 @@ def _contoso(
     smtp: Mapping[str, SmtpScript] | None = None,
     port25_blocked: bool = False,
     gateway_api: GatewayApi | None = None,
+    tenant: TenantFaults | None = None,
 ) -> Scenario:
     return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
-                    dict(smtp or {}), port25_blocked, gateway_api=gateway_api or GatewayApi())
+                    dict(smtp or {}), port25_blocked, gateway_api=gateway_api or GatewayApi(),
+                    tenant=tenant or TenantFaults())
+
+
+def _exo(name: str, description: str, expect: Expectation, **tenant: Any) -> Scenario:
+    """A contoso scenario whose fault is in the Exchange Online tenant (its Graph)."""
+    return _contoso(name, description, expect, tenant=TenantFaults(**tenant))
+
+
+_EXO_TIER = "exchange-online"
 
 
 _NORTHWIND = "northwind-exo-direct.yaml"
@@ -243,6 +256,72 @@ _ALL: tuple[Scenario, ...] = (
         "The resolver mailtrace uses never answers: nothing can be concluded about mail.",
         Expectation("inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE"),
         faults={"resolver": Fault("drop")},
+    ),
+    _exo(
+        "exo-recipient-missing",
+        "No user, group or contact in the tenant has alice@contoso.com.",
+        Expectation("fault", _EXO_TIER, "EXO_RECIPIENT_NOT_FOUND"),
+        recipient_missing=True, traces=(),
+    ),
+    _exo(
+        "exo-account-disabled",
+        "alice's account is disabled: her mailbox receives, she cannot sign in to read it.",
+        Expectation("fault", _EXO_TIER, "EXO_ACCOUNT_DISABLED"),
+        user={"accountEnabled": False},
+    ),
+    _exo(
+        "exo-no-mailbox-plan",
+        "alice has only EXCHANGE_S_FOUNDATION (no mailbox plan), so she has no mailbox.",
+        Expectation("fault", _EXO_TIER, "EXO_NO_MAILBOX_PLAN"),
+        user={"assignedPlans": [{"assignedDateTime": "2024-01-15T00:00:00Z",
+                                 "capabilityStatus": "Enabled", "service": "exchange",
+                                 "servicePlanId": "113feb6c-3fe4-4440-bddc-54d774bf0318"}],
+              "provisionedPlans": [], "proxyAddresses": [], "mail": None},
+        mailbox_missing=True, traces=(),
+    ),
+    _exo(
+        "exo-rule-deletes-all",
+        "An inbox rule of alice's with no condition deletes every message.",
+        Expectation("fault", _EXO_TIER, "EXO_RULE_DELETES_ALL"),
+        rules=({"displayName": "Clean up", "conditions": {},
+                "actions": {"delete": True, "stopProcessingRules": True}},),
+    ),
+    _exo(
+        "exo-mailbox-full",
+        "alice's mailbox is full: MailTips say mailboxFull.",
+        Expectation("fault", _EXO_TIER, "EXO_MAILBOX_FULL"),
+        mailtips={"mailboxFull": True},
+        traces=({"status": "delivered", "subject": "Report"},
+                {"status": "failed", "subject": "Invoice", "sender": "billing@fabrikam.example"}),
+    ),
+    _exo(
+        "exo-service-incident",
+        "Service health lists an unresolved Exchange Online mail flow incident.",
+        Expectation("degraded", _EXO_TIER, "EXO_SERVICE_INCIDENT"),
+        issues=({"id": "EX1187001", "title": "Some users may experience delays receiving "
+                 "email from external senders", "status": "ServiceDegradation"},),
+    ),
+    _exo(
+        "exo-trace-quarantined",
+        "Message trace shows a message to alice held in quarantine.",
+        Expectation("degraded", _EXO_TIER, "EXO_TRACE_QUARANTINED"),
+        traces=({"status": "delivered", "subject": "Lunch?"},
+                {"status": "quarantined", "subject": "Invoice 4411",
+                 "sender": "billing@fabrikam.example"}),
+    ),
+    _exo(
+        "exo-graph-forbidden",
+        "The app lacks every Graph permission (403; 401 for message trace): "
+        "Exchange Online is not tested, never blamed.",
+        Expectation("healthy"),
+        deny=frozenset({"*"}),
+    ),
+    _exo(
+        "exo-graph-throttled",
+        "Graph throttles: a 1 s Retry-After is honoured, message trace's 120 s one is not "
+        "(not tested, never blamed).",
+        Expectation("healthy"),
+        throttle={"*": Throttle(1, times=1), "messageTraces": Throttle(120, times=None)},
     ),
     Scenario(
         "essentials-healthy",

@@ -62,7 +62,7 @@ def next_hops(ctx: ProbeContext) -> tuple[NextHop, ...]:
 
 def since(ctx: ProbeContext) -> dt.timedelta:
     """How far back to search (``--since``): the one place the probes read it."""
-    return ctx.since
+    return ctx.target.since
 
 
 def window(ctx: ProbeContext) -> tuple[dt.datetime, dt.datetime]:

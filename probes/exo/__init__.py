@@ -1,0 +1,1 @@
+"""Exchange Online, asked through Microsoft Graph (only when the tier declares ``graph:``)."""

@@ -1,0 +1,118 @@
+"""What every Exchange Online probe shares: the tier's Graph client, and how a Graph
+failure becomes *not tested* with its evidence (never a failed tier)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mailtrace.clients.graph import (
+    Exchange,
+    GraphBadResponse,
+    GraphClient,
+    GraphConfigError,
+    GraphDenied,
+    GraphError,
+    GraphNotFound,
+    GraphThrottled,
+    GraphUnavailable,
+    connect,
+    load_sdk,
+    sdk_loaded,
+)
+from mailtrace.engine.probe import NotTested, ProbeContext
+from mailtrace.findings import Finding
+from mailtrace.topology.model import ExchangeOnlineTier, GraphAccess, Topology
+
+if TYPE_CHECKING:
+    from msgraph.graph_service_client import GraphServiceClient
+
+T = TypeVar("T")
+
+GRAPH_FAILURE_TAGS = frozenset({
+    "EXO_GRAPH_NOT_CONFIGURED", "EXO_GRAPH_DENIED", "EXO_GRAPH_THROTTLED",
+    "EXO_GRAPH_UNAVAILABLE", "EXO_GRAPH_BAD_RESPONSE",
+})
+
+
+def graph_access(topology: Topology, tier: str) -> GraphAccess | None:
+    t = topology.tiers.get(tier)
+    return t.graph if isinstance(t, ExchangeOnlineTier) else None
+
+
+def has_graph(topology: Topology, tier: str) -> bool:
+    """``Probe.applies``: the Graph probes run only for a tier that declares ``graph:``."""
+    return graph_access(topology, tier) is not None
+
+
+def tenant_of(topology: Topology, tier: str) -> str | None:
+    t = topology.tiers.get(tier)
+    return t.tenant if isinstance(t, ExchangeOnlineTier) else None
+
+
+async def client(ctx: ProbeContext) -> GraphClient:
+    """The tier's Graph client, made once per run and shared by its probes."""
+    # msgraph takes most of a second to import: in a thread, so the event loop (the DNS
+    # probes running meanwhile) is not held up.
+    if not sdk_loaded():
+        await asyncio.to_thread(load_sdk)
+    access = graph_access(ctx.topology, ctx.tier)
+    assert access is not None  # the probes apply only when it is declared
+    try:
+        return ctx.clients.get((ctx.tier, "graph"), lambda: connect(
+            access, ctx.environ, tenant_of(ctx.topology, ctx.tier)))
+    except GraphConfigError as exc:
+        raise NotTested(f"Microsoft Graph is not usable as declared: {exc}", [Finding(
+            "EXO_GRAPH_NOT_CONFIGURED", {"tier": ctx.tier, "reason": str(exc)})]) from None
+
+
+def permission_kind(ctx: ProbeContext) -> str:
+    access = graph_access(ctx.topology, ctx.tier)
+    return "delegated" if access is not None and access.auth == "device-code" else "application"
+
+
+async def ask(ctx: ProbeContext, call: str, permission: str,
+              request: Callable[[GraphServiceClient], Awaitable[T | None]]) -> tuple[T, Exchange]:
+    """One Graph call; a 404 is raised as :class:`GraphNotFound` for the caller to read,
+    every other failure becomes *not tested* naming what is missing."""
+    graph = await client(ctx)
+    try:
+        return await graph.ask(call, lambda: request(graph.sdk), ctx.deadline)
+    except GraphNotFound:
+        raise
+    except GraphError as exc:
+        raise not_tested(ctx, exc, call, permission) from None
+
+
+def not_tested(ctx: ProbeContext, exc: GraphError, call: str, permission: str) -> NotTested:
+    """The *not tested* outcome of a failed Graph call, with the exchange as evidence."""
+    status = exc.exchange.status
+    evidence = [exc.exchange.evidence(error=str(exc))]
+    if isinstance(exc, GraphDenied):
+        kind = permission_kind(ctx)
+        args: dict[str, Any] = {"call": call, "status": status, "code": exc.code or "",
+                                "permission": permission, "kind": kind}
+        return NotTested(f"Graph refused {call} ({status} {exc.code or ''}): grant the "
+                         f"{kind} permission {permission}",
+                         [Finding("EXO_GRAPH_DENIED", args, evidence)])
+    if isinstance(exc, GraphThrottled):
+        wait = exc.retry_after
+        after = f"{wait:g} s" if wait is not None else "unknown"
+        return NotTested(f"Graph throttled {call} ({status}; Retry-After {after}, past the "
+                         "deadline)", [Finding("EXO_GRAPH_THROTTLED",
+                                               {"call": call, "status": status,
+                                                "retry_after": after}, evidence)])
+    if isinstance(exc, GraphBadResponse):
+        return NotTested(f"Graph's answer to {call} could not be read: {exc}",
+                         [Finding("EXO_GRAPH_BAD_RESPONSE", {"call": call, "status": status,
+                                                             "error": str(exc)}, evidence)])
+    assert isinstance(exc, GraphUnavailable | GraphNotFound)
+    return NotTested(f"Graph did not answer {call}: {exc}",
+                     [Finding("EXO_GRAPH_UNAVAILABLE", {"call": call, "error": str(exc)},
+                              evidence)])
+
+
+def first_failure(results: list[Any]) -> BaseException | None:
+    """The first exception among ``gather(..., return_exceptions=True)`` results."""
+    return next((r for r in results if isinstance(r, BaseException)), None)

@@ -1,0 +1,210 @@
+"""Find the recipient in the tenant's directory by any of its addresses.
+
+Users, groups and org contacts are asked at the same time, each by proxy address, primary
+mail address or (users) user principal name (graph-exo reference §2). The lookup is an
+advanced query (``ConsistencyLevel: eventual`` with ``$count``), the one place mailtrace
+sends that header. It is made once per run and shared: the recipient, inbox-rule and
+MailTips probes all start at once and wait for the same answer, so the calls that need
+the user's id are one round trip behind it, not two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailtrace.clients.graph import Exchange, GraphError, headers
+from mailtrace.engine.probe import NotTested, ProbeContext
+from mailtrace.findings import Evidence
+from probes.exo.common import client, not_tested
+
+USER_PERMISSION = "User.Read.All"
+GROUP_PERMISSION = "GroupMember.Read.All"
+CONTACT_PERMISSION = "OrgContact.Read.All"
+
+USER_FIELDS = ["id", "displayName", "userPrincipalName", "mail", "accountEnabled",
+               "proxyAddresses", "assignedPlans", "provisionedPlans", "userType"]
+GROUP_FIELDS = ["id", "displayName", "mail", "mailEnabled", "securityEnabled", "groupTypes",
+                "proxyAddresses"]
+CONTACT_FIELDS = ["id", "displayName", "mail", "proxyAddresses"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    service: str
+    status: str  # capabilityStatus (assigned) or provisioningStatus (provisioned)
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryObject:
+    kind: str  # user | group | contact
+    id: str
+    name: str
+    mail: str | None = None
+    proxy_addresses: tuple[str, ...] = ()
+    upn: str | None = None
+    account_enabled: bool | None = None
+    user_type: str | None = None
+    assigned_plans: tuple[Plan, ...] = ()
+    provisioned_plans: tuple[Plan, ...] = ()
+    mail_enabled: bool | None = None
+    security_enabled: bool | None = None
+    group_types: tuple[str, ...] = ()
+
+    def addresses(self) -> set[str]:
+        found = {p.partition(":")[2].lower() for p in self.proxy_addresses
+                 if p.lower().startswith("smtp:")}
+        return found | {a.lower() for a in (self.mail, self.upn) if a}
+
+    def evidence(self) -> Evidence:
+        ev: Evidence = {"kind": self.kind, "id": self.id, "displayName": self.name,
+                        "mail": self.mail, "proxyAddresses": list(self.proxy_addresses)}
+        if self.kind == "user":
+            ev |= {"userPrincipalName": self.upn, "accountEnabled": self.account_enabled,
+                   "assignedPlans": [vars(p) for p in self.assigned_plans],
+                   "provisionedPlans": [vars(p) for p in self.provisioned_plans]}
+        if self.kind == "group":
+            ev |= {"mailEnabled": self.mail_enabled, "securityEnabled": self.security_enabled,
+                   "groupTypes": list(self.group_types)}
+        return ev
+
+
+@dataclass(frozen=True)
+class Lookup:
+    address: str
+    found: tuple[DirectoryObject, ...]
+    evidence: tuple[Evidence, ...] = ()
+    #: Lookups that could not run (a missing permission, say): "not found" is then unsure.
+    unanswered: tuple[NotTested, ...] = field(default=())
+
+    @property
+    def user(self) -> DirectoryObject | None:
+        users = [o for o in self.found if o.kind == "user"]
+        return users[0] if len(self.found) == 1 and users else None
+
+
+def quoted(value: str) -> str:
+    """An OData string literal: single quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def address_filter(address: str, *, upn: bool) -> str:
+    a = quoted(f"smtp:{address}")
+    parts = [f"proxyAddresses/any(x:x eq {a})", f"mail eq {quoted(address)}"]
+    if upn:
+        parts.append(f"userPrincipalName eq {quoted(address)}")
+    return " or ".join(parts)
+
+
+def _plans(items: Any, status_field: str) -> tuple[Plan, ...]:
+    plans = []
+    for p in items or ():
+        plan_id = getattr(p, "service_plan_id", None)
+        plans.append(Plan(str(getattr(p, "service", "") or ""),
+                          str(getattr(p, status_field, "") or ""),
+                          str(plan_id) if plan_id is not None else None))
+    return tuple(plans)
+
+
+def _object(kind: str, m: Any) -> DirectoryObject:
+    common: dict[str, Any] = {
+        "kind": kind, "id": str(m.id or ""), "name": str(m.display_name or ""),
+        "mail": m.mail, "proxy_addresses": tuple(m.proxy_addresses or ())}
+    if kind == "user":
+        return DirectoryObject(
+            **common, upn=m.user_principal_name, account_enabled=m.account_enabled,
+            user_type=m.user_type,
+            assigned_plans=_plans(m.assigned_plans, "capability_status"),
+            provisioned_plans=_plans(m.provisioned_plans, "provisioning_status"))
+    if kind == "group":
+        return DirectoryObject(**common, mail_enabled=m.mail_enabled,
+                               security_enabled=m.security_enabled,
+                               group_types=tuple(m.group_types or ()))
+    return DirectoryObject(**common)
+
+
+async def _search(ctx: ProbeContext, address: str) -> Lookup:
+    graph = await client(ctx)  # first: it loads the SDK without holding the event loop
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.contacts.contacts_request_builder import ContactsRequestBuilder
+    from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+    from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+
+    def config(params: Any) -> RequestConfiguration[Any]:
+        return RequestConfiguration(query_parameters=params,
+                                    headers=headers(ConsistencyLevel="eventual"))
+
+    users = config(UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        filter=address_filter(address, upn=True), select=USER_FIELDS, count=True))
+    groups = config(GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+        filter=address_filter(address, upn=False), select=GROUP_FIELDS, count=True))
+    contacts = config(ContactsRequestBuilder.ContactsRequestBuilderGetQueryParameters(
+        filter=address_filter(address, upn=False), select=CONTACT_FIELDS, count=True))
+    asks = [("user", "list users by address", USER_PERMISSION,
+             lambda: graph.sdk.users.get(users)),
+            ("group", "list groups by address", GROUP_PERMISSION,
+             lambda: graph.sdk.groups.get(groups)),
+            ("contact", "list org contacts by address", CONTACT_PERMISSION,
+             lambda: graph.sdk.contacts.get(contacts))]
+    results: list[Any] = await asyncio.gather(
+        *(graph.send(call, request, ctx.deadline) for _, call, _, request in asks),
+        return_exceptions=True)
+    found: list[DirectoryObject] = []
+    evidence: list[Evidence] = []
+    unanswered: list[NotTested] = []
+    for (kind, call, permission, _), result in zip(asks, results, strict=True):
+        if isinstance(result, GraphError):
+            unanswered.append(not_tested(ctx, result, call, permission))
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        page, exchange = result
+        assert isinstance(exchange, Exchange)
+        objects = [_object(kind, m) for m in page.value or ()]
+        matching = [o for o in objects if address.lower() in o.addresses()]
+        found += matching
+        evidence.append(exchange.evidence(found=[o.evidence() for o in matching]))
+    return Lookup(address, tuple(found), tuple(evidence), tuple(unanswered))
+
+
+async def lookup(ctx: ProbeContext) -> Lookup:
+    """The recipient's directory objects, asked once per run for all the tier's probes."""
+    address = ctx.target.recipient
+    if address is None:
+        raise NotTested("triage by domain: no recipient to look up (give --recipient)")
+    graph = await client(ctx)
+    key = ("lookup", address.lower())
+    shared = graph.memo.get(key)
+    if shared is not None:
+        # shielded: one probe's deadline or cancellation must not cancel the others' answer
+        return await asyncio.shield(shared)
+    # The first probe to ask runs the lookup itself, at once (its requests go out before
+    # the tier's other calls: they head its longest chain), and shares the answer.
+    shared = asyncio.get_running_loop().create_future()
+    graph.memo[key] = shared
+    try:
+        found = await _search(ctx, address)
+    except BaseException as exc:
+        if not shared.done():
+            shared.set_exception(exc if isinstance(exc, Exception)
+                                 else NotTested("the recipient lookup was interrupted"))
+            shared.exception()  # retrieved: waiting probes get it, nobody else must
+        raise
+    shared.set_result(found)
+    return found
+
+
+async def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
+    """The recipient as a user (for the calls on a mailbox), or *not tested* saying why."""
+    found = await lookup(ctx)
+    if found.user is not None:
+        return found.user
+    if not found.found:
+        if found.unanswered:  # the recipient probe shows the evidence; no copy here
+            raise NotTested(f"the recipient lookup could not run: {found.unanswered[0].reason}")
+        raise NotTested(f"{found.address} is not in the tenant's directory")
+    kinds = ", ".join(sorted({o.kind for o in found.found}))
+    raise NotTested(f"{found.address} is not one mailbox user (found: {kinds})")

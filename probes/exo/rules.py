@@ -1,0 +1,157 @@
+"""Inbox rules that delete, move, forward or redirect the recipient's mail.
+
+Graph ``GET /users/{id}/mailFolders/inbox/messageRules`` (graph-exo reference §3): an
+enabled rule whose actions delete (to Deleted Items or permanently), move, forward or
+redirect explains mail that "never arrived in the Inbox". Each rule is named with its
+conditions; a deleting rule with no condition and no exception takes all mail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mailtrace.clients.graph import GraphNotFound
+from mailtrace.engine.probe import NotTested, Probe, ProbeContext
+from mailtrace.findings import Evidence, Finding
+from probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
+from probes.exo.directory import mailbox_user
+
+PERMISSION = "MailboxSettings.Read"
+
+
+@dataclass(frozen=True)
+class InboxRule:
+    name: str
+    sequence: int | None
+    enabled: bool
+    conditions: tuple[str, ...] = ()
+    exceptions: tuple[str, ...] = ()
+    delete: bool = False
+    permanent_delete: bool = False
+    move_to: str | None = None
+    forward_to: tuple[str, ...] = ()
+    redirect_to: tuple[str, ...] = ()
+    stop: bool = False
+
+    def evidence(self) -> Evidence:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()}
+
+
+@dataclass(frozen=True)
+class RulesCheck:
+    address: str
+    rules: tuple[InboxRule, ...]
+    evidence: tuple[Evidence, ...] = ()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def _text(value: Any) -> str:
+    address = getattr(getattr(value, "email_address", None), "address", None)
+    if address:
+        return str(address)
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    return str(getattr(value, "value", value))
+
+
+def predicates(model: Any) -> tuple[str, ...]:
+    """``messageRulePredicates`` as "name: value" lines, whatever fields are set."""
+    if model is None or not dataclasses.is_dataclass(model):
+        return ()
+    lines = []
+    for f in dataclasses.fields(model):
+        value = getattr(model, f.name)
+        if f.name in ("odata_type", "additional_data", "backing_store") or value in (None, [], ""):
+            continue
+        lines.append(f"{_camel(f.name)}: {_text(value)}")
+    return tuple(lines)
+
+
+def _recipients(items: Any) -> tuple[str, ...]:
+    return tuple(_text(r) for r in items or ())
+
+
+def _rule(m: Any) -> InboxRule:
+    a = m.actions
+    return InboxRule(
+        name=str(m.display_name or m.id or "(unnamed)"), sequence=m.sequence,
+        enabled=m.is_enabled is not False,
+        conditions=predicates(m.conditions), exceptions=predicates(m.exceptions),
+        delete=bool(a and a.delete), permanent_delete=bool(a and a.permanent_delete),
+        move_to=(a.move_to_folder if a else None) or None,
+        forward_to=_recipients(a and a.forward_to) + _recipients(a and a.forward_as_attachment_to),
+        redirect_to=_recipients(a and a.redirect_to), stop=bool(a and a.stop_processing_rules))
+
+
+async def collect(ctx: ProbeContext) -> RulesCheck:
+    user = await mailbox_user(ctx)
+    try:
+        page, exchange = await ask(
+            ctx, "list inbox rules", PERMISSION,
+            lambda sdk: sdk.users.by_user_id(user.id).mail_folders.by_mail_folder_id("inbox")
+            .message_rules.get())
+    except GraphNotFound as exc:
+        raise NotTested(f"{ctx.target.recipient} has no Exchange Online mailbox to read rules "
+                        f"from ({exc})") from None
+    rules = tuple(_rule(m) for m in page.value or ())
+    return RulesCheck(ctx.target.recipient or "", rules,
+                      (exchange.evidence(rules=[r.evidence() for r in rules]),))
+
+
+def _when(rule: InboxRule) -> str:
+    text = "; ".join(rule.conditions) or "all mail"
+    if rule.exceptions:
+        text += " except " + "; ".join(rule.exceptions)
+    return text
+
+
+def evaluate(check: RulesCheck) -> list[Finding]:
+    ev = list(check.evidence)
+    findings: list[Finding] = []
+    for rule in sorted((r for r in check.rules if r.enabled),
+                       key=lambda r: (r.sequence is None, r.sequence or 0)):
+        base = {"address": check.address, "rule": rule.name, "conditions": _when(rule)}
+        if rule.delete or rule.permanent_delete:
+            action = "permanently deletes" if rule.permanent_delete else "deletes"
+            everything = not rule.conditions and not rule.exceptions
+            tag = "EXO_RULE_DELETES_ALL" if everything else "EXO_RULE_DELETES"
+            findings.append(Finding(tag, {**base, "action": action}, ev))
+        elif rule.move_to:
+            findings.append(Finding("EXO_RULE_MOVES",
+                                    {**base, "folder": folder_label(rule.move_to)}, ev))
+        if rule.forward_to or rule.redirect_to:
+            action = "redirects" if rule.redirect_to else "forwards"
+            to = ", ".join((*rule.redirect_to, *rule.forward_to))
+            findings.append(Finding("EXO_RULE_FORWARDS", {**base, "action": action, "to": to},
+                                    ev))
+    if not findings:
+        enabled = sum(1 for r in check.rules if r.enabled)
+        findings.append(Finding("EXO_RULES_OK", {"address": check.address, "count": enabled},
+                                ev))
+    return findings
+
+
+def folder_label(folder_id: str) -> str:
+    """Folder ids are opaque; keep them short in messages."""
+    return folder_id if len(folder_id) <= 24 else re.sub(r"^(.{20}).*$", r"\1…", folder_id)
+
+
+PROBE = Probe(
+    id="exo.rules",
+    kinds=frozenset({"exchange-online"}),
+    tags=frozenset({"EXO_RULE_DELETES_ALL", "EXO_RULE_DELETES", "EXO_RULE_MOVES",
+                    "EXO_RULE_FORWARDS", "EXO_RULES_OK", *GRAPH_FAILURE_TAGS}),
+    collect=collect,
+    evaluate=evaluate,
+    deadline=10.0,
+    summary="no enabled inbox rule deletes, moves, forwards or redirects the recipient's mail",
+    applies=has_graph,
+    permissions=(PERMISSION,),
+)
