@@ -185,9 +185,18 @@ def test_a_domain_triage_searches_the_domain_and_says_what_needs_a_recipient():
     assert verdict(r.report) == ("fault", "proofpoint", "PP_MESSAGE_REJECTED")
     [q] = [q for q in r.requests["pps"] if q.path == "/rest/v1/pss/filter"]
     assert q.arg("env_rcpt") == "*@contoso.com"
-    untested = {p.probe: p.reason for p in tier(r.report, "proofpoint").probes
-                if p.status is Status.NOT_TESTED}
-    assert "--recipient" in (untested["proofpoint.quarantine"] or "")
+    gateway = tier(r.report, "proofpoint")
+    assert "proofpoint.quarantine" not in {p.probe for p in gateway.probes}
+    assert gateway.reason == "by domain: proofpoint.quarantine not run (give --recipient)"
+
+
+def test_a_healthy_domain_triage_is_healthy_with_every_tier_tested():
+    r = run("healthy", recipient=False)
+    assert verdict(r.report) == ("healthy", None, None)
+    assert r.report.verdict.not_tested == []
+    reasons = {t.id: t.reason for t in r.report.tiers}
+    assert "exo.recipient" in (reasons["exchange-online"] or "")
+    assert "give --recipient" in (reasons["proofpoint"] or "")
 
 
 def test_only_get_is_ever_sent_in_any_scenario():

@@ -110,6 +110,9 @@ class Probe:
     #: Whether the probe applies to one tier of a topology (e.g. only when the tier declares
     #: an API to ask); a probe that does not apply is not planned at all.
     applies: Callable[[Topology, str], bool] = lambda topology, tier: True
+    #: The probe asks about one recipient (its quarantine, its mailbox): a triage by domain
+    #: does not plan it, and says so.
+    needs_recipient: bool = False
     #: The API permissions the probe needs, as data (``mailtrace permissions``): for
     #: Microsoft Graph, the least-privileged permission names.
     permissions: tuple[str, ...] = ()

@@ -56,6 +56,7 @@ class PlannedProbe:
 class Plan:
     hops: list[tuple[str, str]]  # (tier id, kind) in flow order, observer first
     probes: list[PlannedProbe]
+    need_recipient: dict[str, list[str]] = field(default_factory=dict)  # tier -> probe ids
 
     def of_tier(self, tier: str) -> list[PlannedProbe]:
         return [p for p in self.probes if p.tier == tier]
@@ -74,17 +75,25 @@ def validate(probes: Iterable[Probe]) -> None:
                 raise PlanError(f"probe {p.id}: tag {tag} missing from probes/catalog/")
 
 
-def build_plan(topology: Topology, flow: FlowGraph, probes: Sequence[Probe]) -> Plan:
+def build_plan(topology: Topology, flow: FlowGraph, probes: Sequence[Probe],
+               recipient: bool = True) -> Plan:
+    """The probes of each hop; without a recipient, those that ask about one are left
+    out (``Plan.need_recipient`` names them)."""
     validate(probes)
     hops = [(OBSERVER_TIER, OBSERVER_KIND)]
     hops += [(t, topology.tiers[t].kind) for t in flow.hops()]
-    planned = [
+    fitting = [
         PlannedProbe(tier, p)
         for tier, kind in hops
         for p in probes
         if kind in p.kinds and p.applies(topology, tier)
     ]
-    return Plan(hops, planned)
+    planned = [pp for pp in fitting if recipient or not pp.probe.needs_recipient]
+    left_out: dict[str, list[str]] = {}
+    for pp in fitting:
+        if pp not in planned:
+            left_out.setdefault(pp.tier, []).append(pp.probe.id)
+    return Plan(hops, planned, left_out)
 
 
 def probe_status(findings: list[Finding]) -> Status:
@@ -125,7 +134,8 @@ class Engine:
     ca_file: Path | None = None
 
     async def run(self) -> list[TierResult]:
-        plan = build_plan(self.topology, self.flow, self.probes)
+        plan = build_plan(self.topology, self.flow, self.probes,
+                          recipient=self.target.recipient is not None)
         run_deadline = time.monotonic() + self.timeout
         results: dict[tuple[str, str], ProbeResult] = {}
         observations: dict[tuple[str, str], Any] = {}
@@ -264,6 +274,9 @@ class Engine:
             untested = [p for p in probes if p.status in (Status.NOT_TESTED, Status.SKIPPED)]
             if untested and len(untested) < len(probes):
                 reason = "; ".join(f"{p.probe} not tested: {p.reason}" for p in untested)
+            elif tier in plan.need_recipient and probes:
+                reason = (f"by domain: {', '.join(plan.need_recipient[tier])} not run "
+                          "(give --recipient)")
             tiers.append(TierResult(tier, kind, tier_status(probes), probes, reason))
         return tiers
 

@@ -88,6 +88,7 @@ def evaluate(tips: MailTips) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.mailtips",
+    needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_MAILBOX_FULL", "EXO_DELIVERY_RESTRICTED", "EXO_RECIPIENT_MODERATED",
                     "EXO_MAILTIPS_ERROR", "EXO_MAILTIPS_OK", *GRAPH_FAILURE_TAGS}),

@@ -143,6 +143,7 @@ def evaluate(check: RecipientCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.recipient",
+    needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({
         "EXO_RECIPIENT_NOT_FOUND", "EXO_RECIPIENT_AMBIGUOUS", "EXO_NO_MAILBOX_PLAN",

@@ -145,6 +145,7 @@ def folder_label(folder_id: str) -> str:
 
 PROBE = Probe(
     id="exo.rules",
+    needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_RULE_DELETES_ALL", "EXO_RULE_DELETES", "EXO_RULE_MOVES",
                     "EXO_RULE_FORWARDS", "EXO_RULES_OK", *GRAPH_FAILURE_TAGS}),

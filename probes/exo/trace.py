@@ -169,6 +169,7 @@ def evaluate(check: TraceCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.trace",
+    needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_TRACE_QUARANTINED", "EXO_TRACE_FAILED", "EXO_TRACE_FILTERED_AS_SPAM",
                     "EXO_TRACE_PENDING", "EXO_TRACE_NO_MESSAGES", "EXO_TRACE_SUMMARY",

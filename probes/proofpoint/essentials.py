@@ -199,6 +199,7 @@ def evaluate_user(check: UserCheck) -> list[Finding]:
 
 USER = Probe(
     id="proofpoint.essentials_user",
+    needs_recipient=True,
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({"PP_API_UNAVAILABLE", "PPE_RECIPIENT_KNOWN", "PPE_RECIPIENT_UNKNOWN"}),
     collect=collect_user,

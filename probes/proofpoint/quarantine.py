@@ -83,6 +83,7 @@ def evaluate(check: QuarantineCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="proofpoint.quarantine",
+    needs_recipient=True,
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({"PP_API_UNAVAILABLE", "PP_QUARANTINE_CLEAR", "PP_QUARANTINE_HOLDS"}),
     collect=collect,
