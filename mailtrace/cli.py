@@ -116,6 +116,18 @@ def write(text: str) -> None:
     sys.stdout.write(text)
 
 
+def deliver(text: str, output: str | None) -> None:
+    """A report to ``--output FILE``, or to stdout."""
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        write(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
@@ -192,14 +204,7 @@ def _emit(report: TriageReport, args: argparse.Namespace) -> int:
         stream = sys.stdout if not args.output else None
         colour = stream is not None and text_report.use_colour(stream)
         text = text_report.render(report, colour=colour, verbose=args.verbose)
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
-        write(text)
+    deliver(text, args.output)
     code = report.verdict.exit_code
     if code == 0 and args.strict and report.verdict.not_tested:
         return 3

@@ -83,23 +83,10 @@ def _setup(args: argparse.Namespace) -> tuple[Any, str, Callable[[], DnsClient],
     return topology, domain, client, ca_file
 
 
-def _emit(text: str, args: argparse.Namespace) -> None:
-    from mailtrace.cli import UsageError, write
-
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
-        write(text)
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     from mailtrace.auth import report as render
     from mailtrace.auth.verify import VerifyReport, verify
-    from mailtrace.cli import _positive
+    from mailtrace.cli import _positive, deliver
 
     topology, domain, client, ca_file = _setup(args)
     if args.watch:
@@ -121,7 +108,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                 progress=progress))
     text = (render.to_json(result.as_json()) if args.format == "json"
             else render.verify_text(result, args.verbose))
-    _emit(text, args)
+    deliver(text, args.output)
     return result.exit_code
 
 
@@ -129,7 +116,7 @@ def cmd_precheck(args: argparse.Namespace) -> int:
     from mailtrace.auth import report as render
     from mailtrace.auth.change import ChangeError, load_change
     from mailtrace.auth.precheck import precheck
-    from mailtrace.cli import UsageError
+    from mailtrace.cli import UsageError, deliver
 
     topology, domain, client, ca_file = _setup(args)
     try:
@@ -149,5 +136,5 @@ def cmd_precheck(args: argparse.Namespace) -> int:
         text = render.precheck_junit(result)
     else:
         text = render.precheck_text(result, args.verbose)
-    _emit(text, args)
+    deliver(text, args.output)
     return result.exit_code

@@ -119,3 +119,13 @@ def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
     except ValueError:
         host = check_host_name(host)
     return host, _port(port, repr(text)) if port is not None else default_port
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: the only place plain http:// may go."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from mailtrace.clients.endpoints import is_loopback
 from mailtrace.topology.model import GraphAccess
 
 if TYPE_CHECKING:
@@ -49,15 +49,6 @@ CLOUDS: dict[str, Cloud] = {
 LAB_CLOUD = Cloud("loopback", None, True)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass(frozen=True)
 class GraphTarget:
     """Where the tier's Graph is: the base URL, its host, the cloud and the token scope."""
@@ -80,7 +71,7 @@ def graph_target(access: GraphAccess) -> GraphTarget:
     parts = urlsplit(access.url)
     host = (parts.hostname or "").lower()
     base = access.url.rstrip("/")
-    if _is_loopback(host):
+    if is_loopback(host):
         return GraphTarget(base, host, LAB_CLOUD)
     cloud = CLOUDS.get(host)
     if cloud is None:

@@ -72,21 +72,8 @@ def _hosts(args: argparse.Namespace) -> Any:
     return HostMap(_load_topology(args.topology) if args.topology else None)
 
 
-def _deliver(text: str, args: argparse.Namespace) -> None:
-    from mailtrace.cli import UsageError, write
-
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
-        write(text)
-
-
 def cmd_ndr(args: argparse.Namespace) -> int:
-    from mailtrace.cli import UsageError, _check_output, _positive
+    from mailtrace.cli import UsageError, _check_output, _positive, deliver
     from mailtrace.evidence import report
     from mailtrace.evidence.dsn import parse_report
     from mailtrace.evidence.intake import EvidenceError
@@ -111,7 +98,7 @@ def cmd_ndr(args: argparse.Namespace) -> int:
         text = report.render_json(report.ndr_json(analysis, triage))
     else:
         text = report.ndr_text(analysis, _source(args.file), triage)
-    _deliver(text, args)
+    deliver(text, args.output)
     return triage.verdict.exit_code if triage is not None else analysis.exit_code
 
 
@@ -148,7 +135,7 @@ def _triage(analysis: NdrAnalysis, args: argparse.Namespace, timeout: float) -> 
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
-    from mailtrace.cli import UsageError, _check_output, _positive
+    from mailtrace.cli import UsageError, _check_output, _positive, deliver
     from mailtrace.evidence import report
     from mailtrace.evidence.headers import analyze, check_is_header_set
 
@@ -168,5 +155,5 @@ def cmd_headers(args: argparse.Namespace) -> int:
         text = report.render_json(report.headers_json(analysis, name))
     else:
         text = report.headers_text(analysis, _source(args.file), name)
-    _deliver(text, args)
+    deliver(text, args.output)
     return report.exit_code(analysis.findings)

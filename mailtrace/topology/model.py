@@ -12,8 +12,6 @@ them with DNS answers directly. The flow chains are checked by
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import re
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
@@ -29,6 +27,7 @@ from pydantic import (
 )
 
 from mailtrace.address import check_mailbox
+from mailtrace.clients.endpoints import is_loopback
 
 
 class _Strict(BaseModel):
@@ -137,13 +136,8 @@ def _check_base_url(url: str) -> str:
         )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError("expected an http(s) URL with a host")
-    if parts.scheme == "http":
-        host = parts.hostname
-        loopback = host == "localhost"
-        with contextlib.suppress(ValueError):
-            loopback = loopback or ipaddress.ip_address(host).is_loopback
-        if not loopback:
-            raise ValueError("plain http:// is accepted for loopback hosts only; use https://")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError("plain http:// is accepted for loopback hosts only; use https://")
     return url
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from mailtrace.clients.smtp_reply import Reply
-from mailtrace.engine.probe import Probe, ProbeContext
+from mailtrace.engine.probe import Probe
 from mailtrace.findings import Finding
 from probes.smtp.hop import HopObservation, collect_hop
 from probes.smtp.reading import TAGS, read_hop
@@ -46,17 +46,13 @@ def evaluate(obs: HopObservation) -> list[Finding]:
     return read_hop(obs, _read_rcpt)
 
 
-async def collect(ctx: ProbeContext) -> HopObservation:
-    return await collect_hop(ctx)
-
-
 PROBE = Probe(
     id="smtp.exo_edge",
     kinds=frozenset({"exchange-online"}),
     tags=TAGS | {"EXO_EDGE_RECIPIENT_UNKNOWN", "EXO_EDGE_DOMAIN_NOT_ACCEPTED",
                  "EXO_EDGE_CONNECTOR_REJECTED", "EXO_EDGE_RESTRICTED_TO_GATEWAY",
                  "EXO_EDGE_ACCEPTS_FROM_ANYONE"},
-    collect=collect,
+    collect=collect_hop,
     evaluate=evaluate,
     gates=("dns.observer", "observer.port25"),
     deadline=30.0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from mailtrace.clients.smtp_reply import Reply
-from mailtrace.engine.probe import Probe, ProbeContext
+from mailtrace.engine.probe import Probe
 from mailtrace.findings import Finding
 from probes.smtp.hop import HopObservation, collect_hop
 from probes.smtp.reading import TAGS, read_hop
@@ -66,16 +66,12 @@ def evaluate(obs: HopObservation) -> list[Finding]:
     return findings
 
 
-async def collect(ctx: ProbeContext) -> HopObservation:
-    return await collect_hop(ctx)
-
-
 PROBE = Probe(
     id="smtp.gateway",
     kinds=frozenset({"proofpoint", "smtp-gateway"}),
     tags=TAGS | {"PP_RECIPIENT_UNKNOWN", "PP_BANNER_FLAVOUR_MISMATCH",
                  "PP_BANNER_NOT_PROOFPOINT"},
-    collect=collect,
+    collect=collect_hop,
     evaluate=evaluate,
     gates=("dns.observer", "observer.port25"),
     deadline=30.0,

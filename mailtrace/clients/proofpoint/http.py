@@ -20,7 +20,6 @@ gateway.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import time
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from mailtrace.clients.endpoints import Redirects
+from mailtrace.clients.endpoints import Redirects, is_loopback
 from mailtrace.clients.http import session
 from mailtrace.findings import Evidence
 
@@ -134,15 +133,6 @@ class ApiResponse:
         return ev
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _retry_after(value: str | None) -> float | None:
     """Retry-After in seconds (RFC 9110 §10.2.3); the HTTP-date form is not waited for."""
     if value is None:
@@ -178,7 +168,7 @@ class HttpApi:
         self._session = session(self.redirects)
         # Proxies and .netrc from the environment serve a real admin behind a proxy; the
         # lab's loopback stand-ins are reached directly, whatever the environment says.
-        self._session.trust_env = not _is_loopback(self.host)
+        self._session.trust_env = not is_loopback(self.host)
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         # Given with each request: a session-level value loses to REQUESTS_CA_BUNDLE.
         self._verify: str | bool = str(self.ca_file) if self.ca_file else True
