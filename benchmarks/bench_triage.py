@@ -15,6 +15,10 @@ for the healthy contoso.com topology:
 
 so 3 round trips: bound = 3 x DELAY. Target: time to verdict <= 1.3 x bound.
 
+Measured twice: the public-DNS probes alone (the chain above), and the whole triage,
+whose other tiers (SMTP hops, the gateway's APIs, the tenant's Graph) answer at once in
+this run, so the same chain bounds it and any excess is their CPU in this process.
+
 Also measured: start-up of `mailtrace --help` and `mailtrace demo --list` (target < 0.3 s),
 and, for information, the gateway's API probes (Smart Search, quarantine, TAP) against the
 lab's HTTP stand-ins: they run beside the DNS probes, off the critical path.
@@ -32,11 +36,13 @@ import sys
 import time
 from pathlib import Path
 
+from mailtrace.engine.probe import Probe
 from mailtrace.lab import scenarios
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.lab import Lab
 from mailtrace.topology import load_topology
 from mailtrace.triage import make_target, run_triage
+from probes import ALL
 
 DELAY = 0.050
 CHAIN = 3
@@ -47,7 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 API_TIMINGS: dict[str, list[float]] = {}
 
 
-async def one_run(name: str) -> tuple[float, str, int]:
+def dns_probes() -> tuple[Probe, ...]:
+    return tuple(p for p in ALL if p.id.startswith("dns."))
+
+
+async def one_run(name: str, probes: tuple[Probe, ...] | None = None
+                  ) -> tuple[float, str, int]:
     base = scenarios.get(name)
     lab_servers = Lab(base).servers  # the NS hosts of the lab world
     delayed = {host: Fault(delay=DELAY) for host in lab_servers}
@@ -55,7 +66,7 @@ async def one_run(name: str) -> tuple[float, str, int]:
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        report = await run_triage(topology, target, lab.options(30))
+        report = await run_triage(topology, target, lab.options(30), probes)
     for _, probe, _, elapsed in report.timings.rows:
         if probe.startswith("proofpoint.") and name == "healthy":
             API_TIMINGS.setdefault(probe, []).append(elapsed)
@@ -81,15 +92,18 @@ def main() -> int:
     print(f"DNS delay {DELAY * 1000:.0f} ms per answer; critical path {CHAIN} round trips; "
           f"bound {bound * 1000:.0f} ms; target <= {TARGET_RATIO} x bound")
     ok = True
-    for name in ("healthy", "mx-missing", "stale-ns"):
-        results = [asyncio.run(one_run(name)) for _ in range(args.runs)]
-        times = [r[0] for r in results]
-        median = statistics.median(times)
-        ratio = median / bound
-        ok &= ratio <= TARGET_RATIO
-        print(f"  {name:<12} time to verdict median {median * 1000:6.1f} ms "
-              f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; "
-              f"{results[0][2]} queries)  ratio {ratio:.2f}  -> {results[0][1]}")
+    asyncio.run(one_run("healthy"))  # load what loads once per process (the Graph SDK)
+    for label, probes in (("public-DNS probes", dns_probes()), ("whole triage", None)):
+        print(f"  {label}:")
+        for name in ("healthy", "mx-missing", "stale-ns"):
+            results = [asyncio.run(one_run(name, probes)) for _ in range(args.runs)]
+            times = [r[0] for r in results]
+            median = statistics.median(times)
+            ratio = median / bound
+            ok &= ratio <= TARGET_RATIO
+            print(f"    {name:<12} time to verdict median {median * 1000:6.1f} ms "
+                  f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}; "
+                  f"{results[0][2]} queries)  ratio {ratio:.2f}  -> {results[0][1]}")
     for probe, times in sorted(API_TIMINGS.items()):
         print(f"  healthy {probe:<28} median {statistics.median(times):6.1f} ms "
               f"(max {max(times):.1f})")
