@@ -8,7 +8,8 @@ alone in the same lab:
 
     bound = max over hosts (address lookup + one full dialogue)
 
-Target: time to verdict <= 1.3 x bound.
+Target: time to verdict <= 1.3 x bound. The triage runs the public-DNS and SMTP probes (the
+gateway's APIs and the tenant's Graph have their own benchmarks: bench_triage, bench_graph).
 Run: python3 benchmarks/bench_smtp.py [--runs N]
 """
 
@@ -27,6 +28,7 @@ from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
 from mailtrace.topology import load_topology
 from mailtrace.triage import make_target, run_triage
+from probes import ALL
 
 DELAY = 0.050
 TARGET_RATIO = 1.3
@@ -55,7 +57,8 @@ async def one_run(lab: Lab) -> tuple[float, str]:
     topology = load_topology(lab.topology_path)
     target = make_target(topology, lab.recipient, None)
     started = time.perf_counter()
-    report = await run_triage(topology, target, lab.options(30))
+    probes = tuple(p for p in ALL if p.id.startswith(("dns.", "smtp.", "observer.")))
+    report = await run_triage(topology, target, lab.options(30), probes)
     v = report.verdict
     return time.perf_counter() - started, f"{v.status}/{v.tier}/{v.tag}"
 
