@@ -22,7 +22,8 @@ async def triage_in_lab(scenario: Scenario, *, timeout: float = 20.0,
     async with Lab(scenario, dns_delay=dns_delay) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        run = dataclasses.replace(lab.options(timeout), smtp_timeouts=SMTP_TIMEOUTS, **options)
+        run = dataclasses.replace(lab.options(timeout), **{"smtp_timeouts": SMTP_TIMEOUTS,
+                                                           **options})
         return await run_triage(topology, target, run)
 
 

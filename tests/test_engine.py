@@ -70,10 +70,22 @@ def tier(tiers, tid):
 
 
 def test_independent_probes_run_concurrently():
-    started = time.monotonic()
-    tiers, _verdict = run([probe("a", sleep=0.3, emits=["DNS_MX_OK"]),
-                          probe("b", sleep=0.3, emits=["DNS_MX_OK"])])
-    assert time.monotonic() - started < 0.55
+    """Each sleeps while the other runs: their runs overlap (shown by the order of events,
+    not by wall-clock time, which a loaded machine stretches)."""
+    events: list[str] = []
+
+    def traced(pid: str) -> Probe:
+        async def collect(ctx: ProbeContext) -> Any:
+            events.append(f"start {pid}")
+            await asyncio.sleep(0.1)
+            events.append(f"end {pid}")
+            return pid
+
+        return Probe(pid, frozenset({"dns"}), frozenset({"DNS_MX_OK"}), collect,
+                     lambda o: [Finding("DNS_MX_OK", {"domain": "contoso.com"})])
+
+    tiers, _verdict = run([traced("a"), traced("b")])
+    assert events[:2] == ["start a", "start b"]
     assert tier(tiers, "public-dns").status is Status.PASS
 
 
@@ -121,6 +133,19 @@ def test_failing_gate_cancels_and_untests_what_it_gates():
     assert tier(tiers, "public-dns").status is Status.NOT_TESTED
     assert (verdict.status, verdict.tier, verdict.tag) == (
         "inconclusive", "observer", "OBSERVER_RESOLVER_UNREACHABLE")
+
+
+def test_a_gate_that_could_not_run_vouches_for_nothing():
+    async def collect(ctx: ProbeContext) -> Any:
+        raise NotTested("no address to try")
+
+    gate = Probe("obs", frozenset({OBSERVER_KIND}), frozenset({"DNS_MX_OK"}), collect,
+                 lambda o: [])
+    tiers, verdict = run([gate, probe("fast", gates=("obs",), emits=["DNS_MX_MISSING"])])
+    [result] = tier(tiers, "public-dns").probes
+    assert (result.status, result.blocked_by) == (Status.NOT_TESTED, "obs")
+    assert result.reason == "obs was not tested: this probe's answers cannot be trusted"
+    assert verdict.status == "inconclusive"
 
 
 def test_gated_probe_that_finished_first_is_still_untested():

@@ -221,3 +221,50 @@ def test_a_certificate_the_client_cannot_trust_is_unreachable_never_a_fault():
         assert asyncio.run(trusting()).status == 200
     finally:
         ca.close()
+
+
+def test_a_credential_no_header_can_carry_is_refused_by_name_never_quoted():
+    from mailtrace.clients.proofpoint.http import MissingCredentials, credentials
+
+    env = {"PP_USER": "api@contoso.com", "PP_PASS": "hunter€2xyz"}
+    with pytest.raises(MissingCredentials) as info:
+        credentials(env, "PP_USER", "PP_PASS", "the PPS API")
+    assert "PP_PASS" in str(info.value) and "hunter" not in str(info.value)
+    assert "€" not in str(info.value)
+
+
+def test_a_body_that_trickles_past_the_deadline_is_cut_off():
+    import socket
+    import threading
+
+    from mailtrace.clients.proofpoint.http import ApiUnreachable, HttpApi
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        while not stop.is_set():
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                break
+            stop.wait(0.2)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    api = HttpApi(f"http://127.0.0.1:{port}", CREDS)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ApiUnreachable, match=r"deadline|could not be reached"):
+            api.get("/rest/v1/pss/filter", None, time.monotonic() + 1.0)
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        listener.close()

@@ -256,3 +256,21 @@ def test_the_text_report_shows_transcripts_folded_unless_verbose():
     short, full = text.render(report), text.render(report, verbose=True)
     assert "C: RCPT TO:<alice@contoso.com>" in short and "more reply lines" in short
     assert "more reply lines" not in full and "S: 250-PIPELINING" in full
+
+
+@pytest.mark.parametrize(("outcome", "why"), [
+    (Outcome.OUT_OF_TIME, "budget ended"), (Outcome.NO_ROUTE, "no route")])
+def test_no_host_judged_is_not_tested_never_a_pass(outcome, why):
+    from mailtrace.engine.probe import NotTested
+    d = dialogue(MX0A, outcome=outcome, phase="banner")
+    with pytest.raises(NotTested, match=why):
+        gateway.evaluate(hop(host(MX0A, d)))
+
+
+def test_a_tarpit_outlasting_the_run_budget_is_not_a_healthy_gateway():
+    from mailtrace.clients.smtp import SmtpTimeouts
+    report = triage("gateway-tarpit", timeout=3.0,
+                    smtp_timeouts=SmtpTimeouts(connect=2, banner=10, command=2, tls=2))
+    gateway_tier = next(t for t in report.tiers if t.id == "proofpoint")
+    assert gateway_tier.status.value == "not_tested"  # never a silent pass
+    assert "proofpoint" in [n["tier"] for n in report.verdict.not_tested]

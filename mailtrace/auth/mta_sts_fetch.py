@@ -5,13 +5,14 @@ certificate valid for that name, no redirect followed, a bounded body)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import requests
 
 from mailtrace.auth.lookup import Lookup
 from mailtrace.auth.mta_sts import MtaStsCheck, PolicyFetch
 from mailtrace.clients.endpoints import Redirects
-from mailtrace.clients.http import session
+from mailtrace.clients.http import BodyTooLarge, read_body, session
 from mailtrace.topology.model import DnsTier, Topology
 
 MAX_POLICY = 64 * 1024  # RFC 8461 §3.3: senders may refuse larger policies
@@ -34,8 +35,9 @@ def fetch_policy(domain: str, redirects: Redirects | None = None,
                 return PolicyFetch(url, response.status_code, error=(
                     f"redirect to {response.headers.get('Location')} refused "
                     "(RFC 8461 §3.3)"))
-            raw = response.raw.read(MAX_POLICY + 1, decode_content=True)
-            if len(raw) > MAX_POLICY:
+            try:
+                raw = read_body(response, time.monotonic() + timeout, MAX_POLICY)
+            except BodyTooLarge:
                 return PolicyFetch(url, response.status_code,
                                    error=f"policy larger than {MAX_POLICY} bytes")
             return PolicyFetch(url, response.status_code, raw.decode("utf-8", "replace"),

@@ -311,6 +311,10 @@ def _mapped(exc: Any, exchange: Exchange) -> GraphError:
 def _unreadable(exc: Exception, exchange: Exchange) -> GraphError:
     import httpx
 
+    if isinstance(exc, UnicodeError):  # a header (the token) could not be encoded: its
+        # message would quote part of it, so only its kind is kept
+        return GraphUnavailable(f"the request could not be sent ({type(exc).__name__})",
+                                exchange)
     if isinstance(exc, httpx.HTTPError) and exchange.status is None:
         return GraphUnavailable(f"cannot reach Graph: {type(exc).__name__}: {exc}", exchange)
     if exchange.excerpt is None and exchange.status is not None:

@@ -9,6 +9,7 @@ plain ``requests``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,3 +70,30 @@ def session(redirects: Redirects | None = None) -> requests.Session:
         s.mount("https://", adapter)
         s.mount("http://", adapter)
     return s
+
+
+CHUNK = 64 * 1024
+
+
+class BodyTooLarge(requests.exceptions.ContentDecodingError):
+    """The body grew past the reader's limit; it was not read further."""
+
+
+def read_body(response: requests.Response, deadline: float, limit: int) -> bytes:
+    """The body of a ``stream=True`` response, within ``deadline`` (a ``time.monotonic()``
+    value) and ``limit`` bytes: a server that trickles its body, or never ends it, is cut
+    off (requests' read timeout bounds each read, not the whole response)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        # read1 returns what has arrived (a full-size read would wait for CHUNK bytes).
+        while chunk := response.raw.read1(CHUNK, decode_content=True):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body larger than {limit} bytes")
+            if time.monotonic() > deadline:
+                raise requests.exceptions.ReadTimeout("body not complete within the deadline")
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)

@@ -482,10 +482,11 @@ class SmtpClient:
 
 
 def _local_name(s: _Session) -> str:
-    """This machine's FQDN, or an address literal (RFC 5321 §4.1.4) when it has none."""
-    fqdn = _fqdn()
-    if "." in fqdn and not fqdn.endswith(".localdomain"):
-        return fqdn
+    """This machine's name when it is fully qualified, else an address literal (RFC 5321
+    §4.1.4). Never looked up in DNS: the probes ask only the resolvers they were given."""
+    name = _hostname()
+    if "." in name and not name.endswith(".localdomain"):
+        return name
     assert s.writer is not None
     local = s.writer.get_extra_info("sockname")
     address = str(local[0]) if local else "127.0.0.1"
@@ -493,5 +494,5 @@ def _local_name(s: _Session) -> str:
 
 
 @cache
-def _fqdn() -> str:
-    return socket.getfqdn()
+def _hostname() -> str:
+    return socket.gethostname()

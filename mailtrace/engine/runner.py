@@ -233,7 +233,7 @@ class Engine:
         results: dict[tuple[str, str], ProbeResult],
         dep_key: Callable[[str, str], tuple[str, str]],
     ) -> None:
-        """Wait for every probe; when a gate fails, stop what it gates (not tested)."""
+        """Wait for every probe; when a gate does not pass, stop what it gates (not tested)."""
         gated: dict[tuple[str, str], list[PlannedProbe]] = {}
         for pp in plan.probes:
             for g in pp.probe.gates:
@@ -245,7 +245,9 @@ class Engine:
                 if task not in done or key not in gated:
                     continue
                 gate = results.get(key)
-                if gate is None or gate.status is not Status.FAIL:
+                # Only a gate that passed vouches for what it gates: one that could not
+                # run proves nothing either.
+                if gate is None or gate.status in (Status.PASS, Status.WARN):
                     continue
                 for pp in gated[key]:
                     tasks[pp.key].cancel()
@@ -253,7 +255,8 @@ class Engine:
                     results[pp.key] = ProbeResult(
                         pp.probe.id, pp.tier, Status.NOT_TESTED,
                         findings=previous.findings if previous else [],
-                        reason=f"{gate.probe} failed: this probe's answers cannot be trusted",
+                        reason=f"{gate.probe} {_outcome(gate.status)}: this probe's answers "
+                               "cannot be trusted",
                         elapsed_ms=previous.elapsed_ms if previous else 0.0,
                         blocked_by=gate.probe,
                     )
@@ -301,3 +304,7 @@ def _file_by_subject(by_tier: dict[str, list[ProbeResult]]) -> None:
                 ))
     for subject, results in moved.items():
         by_tier[subject].extend(results)
+
+
+def _outcome(status: Status) -> str:
+    return "failed" if status is Status.FAIL else f"was {status.value.replace('_', ' ')}"

@@ -19,6 +19,7 @@ from typing import Any
 
 from mailtrace.clients.smtp import Dialogue, Outcome
 from mailtrace.clients.smtp_reply import Reply
+from mailtrace.engine.probe import NotTested
 from mailtrace.findings import Evidence, Finding
 from probes.smtp.hop import HopObservation, HostProbe
 
@@ -113,6 +114,9 @@ def read_hop(obs: HopObservation, read_rcpt: RcptReader) -> list[Finding]:
                                 _evidence(unroutable)))
     judged = [h for h in obs.hosts if h.unresolvable or any(
         d.outcome not in (Outcome.NO_ROUTE, Outcome.OUT_OF_TIME) for d in h.dialogues)]
+    if not judged:  # no host gave an answer to judge: that is no pass
+        why = "no route from here" if unroutable else "the run's budget ended first"
+        raise NotTested(f"no host of the tier could be judged ({why})", findings)
     up = [h for h in judged if any(_decided(d) for d in h.dialogues)]
     down = [h for h in judged if h not in up]
     findings += _down(down, up, obs)

@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from mailtrace.clients.endpoints import Redirects, is_loopback
-from mailtrace.clients.http import session
+from mailtrace.clients.http import read_body, session
 from mailtrace.findings import Evidence
 
 #: Cap of one attempt's connect phase; the read phase gets whatever the deadline leaves.
@@ -40,6 +40,7 @@ CONNECT_TIMEOUT = 5.0
 BACKOFF = 0.2
 #: Non-JSON bodies are kept for evidence up to this many characters.
 TEXT_LIMIT = 300
+MAX_BODY = 16 * 1024 * 1024  # far more than any answer these APIs give for one recipient
 USER_AGENT = "mailtrace (read-only mail-flow diagnosis)"
 
 
@@ -104,7 +105,20 @@ def credentials(environ: Mapping[str, str], user_env: str | None,
     if missing:
         raise MissingCredentials(
             f"credentials for {what} not set: environment variable(s) {', '.join(missing)}")
+    for name in (user_env, password_env):  # named, never shown: it may be the secret
+        if not _header_safe(environ[name]):
+            raise MissingCredentials(f"environment variable {name} for {what} holds characters "
+                                     "an HTTP header cannot carry")
     return Credentials(environ[user_env], Secret(environ[password_env]))
+
+
+def _header_safe(value: str) -> bool:
+    """Printable Latin-1, what HTTP headers (and Basic auth in requests) can carry."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return value.isprintable()
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,8 @@ class HttpApi:
             try:
                 response = self._session.get(
                     url, timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-                    allow_redirects=False, verify=self._verify)
+                    allow_redirects=False, verify=self._verify, stream=True)
+                body = read_body(response, deadline, MAX_BODY)
             except requests.RequestException as exc:
                 # requests' message can hold the full URL; name only the kind of failure.
                 failure = _failure(exc)
@@ -218,6 +233,10 @@ class HttpApi:
                                          f"{failure}", attempts) from None
                 time.sleep(wait)
                 continue
+            except (UnicodeError, ValueError) as exc:
+                # Encoding a header failed: the message would quote the secret. Its kind only.
+                raise ApiFailed(f"GET {path} could not be sent ({type(exc).__name__})",
+                                attempts) from None
             status = response.status_code
             attempts.append({"attempt": attempt, "request": f"GET {shown}", "status": status,
                              "elapsed_ms": round((time.monotonic() - t0) * 1000, 1)})
@@ -242,7 +261,7 @@ class HttpApi:
                 continue
             if (status >= 400 and status != 404) or 300 <= status < 400:
                 raise ApiFailed(f"{self.host} answered GET {path} with HTTP {status}", attempts)
-            data, text = _body(response)
+            data, text = _body(response.status_code, body)
             elapsed = (time.monotonic() - started) * 1000
             return ApiResponse(shown, status, data, text, elapsed, attempts)
         raise ApiFailed(f"GET {path}: no attempt left", attempts)  # pragma: no cover
@@ -258,11 +277,10 @@ def _failure(exc: requests.RequestException) -> str:
     return type(exc).__name__
 
 
-def _body(response: requests.Response) -> tuple[Any, str | None]:
+def _body(status: int, raw: bytes) -> tuple[Any, str | None]:
     """(JSON value, None), or (None, text) for a body that is not JSON; 204 and an empty
     body are (None, None)."""
-    raw = response.content
-    if response.status_code == 204 or not raw.strip():
+    if status == 204 or not raw.strip():
         return None, None
     with contextlib.suppress(ValueError, UnicodeDecodeError):
         return json.loads(raw), None
