@@ -37,6 +37,15 @@ def _add_output(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
                    help="exit 3 (inconclusive) when a tier could not be tested")
 
 
+def add_endpoints(p: argparse.ArgumentParser, *, when: str = "",
+                  resolver: str = "resolver to use instead of the system's") -> None:
+    """--resolver and --connect-to, as every command that asks the network has them."""
+    p.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
+                   help=f"{when}{resolver} (repeatable)")
+    p.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
+                   help=f"{when}send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
+
+
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="budget for the whole run (default 30)")
@@ -58,10 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     who = t.add_mutually_exclusive_group(required=True)
     who.add_argument("--recipient", metavar="ADDR")
     who.add_argument("--domain", metavar="DOMAIN")
-    t.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
-                   help="resolver to use instead of the system's (repeatable)")
-    t.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
-                   help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
+    add_endpoints(t)
     t.add_argument("--ca-file", metavar="FILE",
                    help="trust these CA certificates for STARTTLS and the HTTPS APIs "
                    "instead of the system's")

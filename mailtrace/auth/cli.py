@@ -22,13 +22,12 @@ CA_FILE_ENV = "MAILTRACE_CA_FILE"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from mailtrace.cli import add_endpoints
+
     p.add_argument("--topology", required=True, metavar="FILE")
     p.add_argument("--domain", metavar="DOMAIN",
                    help="the domain to check (default: the topology's first)")
-    p.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
-                   help="a resolver of the panel (repeatable; default: the system's)")
-    p.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
-                   help="send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
+    add_endpoints(p, resolver="a resolver of the panel (default: the system's)")
     p.add_argument("--ca-file", metavar="FILE",
                    help=f"CA bundle for HTTPS checks (default ${CA_FILE_ENV}, else the system's)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE")

@@ -26,10 +26,7 @@ def add_parsers(sub: Any) -> None:
     n.add_argument("--topology", metavar="FILE", help="map the bounce's servers to its tiers")
     n.add_argument("--triage", action="store_true",
                    help="then run the triage and say whether it agrees (needs --topology)")
-    n.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
-                   help="with --triage: resolver to use instead of the system's (repeatable)")
-    n.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
-                   help="with --triage: send connections for HOST:PORT to ADDR:PORT instead")
+    cli.add_endpoints(n, when="with --triage: ")
     # The triage's own SMTP flags, checked by the same code (cli._smtp_options).
     n.add_argument("--ca-file", metavar="FILE",
                    help="with --triage: trust these CA certificates for STARTTLS")
