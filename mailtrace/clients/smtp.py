@@ -115,10 +115,6 @@ class Dialogue:
     elapsed_ms: float = 0.0
 
     @property
-    def family(self) -> str:
-        return "IPv6" if ":" in self.address else "IPv4"
-
-    @property
     def connected(self) -> bool:
         return any(step.text.startswith("connected") for step in self.transcript)
 
@@ -347,7 +343,6 @@ class SmtpClient:
     mail_from: str = ""  # the probes' sender; "" is the null sender
     references: tuple[str, ...] = ()  # HOST[:PORT] that show outbound SMTP works from here
     port: int = SMTP_PORT
-    dialogues: int = 0  # how many were started (for benchmarks)
 
     async def dialogue(self, host: str, address: str, recipient: str, mail_from: str | None,
                        deadline: float) -> Dialogue:
@@ -358,7 +353,6 @@ class SmtpClient:
         for value in (recipient, mail_from, self.helo or ""):
             if not value.isascii() or any(c in value for c in "\r\n\0<> "):
                 raise ValueError(f"refusing to send {value!r} in an SMTP command")
-        self.dialogues += 1
         target = self.redirects.resolve(host, address, self.port)
         d = Dialogue(host, address, self.port, target)
         started = time.monotonic()
