@@ -38,18 +38,18 @@ import dns.name
 import dns.rdata
 import dns.zone
 
-from mailtrace.auth import checks
-from mailtrace.auth.lookup import DnsLookup
-from mailtrace.auth.scenarios import VERIFY
-from mailtrace.auth.spf import check_host
-from mailtrace.auth.spf_tree import lookup_tree
-from mailtrace.auth.verify import verify
 from mailtrace.clients.dns import DnsClient, Server
-from mailtrace.clients.endpoints import Redirects
+from mailtrace.core.network import Redirects
+from mailtrace.lab.auth_worlds import VERIFY
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.mta_sts import CA_FILE_ENV
+from mailtrace.mailauth.lookup import DnsLookup
+from mailtrace.mailauth.spf import check_host
+from mailtrace.mailauth.spf_tree import lookup_tree
+from mailtrace.probes.auth import checks
 from mailtrace.topology import load_topology
+from mailtrace.usecases.verify import verify
 
 DELAY = 0.050
 TARGET_RATIO = 1.3

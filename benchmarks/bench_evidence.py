@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailtrace.evidence import dsn, headers, intake, ndr
-from mailtrace.evidence.tiers import HostMap
+from mailtrace.intake import dsn, headers, ndr
+from mailtrace.intake import message as intake
+from mailtrace.intake.tiers import HostMap
 from mailtrace.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,12 +40,13 @@ import sys
 import time
 from typing import Any
 
-from mailtrace.clients.graph import load_sdk
+from mailtrace.clients.msgraph.client import load_sdk
 from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
+from mailtrace.probes.registry import ALL
 from mailtrace.topology import load_topology
-from mailtrace.triage import make_target, run_triage
-from probes import ALL
+from mailtrace.usecases.demo import lab_options
+from mailtrace.usecases.triage import make_target, run_triage
 
 #: The probes this benchmark times: public DNS (and the observer's resolver check) and
 #: the tenant's Graph probes.
@@ -64,7 +65,7 @@ async def one_run(name: str, dns_delay: float,
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
         cpu = time.process_time()
-        report = await run_triage(topology, target, lab.options(30), probes=PROBES)
+        report = await run_triage(topology, target, lab_options(lab, 30), probes=PROBES)
         cpu = time.process_time() - cpu
         calls = len(lab.graph[EXO].requests)
     tenant_done = max(start + took for tier, _, start, took in report.timings.rows

@@ -22,13 +22,14 @@ import sys
 import time
 
 from mailtrace.clients.dns import DnsClient, Server
-from mailtrace.clients.endpoints import Redirects
 from mailtrace.clients.smtp import SmtpClient
+from mailtrace.core.network import Redirects
 from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
+from mailtrace.probes.registry import ALL
 from mailtrace.topology import load_topology
-from mailtrace.triage import make_target, run_triage
-from probes import ALL
+from mailtrace.usecases.demo import lab_options
+from mailtrace.usecases.triage import make_target, run_triage
 
 DELAY = 0.050
 TARGET_RATIO = 1.3
@@ -38,7 +39,7 @@ HOSTS = ("mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com",
 
 async def bound(lab: Lab) -> tuple[float, int]:
     """The slowest host's address lookup plus its dialogue, each measured alone."""
-    options = lab.options()
+    options = lab_options(lab)
     worst, replies = 0.0, 0
     for host in HOSTS:
         dns = DnsClient([Server("resolver", *lab.resolver)], Redirects(tuple(options.connect_to)))
@@ -58,7 +59,7 @@ async def one_run(lab: Lab) -> tuple[float, str]:
     target = make_target(topology, lab.recipient, None)
     started = time.perf_counter()
     probes = tuple(p for p in ALL if p.id.startswith(("dns.", "smtp.", "observer.")))
-    report = await run_triage(topology, target, lab.options(30), probes)
+    report = await run_triage(topology, target, lab_options(lab, 30), probes)
     v = report.verdict
     return time.perf_counter() - started, f"{v.status}/{v.tier}/{v.tag}"
 

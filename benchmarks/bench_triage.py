@@ -36,13 +36,14 @@ import sys
 import time
 from pathlib import Path
 
-from mailtrace.engine.probe import Probe
 from mailtrace.lab import scenarios
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.lab import Lab
+from mailtrace.probes.base import Probe
+from mailtrace.probes.registry import ALL
 from mailtrace.topology import load_topology
-from mailtrace.triage import make_target, run_triage
-from probes import ALL
+from mailtrace.usecases.demo import lab_options
+from mailtrace.usecases.triage import make_target, run_triage
 
 DELAY = 0.050
 CHAIN = 3
@@ -66,7 +67,7 @@ async def one_run(name: str, probes: tuple[Probe, ...] | None = None
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
         target = make_target(topology, lab.recipient, None)
-        report = await run_triage(topology, target, lab.options(30), probes)
+        report = await run_triage(topology, target, lab_options(lab, 30), probes)
     for _, probe, _, elapsed in report.timings.rows:
         if probe.startswith("proofpoint.") and name == "healthy":
             API_TIMINGS.setdefault(probe, []).append(elapsed)

@@ -34,7 +34,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from mailtrace.clients.endpoints import Endpoint, Redirects
+from mailtrace.core.network import Endpoint, Redirects
 
 Role = Literal["resolver", "authoritative"]
 _NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import ConnectionPool
 
-from mailtrace.clients.endpoints import Endpoint, Redirects
+from mailtrace.core.network import Endpoint, Redirects
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from mailtrace.clients.endpoints import Endpoint, Redirects
 from mailtrace.clients.smtp_reply import MAX_LINE, MAX_LINES, Reply, ReplyError, build, decode
 from mailtrace.clients.smtp_reply import parse_line as _parse_line
+from mailtrace.core.network import Endpoint, Redirects
 
 SMTP_PORT = 25
 CLOSE_TIMEOUT = 1.0  # seconds a closing connection may take before it is aborted

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mailtrace import catalog
 from mailtrace.clients.dns import DnsClient
 from mailtrace.clients.smtp import SmtpClient
-from mailtrace.engine.probe import (
+from mailtrace.core import catalog
+from mailtrace.core.findings import Finding, ProbeResult, Scope, Status, TierResult
+from mailtrace.probes.base import (
     OBSERVER_KIND,
     OBSERVER_TIER,
     NotTested,
@@ -28,8 +29,7 @@ from mailtrace.engine.probe import (
     RunClients,
     Target,
 )
-from mailtrace.findings import Finding, ProbeResult, Scope, Status, TierResult
-from mailtrace.topology.graph import FlowGraph
+from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import Topology
 
 

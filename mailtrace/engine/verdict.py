@@ -12,10 +12,10 @@ Order of reasoning (DESIGN, "Localize, don't guess"):
 
 from __future__ import annotations
 
-from mailtrace import catalog
-from mailtrace.engine.probe import OBSERVER_TIER
-from mailtrace.findings import Finding, Scope, Status, TierResult, Verdict
-from mailtrace.topology.graph import FlowGraph
+from mailtrace.core import catalog
+from mailtrace.core.findings import Finding, Scope, Status, TierResult, Verdict
+from mailtrace.probes.base import OBSERVER_TIER
+from mailtrace.topology.flow import FlowGraph
 
 
 def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | None:

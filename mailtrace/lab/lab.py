@@ -29,15 +29,14 @@ import dns.rdatatype
 import dns.zone
 import yaml
 
-from mailtrace.clients.endpoints import ConnectTo, Endpoint
 from mailtrace.clients.smtp import SMTP_PORT
+from mailtrace.core.network import ConnectTo, Endpoint
 from mailtrace.lab import proofpoint_api
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.lab.smtp_server import SmtpServer
-from mailtrace.triage import Options
 
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
@@ -362,11 +361,6 @@ class Lab:
             fh.writelines(f"export {name}={shlex.quote(value)}\n"
                           for name, value in sorted(self.environ.items()))
         return path
-
-    def options(self, timeout: float = 30.0) -> Options:
-        """Triage options that reach only this lab."""
-        return Options([self.resolver_endpoint], self.connect_to, timeout, self.environ,
-                       ca_file=self.ca_file)
 
     def _resolver_text(self) -> str:
         host, port = self.resolver

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mailtrace.clients.endpoints import ConnectTo
+from mailtrace.core.network import ConnectTo
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.http_server import HttpServer, Request, Response
 

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from mailtrace.clients.proofpoint.records import parse_time
 from mailtrace.lab.http_server import HttpServer, Request, Response
 from mailtrace.lab.scenarios import GatewayApi, MessageFate, Scenario
-from mailtrace.topology.graph import FlowGraph
+from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import ProofpointTier, Topology
 
 

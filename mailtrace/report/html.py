@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from html import escape
 
-from mailtrace import catalog
+from mailtrace.core import catalog
 from mailtrace.engine.verdict import localized
+from mailtrace.report.model import TriageReport
 from mailtrace.report.text import evidence_lines
-from mailtrace.triage import TriageReport
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
 .pass{color:#1a7f37}.warn{color:#9a6700}.fail{color:#cf222e}.not_tested,.skipped{color:#6e7781}

@@ -5,25 +5,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mailtrace import catalog
+from mailtrace.core import catalog
+from mailtrace.core.findings import Finding, TierResult
 from mailtrace.engine.verdict import localized
-from mailtrace.findings import Finding, TierResult
-from mailtrace.triage import TriageReport
+from mailtrace.report.model import TriageReport
 
 SCHEMA = "mailtrace/triage-1"
 
 
-def finding_json(f: Finding, probe: str, *, localized: bool) -> dict[str, Any]:
+def finding_json(f: Finding, probe: str | None = None, *, localized: bool = True
+                 ) -> dict[str, Any]:
+    """A finding as every JSON document shows it; ``probe`` where a probe reported it, the
+    remediation only where the report localizes the fault (``localized``)."""
     info = catalog.info(f.tag)
-    return {
-        "tag": f.tag,
-        "level": info.level.value,
-        "probe": probe,
+    out: dict[str, Any] = {"tag": f.tag, "level": info.level.value}
+    if probe is not None:
+        out["probe"] = probe
+    out.update({
         "args": f.args,
         "message": info.render(f.args),
         "evidence": f.evidence,
         "remediation": info.remediation.as_json() if localized and info.remediation else None,
-    }
+    })
+    return out
 
 
 def tier_json(tier: TierResult, fixed: set[int]) -> dict[str, Any]:
@@ -58,5 +62,10 @@ def report_json(report: TriageReport) -> dict[str, Any]:
     }
 
 
+def dumps(data: dict[str, Any]) -> str:
+    """Every JSON document mailtrace writes: indented, UTF-8 as is, one final newline."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
 def render(report: TriageReport) -> str:
-    return json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n"
+    return dumps(report_json(report))

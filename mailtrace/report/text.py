@@ -8,12 +8,12 @@ import re
 import sys
 from typing import Any, TextIO
 
-from mailtrace import catalog
-from mailtrace.catalog import Remediation
-from mailtrace.engine.probe import OBSERVER_TIER
+from mailtrace.core import catalog
+from mailtrace.core.catalog import Remediation
+from mailtrace.core.findings import Finding, Level, Status, TierResult
 from mailtrace.engine.verdict import localized
-from mailtrace.findings import Finding, Level, Status, TierResult
-from mailtrace.triage import TriageReport
+from mailtrace.probes.base import OBSERVER_TIER
+from mailtrace.report.model import TriageReport
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
 _STATUS_COLOUR = {

@@ -1,6 +1,6 @@
 """The declared topology: the YAML file, its pydantic model and the flow graph."""
 
-from mailtrace.topology.graph import FlowError, FlowGraph
+from mailtrace.topology.flow import FlowError, FlowGraph
 from mailtrace.topology.loader import (
     TopologyError,
     load_topology,

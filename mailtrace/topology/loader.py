@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mailtrace.topology.graph import ARROW, FlowError, FlowGraph, split_chain
+from mailtrace.topology.flow import ARROW, FlowError, FlowGraph, split_chain
 from mailtrace.topology.model import TIER_KINDS, Topology
 
 #: Topology files are small and hand-written; anything bigger is refused unread.

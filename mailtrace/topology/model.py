@@ -7,7 +7,7 @@ certificate path, or an azure-identity method.
 
 Host and domain names are stored lowercased without a trailing dot, so probes can compare
 them with DNS answers directly. The flow chains are checked by
-:class:`mailtrace.topology.graph.FlowGraph` (the loader builds one for every file).
+:class:`mailtrace.topology.flow.FlowGraph` (the loader builds one for every file).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from mailtrace.address import check_mailbox
-from mailtrace.clients.endpoints import is_loopback
+from mailtrace.core.address import check_mailbox
+from mailtrace.core.network import is_loopback
 
 
 class _Strict(BaseModel):
@@ -157,7 +157,7 @@ class SpfExpectation(_Strict):
     @field_validator("mechanisms")
     @classmethod
     def _spf_terms(cls, terms: list[str]) -> list[str]:
-        from mailtrace.auth.spf_record import SpfSyntaxError, parse_term
+        from mailtrace.mailauth.spf_record import SpfSyntaxError, parse_term
 
         for term in terms:
             try:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailtrace.auth import checks
-from mailtrace.auth.lookup import DnsLookup
-from mailtrace.auth.mta_sts import MtaStsCheck
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Finding
+from mailtrace.core.findings import Finding
+from mailtrace.mailauth.lookup import DnsLookup
+from mailtrace.mailauth.mta_sts import MtaStsCheck
+from mailtrace.probes.auth import checks
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
 
 AUTH_KIND = "mail-auth"
 
@@ -59,7 +59,7 @@ def _evaluate_records(obs: checks.AuthObservation) -> list[Finding]:
 
 
 async def _collect_mta_sts(ctx: ProbeContext) -> MtaStsCheck:
-    from mailtrace.auth.mta_sts_fetch import collect
+    from mailtrace.clients.mta_sts import collect
 
     return await collect(DnsLookup(ctx.dns, ctx.deadline), ctx.topology, ctx.target.domain,
                          redirects=ctx.dns.redirects, ca_file=ctx.environ.get(CA_FILE_ENV))
@@ -93,13 +93,13 @@ MTA_STS = Probe(
 
 async def _collect_mx_ttl(ctx: ProbeContext) -> Any:
     """Outside precheck there is no cutover to judge: the observation says so."""
-    from mailtrace.auth.precheck import MxCutover
+    from mailtrace.usecases.precheck import MxCutover
 
     return MxCutover(ctx.target.domain, None, None)
 
 
 def _evaluate_mx_ttl(obs: Any) -> list[Finding]:
-    from mailtrace.auth.precheck import MxCutover
+    from mailtrace.usecases.precheck import MxCutover
 
     assert isinstance(obs, MxCutover)
     return obs.evaluate()

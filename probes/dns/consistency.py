@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import DnsObservation, Outcome
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Finding
-from probes.dns.delegation import serial_newer
-from probes.dns.expect import MxSet, mx_expectation, mx_set
-from probes.dns.limits import require_time
-from probes.dns.zone_view import ServerView, authoritative, current, server_views
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.dns.delegation import serial_newer
+from mailtrace.probes.dns.expect import MxSet, mx_expectation, mx_set
+from mailtrace.probes.dns.limits import require_time
+from mailtrace.probes.dns.zone_view import ServerView, authoritative, current, server_views
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import asyncio
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import Delegation, DnsObservation, Outcome, Server
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Finding
-from probes.dns.limits import require_time
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.dns.limits import require_time
 
 PROBLEM_TAGS = {
     Outcome.TIMEOUT: "DNS_NS_UNREACHABLE",

@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import DnsObservation, Outcome
-from mailtrace.engine.probe import ProbeContext
+from mailtrace.probes.base import ProbeContext
 from mailtrace.topology.model import GATEWAY_KINDS, DnsTier
 
 # Exchange Online inbound hosts (graph-exo reference §1: the classic and the DNSSEC form).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mailtrace.clients.dns import DnsObservation, Outcome
-from mailtrace.engine.probe import NotTested
+from mailtrace.probes.base import NotTested
 
 
 def require_time(observations: Iterable[DnsObservation | None]) -> None:

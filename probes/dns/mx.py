@@ -13,11 +13,11 @@ import ipaddress
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import AddressLookup, DnsObservation, Outcome
-from mailtrace.engine.probe import Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
-from probes.dns.expect import MxExpectation, bare, matches, mx_expectation, mx_set
-from probes.dns.limits import require_time
-from probes.dns.zone_view import current, server_views
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import Probe, ProbeContext
+from mailtrace.probes.dns.expect import MxExpectation, bare, matches, mx_expectation, mx_set
+from mailtrace.probes.dns.limits import require_time
+from mailtrace.probes.dns.zone_view import current, server_views
 
 
 @dataclass(frozen=True)

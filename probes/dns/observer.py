@@ -13,8 +13,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 from mailtrace.clients.dns import DnsObservation, Outcome
-from mailtrace.engine.probe import OBSERVER_KIND, Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import OBSERVER_KIND, Probe, ProbeContext
 
 
 @dataclass(frozen=True)

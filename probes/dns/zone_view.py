@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import DnsObservation, Server
-from mailtrace.engine.probe import ProbeContext
-from probes.dns.delegation import latest_serial, serial
-from probes.dns.expect import fits, mx_set
+from mailtrace.probes.base import ProbeContext
+from mailtrace.probes.dns.delegation import latest_serial, serial
+from mailtrace.probes.dns.expect import fits, mx_set
 
 
 @dataclass(frozen=True)

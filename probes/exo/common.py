@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mailtrace.clients.graph import (
+from mailtrace.clients.msgraph.client import (
     Exchange,
     GraphBadResponse,
     GraphClient,
@@ -21,8 +21,8 @@ from mailtrace.clients.graph import (
     load_sdk,
     sdk_loaded,
 )
-from mailtrace.engine.probe import NotTested, ProbeContext
-from mailtrace.findings import Finding
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import NotTested, ProbeContext
 from mailtrace.topology.model import ExchangeOnlineTier, GraphAccess, Topology
 
 if TYPE_CHECKING:

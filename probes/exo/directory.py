@@ -14,10 +14,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailtrace.clients.graph import Exchange, GraphError, headers
-from mailtrace.engine.probe import NotTested, ProbeContext
-from mailtrace.findings import Evidence
-from probes.exo.common import client, not_tested
+from mailtrace.clients.msgraph.client import Exchange, GraphError, headers
+from mailtrace.core.findings import Evidence
+from mailtrace.probes.base import NotTested, ProbeContext
+from mailtrace.probes.exo.common import client, not_tested
 
 USER_PERMISSION = "User.Read.All"
 GROUP_PERMISSION = "GroupMember.Read.All"

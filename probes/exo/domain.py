@@ -17,12 +17,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailtrace.clients.dns import DnsObservation, Outcome
-from mailtrace.clients.graph import Exchange, GraphNotFound
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
+from mailtrace.clients.msgraph.client import Exchange, GraphNotFound
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.dns.expect import bare, matches
+from mailtrace.probes.exo.common import (
+    GRAPH_FAILURE_TAGS,
+    ask,
+    first_failure,
+    has_graph,
+    not_tested,
+)
 from mailtrace.topology.model import GATEWAY_KINDS, DnsTier, ExchangeOnlineTier
-from probes.dns.expect import bare, matches
-from probes.exo.common import GRAPH_FAILURE_TAGS, ask, first_failure, has_graph, not_tested
 
 if TYPE_CHECKING:
     from msgraph.generated.domains.item.domain_item_request_builder import (

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mailtrace.engine.probe import Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
-from probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import Probe, ProbeContext
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
 
 PERMISSION = "ServiceHealth.Read.All"
 SERVICE = "Exchange Online"

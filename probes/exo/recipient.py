@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailtrace.clients.graph import GraphNotFound
-from mailtrace.engine.probe import Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
-from probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph, tenant_of
-from probes.exo.directory import (
+from mailtrace.clients.msgraph.client import GraphNotFound
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import Probe, ProbeContext
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph, tenant_of
+from mailtrace.probes.exo.directory import (
     CONTACT_PERMISSION,
     GROUP_PERMISSION,
     USER_PERMISSION,

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mailtrace.clients.graph import GraphNotFound
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
-from probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
-from probes.exo.directory import mailbox_user
+from mailtrace.clients.msgraph.client import GraphNotFound
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
+from mailtrace.probes.exo.directory import mailbox_user
 
 PERMISSION = "MailboxSettings.Read"
 

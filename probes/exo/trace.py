@@ -16,11 +16,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from mailtrace.clients.graph import GraphDenied, GraphError
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
-from probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
-from probes.exo.directory import quoted
+from mailtrace.clients.msgraph.client import GraphDenied, GraphError
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
+from mailtrace.probes.exo.directory import quoted
 
 PERMISSION = "ExchangeMessageTrace.Read.All"
 TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from mailtrace.clients.proofpoint.http import ApiError, ApiResponse, Credentials, credentials
 from mailtrace.clients.proofpoint.records import PayloadError
-from mailtrace.engine.probe import NotTested, ProbeContext
-from mailtrace.findings import Finding
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import NotTested, ProbeContext
 from mailtrace.topology.model import ProofpointApi, ProofpointTier, TapAccess, Topology
 
 T = TypeVar("T")

@@ -24,9 +24,17 @@ from mailtrace.clients.proofpoint.records import (
     parse_endpoints,
     parse_users,
 )
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Evidence, Finding
-from probes.proofpoint.access import NextHop, admin_api, api_of, ask, login, next_hops, payload
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.proofpoint.access import (
+    NextHop,
+    admin_api,
+    api_of,
+    ask,
+    login,
+    next_hops,
+    payload,
+)
 
 API = "Proofpoint Essentials API"
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from mailtrace.clients.proofpoint import PpsClient
 from mailtrace.clients.proofpoint.http import ApiResponse
 from mailtrace.clients.proofpoint.records import QuarantineRecord, parse_quarantine
-from mailtrace.engine.probe import NotTested, Probe, ProbeContext
-from mailtrace.findings import Finding
-from probes.proofpoint.access import (
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.proofpoint.access import (
     admin_api,
     api_of,
     ask,

@@ -24,9 +24,9 @@ from typing import Any
 from mailtrace.clients.proofpoint import SMART_SEARCH_COUNT, PpsClient
 from mailtrace.clients.proofpoint.http import ApiResponse
 from mailtrace.clients.proofpoint.records import SearchRecord, parse_smart_search
-from mailtrace.engine.probe import Probe, ProbeContext
-from mailtrace.findings import Finding
-from probes.proofpoint.access import (
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import Probe, ProbeContext
+from mailtrace.probes.proofpoint.access import (
     NextHop,
     admin_api,
     api_of,

@@ -19,9 +19,16 @@ from dataclasses import dataclass
 from mailtrace.clients.proofpoint import TAP_LOOKBACK, TAP_WINDOW, TapClient
 from mailtrace.clients.proofpoint.http import ApiError, ApiResponse
 from mailtrace.clients.proofpoint.records import ThreatMessage, parse_siem
-from mailtrace.engine.probe import Probe, ProbeContext
-from mailtrace.findings import Finding
-from probes.proofpoint.access import login, payload, since, tap_declared, tap_of, unavailable
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import Probe, ProbeContext
+from mailtrace.probes.proofpoint.access import (
+    login,
+    payload,
+    since,
+    tap_declared,
+    tap_of,
+    unavailable,
+)
 
 API = "Proofpoint TAP SIEM"
 TAP_SHORTEST = dt.timedelta(minutes=1)  # the API refuses intervals under 30 s

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 from mailtrace.clients.smtp_reply import Reply
-from mailtrace.engine.probe import Probe
-from mailtrace.findings import Finding
-from probes.smtp.hop import HopObservation, collect_hop
-from probes.smtp.reading import TAGS, read_hop
+from mailtrace.core.findings import Finding
+from mailtrace.probes.base import Probe
+from mailtrace.probes.smtp.hop import HopObservation, collect_hop
+from mailtrace.probes.smtp.reading import TAGS, read_hop
 
 #: What each Proofpoint flavour calls itself in banners and EHLO greetings.
 FLAVOUR_SIGNS = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mailtrace.clients.dns import AddressLookup, DnsObservation, Outcome
 from mailtrace.clients.smtp import Dialogue
-from mailtrace.engine.probe import NotTested, ProbeContext
+from mailtrace.probes.base import NotTested, ProbeContext
 from mailtrace.topology.model import ExchangeOnlineTier, ProofpointTier
 
 

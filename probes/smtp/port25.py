@@ -14,10 +14,10 @@ import contextlib
 import ipaddress
 from dataclasses import dataclass
 
-from mailtrace.clients.endpoints import parse_host_port
 from mailtrace.clients.smtp import Dialogue, Outcome
-from mailtrace.engine.probe import OBSERVER_KIND, NotTested, Probe, ProbeContext
-from mailtrace.findings import Finding
+from mailtrace.core.findings import Finding
+from mailtrace.core.network import parse_host_port
+from mailtrace.probes.base import OBSERVER_KIND, NotTested, Probe, ProbeContext
 from mailtrace.topology.model import DnsTier, Topology
 
 

@@ -1,6 +1,6 @@
 """Read SMTP dialogues into findings: reachability, TLS posture, and what RCPT TO said.
 
-Pure functions over :class:`~probes.smtp.hop.HopObservation` (no I/O). The order of
+Pure functions over :class:`~mailtrace.probes.smtp.hop.HopObservation` (no I/O). The order of
 reasoning:
 
 1. a reply that blocks *this machine's* address (a reputation list naming the observer)
@@ -19,9 +19,9 @@ from typing import Any
 
 from mailtrace.clients.smtp import Dialogue, Outcome
 from mailtrace.clients.smtp_reply import Reply
-from mailtrace.engine.probe import NotTested
-from mailtrace.findings import Evidence, Finding
-from probes.smtp.hop import HopObservation, HostProbe
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import NotTested
+from mailtrace.probes.smtp.hop import HopObservation, HostProbe
 
 #: Reads the answer to RCPT TO (or, with ``at_mail``, a MAIL FROM refusal) in a tier
 #: kind's own terms: a finding, or None to let the generic reading decide.

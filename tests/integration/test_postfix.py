@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import pytest
 
-from mailtrace.clients.endpoints import ConnectTo, Redirects
 from mailtrace.clients.smtp import Dialogue, Outcome, SmtpClient, SmtpTimeouts
+from mailtrace.core.network import ConnectTo, Redirects
 
 from .postfix import PostfixServer
 

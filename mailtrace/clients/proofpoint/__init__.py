@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-from mailtrace.clients.endpoints import Redirects
 from mailtrace.clients.proofpoint.http import ApiResponse, Credentials, HttpApi
+from mailtrace.core.network import Redirects
 
 #: Smart Search's default page size; the server's maximum is site configuration
 #: (``com.proofpoint.pss.query.default-count``).

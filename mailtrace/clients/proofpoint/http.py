@@ -30,9 +30,9 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from mailtrace.clients.endpoints import Redirects, is_loopback
 from mailtrace.clients.http import read_body, session
-from mailtrace.findings import Evidence
+from mailtrace.core.findings import Evidence
+from mailtrace.core.network import Redirects, is_loopback
 
 #: Cap of one attempt's connect phase; the read phase gets whatever the deadline leaves.
 CONNECT_TIMEOUT = 5.0

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailtrace.findings import Evidence
+from mailtrace.core.findings import Evidence
 
 
 class PayloadError(ValueError):

@@ -1,0 +1,57 @@
+"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|graph|probes|
+schema|permissions``.
+
+Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
+3 inconclusive, 4 internal error. Each command's module registers its flags and imports
+what it runs only when it runs, so that ``mailtrace --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from mailtrace.cli import catalog, intake, lab, triage, verify
+from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    parser = argparse.ArgumentParser(
+        prog="mailtrace",
+        description="Localize a mail-flow fault to one tier of your declared topology, "
+        "with the raw evidence, before suggesting any fix.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, Command] = {}
+    for module in (triage, lab, catalog, verify, intake):
+        commands.update(module.add_parsers(sub))
+    return parser, commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(commands[args.command](args))
+    except UsageError as exc:
+        print(f"mailtrace: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a traceback for the user; one for a developer
+        if os.environ.get("MAILTRACE_DEBUG"):
+            raise
+        print(f"mailtrace: internal error: {type(exc).__name__}: {exc} "
+              "(set MAILTRACE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL

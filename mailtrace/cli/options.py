@@ -1,0 +1,215 @@
+"""What the commands share: one definition of each common option, the checks that turn
+flags into settings, and writing a report. Nothing heavy is imported at module level, so
+``mailtrace --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailtrace.core.network import ConnectTo, Endpoint
+    from mailtrace.topology.model import Topology
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 4
+
+
+class UsageError(Exception):
+    """Bad flags or configuration: one readable line, exit 2."""
+
+
+# --- options ---------------------------------------------------------------------------
+
+def add_topology(p: argparse.ArgumentParser, *, required: bool = True,
+                 help: str = "the topology file (YAML)") -> None:
+    p.add_argument("--topology", required=required, metavar="FILE", help=help)
+
+
+def add_output(p: argparse.ArgumentParser, formats: Sequence[str], *,
+               strict: bool = False, verbose: str = "all evidence, per-probe timings") -> None:
+    p.add_argument("--format", choices=formats, default="text", help="report format")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE")
+    if verbose:
+        p.add_argument("--verbose", "-v", action="store_true", help=verbose)
+    if strict:
+        p.add_argument("--strict", action="store_true",
+                       help="exit 3 (inconclusive) when a tier could not be tested")
+
+
+def add_endpoints(p: argparse.ArgumentParser, *, when: str = "",
+                  resolver: str = "resolver to use instead of the system's") -> None:
+    """--resolver and --connect-to, as every command that asks the network has them."""
+    p.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
+                   help=f"{when}{resolver} (repeatable)")
+    p.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDR:PORT",
+                   help=f"{when}send connections for HOST:PORT to ADDR:PORT instead (repeatable)")
+
+
+def add_ca_file(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--ca-file", metavar="FILE", help=help)
+
+
+def add_smtp(p: argparse.ArgumentParser, *, when: str = "") -> None:
+    """The SMTP probes' identity and reference hosts, checked by :func:`smtp_options`."""
+    p.add_argument("--mail-from", metavar="ADDR",
+                   help=f"{when}sender of the SMTP probes (default: the topology's, else <>)")
+    p.add_argument("--helo", metavar="NAME", help=f"{when}EHLO name of the SMTP probes")
+    p.add_argument("--smtp-reference", action="append", default=[], metavar="HOST[:PORT]",
+                   help=f"{when}a host known to answer on port 25, to prove outbound SMTP "
+                   "works from here (repeatable)")
+
+
+def add_run(p: argparse.ArgumentParser, *, since: bool = True) -> None:
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="budget for the whole run (default 30)")
+    if since:
+        p.add_argument("--since", default="24h", metavar="DURATION",
+                       help="how far back to search the gateway's logs and message trace, "
+                       "e.g. 90m, 24h, 7d (default 24h; Graph message trace looks 10 days "
+                       "at most)")
+
+
+# --- checks ----------------------------------------------------------------------------
+
+def positive(seconds: float, flag: str = "--timeout") -> float:
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"{flag} must be a positive number of seconds")
+    return seconds
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SINCE = timedelta(days=30)
+
+
+def parse_since(text: str) -> timedelta:
+    """``--since``: a duration with its unit, such as 90m, 24h or 7d (s, m, h, d)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"--since {text!r}: expected a duration such as 90m, 24h or 7d")
+    since = timedelta(seconds=float(match[1]) * _UNIT[match[2]])
+    if not timedelta(0) < since <= MAX_SINCE:
+        raise ValueError(f"--since {text!r}: expected more than 0 and at most 30d")
+    return since
+
+
+def since(args: argparse.Namespace) -> timedelta:
+    try:
+        return parse_since(args.since)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse an unwritable --output before the run, not after it (the verdict would be
+    lost). Opened for append so an existing file is not emptied yet."""
+    if args.output:
+        try:
+            with open(args.output, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+
+
+def load_topology(path: str) -> Topology:
+    from mailtrace.topology import TopologyError
+    from mailtrace.topology import load_topology as load
+
+    try:
+        return load(path)
+    except TopologyError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], list[ConnectTo]]:
+    """--resolver (default: the system's resolvers) and --connect-to, parsed."""
+    from mailtrace.core.network import EndpointError, parse_connect_to, parse_resolver
+
+    try:
+        resolvers = [parse_resolver(r) for r in args.resolver]
+        connect_to = [parse_connect_to(c) for c in args.connect_to]
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    return resolvers or system_resolvers(), connect_to
+
+
+def system_resolvers() -> list[Endpoint]:
+    import dns.resolver
+
+    from mailtrace.core.network import Endpoint
+
+    try:
+        nameservers = dns.resolver.Resolver(configure=True).nameservers
+    except Exception as exc:
+        raise UsageError(f"no system resolver found ({exc}); pass --resolver IP[:PORT]") from None
+    if not nameservers:
+        raise UsageError("no system resolver found; pass --resolver IP[:PORT]")
+    return [Endpoint(str(ns), 53) for ns in nameservers]
+
+
+def ca_file(args: argparse.Namespace) -> Path | None:
+    if args.ca_file is None:
+        return None
+    path = Path(args.ca_file)
+    if not path.is_file():
+        raise UsageError(f"--ca-file {args.ca_file}: no such file")
+    return path
+
+
+def smtp_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The SMTP probes' settings from the flags, checked: nothing that could inject a
+    command reaches the wire."""
+    from mailtrace.core.address import check_mailbox
+    from mailtrace.core.network import check_host_name, parse_host_port
+
+    options: dict[str, Any] = {"smtp_references": tuple(args.smtp_reference)}
+    try:
+        if args.mail_from is not None:
+            options["mail_from"] = "" if args.mail_from in ("", "<>") else check_mailbox(
+                args.mail_from)
+        if args.helo is not None:
+            options["helo"] = check_host_name(args.helo)
+        for reference in args.smtp_reference:
+            parse_host_port(reference, 25)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = ca_file(args)
+    if path is not None:
+        options["ca_file"] = path
+    return options
+
+
+# --- output ----------------------------------------------------------------------------
+
+# For consoles that cannot show them (a PowerShell redirect writes cp1252, say).
+ASCII_FALLBACK = str.maketrans({"→": "->", "—": "-", "✓": "+", "✗": "x", "…": "...", "·": "."})
+
+
+def write(text: str) -> None:
+    """Write to stdout whatever its encoding: symbols fall back to ASCII, and anything
+    else that cannot be encoded is replaced rather than raising mid-report."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.translate(ASCII_FALLBACK)
+    sys.stdout.write(text)
+
+
+def deliver(text: str, output: str | None) -> None:
+    """A report to ``--output FILE``, or to stdout."""
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        write(text)

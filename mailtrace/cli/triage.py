@@ -1,0 +1,77 @@
+"""``mailtrace triage``: walk the topology hop by hop and name the failing tier."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+from mailtrace.cli import options as opt
+from mailtrace.cli.options import UsageError
+
+if TYPE_CHECKING:
+    from mailtrace.engine.settings import Options
+    from mailtrace.report.model import TriageReport
+
+
+def add_parsers(sub: Any) -> dict[str, Any]:
+    t = sub.add_parser("triage", help="walk the topology hop by hop and name the failing tier")
+    opt.add_topology(t)
+    who = t.add_mutually_exclusive_group(required=True)
+    who.add_argument("--recipient", metavar="ADDR")
+    who.add_argument("--domain", metavar="DOMAIN")
+    opt.add_endpoints(t)
+    opt.add_ca_file(t, "trust these CA certificates for STARTTLS and the HTTPS APIs "
+                    "instead of the system's")
+    opt.add_smtp(t)
+    opt.add_output(t, ["text", "json", "html"], strict=True)
+    opt.add_run(t)
+    return {"triage": cmd_triage}
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from mailtrace.usecases.triage import TargetError, make_target, run_triage
+
+    timeout = opt.positive(args.timeout)
+    since = opt.since(args)
+    opt.check_output(args)
+    topology = opt.load_topology(args.topology)
+    try:
+        target = make_target(topology, args.recipient, args.domain, since)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    report = asyncio.run(run_triage(topology, target, run_options(args, timeout)))
+    return emit(report, args)
+
+
+def run_options(args: argparse.Namespace, timeout: float) -> Options:
+    """The triage's settings from the network and SMTP flags (triage, ndr --triage)."""
+    from mailtrace.engine.settings import Options
+
+    resolvers, connect_to = opt.endpoints(args)
+    return Options(resolvers, connect_to, timeout, **opt.smtp_options(args))
+
+
+def emit(report: TriageReport, args: argparse.Namespace) -> int:
+    """Render the triage report as asked and return the exit code (``--strict``: an
+    untested tier makes a healthy verdict inconclusive)."""
+    if args.format == "json":
+        from mailtrace.report import json as json_report
+
+        text = json_report.render(report)
+    elif args.format == "html":
+        from mailtrace.report import html
+
+        text = html.render(report)
+    else:
+        from mailtrace.report import text as text_report
+
+        stream = sys.stdout if not args.output else None
+        colour = stream is not None and text_report.use_colour(stream)
+        text = text_report.render(report, colour=colour, verbose=args.verbose)
+    opt.deliver(text, args.output)
+    code = report.verdict.exit_code
+    if code == 0 and args.strict and report.verdict.not_tested:
+        return 3
+    return code

@@ -1,0 +1,1 @@
+"""Microsoft Graph, read-only: the client and its sign-in."""

@@ -1,0 +1,2 @@
+"""The shared vocabulary: findings, typed evidence, the tag catalog, addresses and
+network endpoints."""

@@ -1,0 +1,376 @@
+"""A message's headers as evidence: hops by tier, who vouched for what, gateway bypass.
+
+Hops are attributed to tiers from the newest one back (the admin holds the delivered
+message, so the last hops are the topology's mailbox tier): a hop stays in the topology
+while its receiving host maps to the same tier or one upstream of it in the flow. The
+sender's side (its own servers, another tenant's Exchange Online) is left unattributed,
+even when its hosts match a vendor pattern.
+
+Header fields are trusted by position (each MTA prepends its fields, RFC 5321 §4.4): a
+field written by a tier sits above the Received field of the hop where mail entered that
+tier; anything below it existed before the tier saw the message, whoever it claims to
+be. Authentication-Results (RFC 8601) count only from writers the topology declares,
+which is DomainDetective's ``TrustedAuthServIds`` idea made automatic by the topology.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from mailtrace.core.findings import Finding
+from mailtrace.intake.received import Hop, _comments, delays, hops
+from mailtrace.intake.tiers import EXO_OUTBOUND, HostMap, normalize_host
+
+SLOW_HOP_SECONDS = 300.0
+MAX_FIELD = 2048  # characters of one verdict field read: real ones are a few hundred
+SKEW_TOLERANCE = 2.0
+SMART_SEARCH_WINDOW = timedelta(hours=1)
+
+_KNOWN_FIELDS = {
+    "received", "from", "to", "subject", "date", "message-id", "return-path",
+    "authentication-results", "delivered-to", "mime-version", "x-forefront-antispam-report",
+    "x-proofpoint-spam-details", "x-proofpoint-guid", "arc-authentication-results",
+}
+_AUTH_METHODS = ("spf", "dkim", "dmarc", "compauth")
+
+#: Every tag this module can emit (the catalog declares each one).
+TAGS: frozenset[str] = frozenset({
+    "HDR_NO_RECEIVED", "HDR_RECEIVED_UNREADABLE", "HDR_HOP_SLOW", "HDR_CLOCK_SKEW",
+    "HDR_GATEWAY_PASSED", "HDR_GATEWAY_BYPASSED", "HDR_AUTH_RESULTS", "HDR_AUTH_FAILED",
+    "HDR_AUTH_UNTRUSTED", "HDR_HEADER_UNTRUSTED", "HDR_EXO_FILTER_VERDICT", "HDR_EXO_JUNKED",
+    "HDR_EXO_FILTERING_SKIPPED", "HDR_PROOFPOINT_VERDICT", "HDR_PROOFPOINT_FLAGGED",
+    "HDR_PROOFPOINT_TRACE",
+})
+_JUNK_CATS = {"SPM", "HSPM", "PHSH", "HPHSH", "HPHISH", "MALW", "BULK", "SPOOF", "DIMP",
+              "GIMP", "UIMP", "OSPM", "AMP", "SAP", "INTOS"}
+_JUNK_SFV = {"SPM", "SKS", "BLK", "SKB"}
+
+
+@dataclass(frozen=True)
+class AuthResults:
+    position: int
+    writer: str | None  # authserv-id as written; None when the writer left it out
+    results: dict[str, str]
+    details: dict[str, str]
+    tier: str | None
+    trusted: bool
+    why: str
+
+
+@dataclass
+class HeaderAnalysis:
+    hops: list[Hop]
+    tiers: list[str | None]
+    delays: list[float | None]
+    auth: list[AuthResults]
+    exchange_online: dict[str, str] | None
+    proofpoint: dict[str, str | None] | None
+    bypassed_gateway: bool
+    findings: list[Finding] = field(default_factory=list)
+
+
+def check_is_header_set(fields: list[tuple[str, str]]) -> bool:
+    return any(name.lower() in _KNOWN_FIELDS for name, _ in fields)
+
+
+# --- hops ------------------------------------------------------------------------------------
+
+def attribute_hops(chain: list[Hop], hosts: HostMap) -> list[str | None]:
+    mapped = [hosts.tier_of(h.by_host) for h in chain]
+    tiers: list[str | None] = [None] * len(chain)
+    start = next((i for i in range(len(chain) - 1, -1, -1) if mapped[i] is not None), None)
+    if start is None:
+        return tiers
+    current = mapped[start]
+    for i in range(start, -1, -1):
+        tier = mapped[i]
+        if tier is None or current is None:
+            break
+        if tier != current and not hosts.upstream(tier, current):
+            break
+        tiers[i] = current = tier
+        client = chain[i].from_rdns or normalize_host(chain[i].from_host) or ""
+        if EXO_OUTBOUND.search(client):
+            break  # handed over by another tenant: what came before is the sender's
+    return tiers
+
+
+def _entries(chain: list[Hop], tiers: list[str | None]) -> dict[str, int]:
+    """Header position of the Received field where mail entered each tier."""
+    entry: dict[str, int] = {}
+    for hop, tier in zip(chain, tiers, strict=True):
+        if tier is not None and tier not in entry:
+            entry[tier] = hop.position
+    return entry
+
+
+def _holder(position: int, chain: list[Hop], tiers: list[str | None]) -> str | None:
+    """The tier that held the message when the field at ``position`` was written: that of
+    the newest hop whose Received field sits below it."""
+    below = [(hop.position, tier) for hop, tier in zip(chain, tiers, strict=True)
+             if hop.position > position]
+    return min(below)[1] if below else None
+
+
+# --- Authentication-Results ---------------------------------------------------------------
+
+def parse_auth_results(value: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """(authserv-id, method → result, details) of one Authentication-Results field."""
+    text, _ = _comments(re.sub(r"\s+", " ", value[:MAX_FIELD]))
+    parts = [p.strip() for p in text.split(";")]
+    writer: str | None = None
+    if parts and parts[0] and "=" not in parts[0].split()[0]:
+        writer = parts[0].split()[0]
+        parts = parts[1:]
+    results: dict[str, str] = {}
+    details: dict[str, str] = {}
+    for part in parts:
+        found = re.match(r"([A-Za-z0-9_.-]+)(?:/\d+)?\s*=\s*([A-Za-z0-9_.-]+)", part)
+        if not found:
+            continue
+        method, result = found.group(1).lower(), found.group(2).lower()
+        if method in _AUTH_METHODS:
+            results[method] = f"{results[method]},{result}" if method in results else result
+        for key, prop in re.findall(r"(reason|action|[a-z]+\.[a-z-]+)\s*=\s*([^\s;]+)",
+                                    part[found.end():], re.I):
+            details.setdefault(f"{method}.{key.lower()}", prop)
+    return writer, results, details
+
+
+def _auth(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str | None],
+          hosts: HostMap) -> list[AuthResults]:
+    entry = _entries(chain, tiers)
+    out = []
+    for position, (name, value) in enumerate(fields):
+        if name.lower() != "authentication-results":
+            continue
+        writer, results, details = parse_auth_results(value)
+        if writer is not None:
+            tier = hosts.authserv_tier(writer)
+        else:
+            tier = _holder(position, chain, tiers)
+        if hosts.topology is None:
+            trusted, why = False, "no --topology: no writer is trusted"
+        elif tier is None:
+            trusted = False
+            why = (f"{writer} is not a host of the topology" if writer
+                   else "no authserv-id, and written outside the topology")
+        elif tier not in entry:
+            trusted, why = False, f"{tier} is not in this message's Received chain"
+        elif position > entry[tier]:
+            trusted, why = False, f"written before the message reached {tier} (forgeable)"
+        else:
+            trusted, why = True, f"written by {tier} after the message reached it"
+        out.append(AuthResults(position, writer, results, details, tier, trusted, why))
+    return out
+
+
+def _auth_findings(auth: list[AuthResults]) -> list[Finding]:
+    found = []
+    for a in auth:
+        writer = a.writer or "(no authserv-id)"
+        evidence = [{"writer": writer, "tier": a.tier, "trusted": a.trusted, "why": a.why,
+                     **a.results, **a.details}]
+        if not a.trusted:
+            found.append(Finding("HDR_AUTH_UNTRUSTED", {"writer": writer, "why": a.why},
+                                 evidence))
+            continue
+        args = {"writer": writer, "tier": a.tier,
+                **{m: a.results.get(m, "none") for m in _AUTH_METHODS}}
+        found.append(Finding("HDR_AUTH_RESULTS", args, evidence, about=a.tier))
+        failed = [f"{m}={a.results[m]}" for m in ("dmarc", "compauth")
+                  if a.results.get(m, "").split(",")[0] in ("fail", "softfail", "permerror")]
+        if failed:
+            found.append(Finding("HDR_AUTH_FAILED",
+                                 {"writer": writer, "tier": a.tier, "failed": ", ".join(failed)},
+                                 evidence, about=a.tier))
+    return found
+
+
+# --- vendor headers ---------------------------------------------------------------------------
+
+def _topmost(fields: list[tuple[str, str]], name: str) -> tuple[int, str] | None:
+    for position, (field_name, value) in enumerate(fields):
+        if field_name.lower() == name:
+            return position, re.sub(r"\s+", " ", value[:MAX_FIELD]).strip()
+    return None
+
+
+def _trust(position: int, kind: str, hosts: HostMap, entry: dict[str, int]) -> tuple[bool, str]:
+    if hosts.topology is None:
+        return True, "unverified: no --topology"
+    tier = hosts.of_kind(kind)
+    if tier is None or tier not in entry:
+        return False, f"no {kind} tier in this message's Received chain"
+    if position > entry[tier]:
+        return False, f"written before the message reached {tier} (forgeable)"
+    return True, f"written after the message reached {tier}"
+
+
+def _forefront(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, int]
+               ) -> tuple[dict[str, str] | None, list[Finding]]:
+    top = _topmost(fields, "x-forefront-antispam-report")
+    if top is None:
+        return None, []
+    position, value = top
+    parsed = {k.strip().upper(): v.strip() for k, _, v in
+              (item.partition(":") for item in value.split(";")) if k.strip()}
+    trusted, why = _trust(position, "exchange-online", hosts, entry)
+    evidence = [{"header": "X-Forefront-Antispam-Report", "value": value[:500], "why": why}]
+    if not trusted:
+        return parsed, [Finding("HDR_HEADER_UNTRUSTED",
+                                {"header": "X-Forefront-Antispam-Report", "why": why}, evidence)]
+    scl, sfv, cat = parsed.get("SCL", "?"), parsed.get("SFV", "?"), parsed.get("CAT", "?")
+    tier = hosts.of_kind("exchange-online")
+    args = {"scl": scl, "sfv": sfv, "cat": cat}
+    found = [Finding("HDR_EXO_FILTER_VERDICT", args, evidence, about=tier)]
+    scl_value = int(scl) if re.fullmatch(r"-?\d+", scl) else None
+    if (scl_value is not None and scl_value >= 5) or sfv in _JUNK_SFV or cat in _JUNK_CATS:
+        found.append(Finding("HDR_EXO_JUNKED", args, evidence, about=tier))
+    elif scl_value == -1:
+        found.append(Finding("HDR_EXO_FILTERING_SKIPPED", {"sfv": sfv}, evidence, about=tier))
+    return parsed, found
+
+
+def _queue_id(chain: list[Hop], tiers: list[str | None], tier: str) -> Hop | None:
+    """The hop whose id is Proofpoint's queue id: the sendmail hop after the filter
+    (``from pps.filterd``), else a sendmail-stamped one, else the first with an id."""
+    mine = [h for h, t in zip(chain, tiers, strict=True) if t == tier and h.queue_id]
+
+    def rank(h: Hop) -> int:
+        if (h.from_host or "").lower() == "pps.filterd":
+            return 0
+        if re.match(r"8\.\d", h.by_comment or "") or "ppe hosted" in (h.by_comment or "").lower():
+            return 1
+        return 2
+
+    return min(mine, key=rank) if mine else None
+
+
+def _smart_search(hosts: HostMap, tier: str | None, guid: str | None, qid: str | None,
+                  hop: Hop | None) -> str:
+    spec = hosts.proofpoint(tier) if tier else None
+    if spec is not None and spec.flavour == "essentials":
+        return (f"Proofpoint Essentials has no public message-trace API: search its "
+                f"console's message log for queue id {qid or '?'}")
+    base = spec.api.url if spec is not None and spec.api else "https://<cluster>.pphosted.com:10000"
+    params = {"guid": guid} if guid else {"qid": qid} if qid else {}
+    if hop is not None and hop.at is not None:
+        params["from"] = (hop.at - SMART_SEARCH_WINDOW).strftime("%Y-%m-%dT%H:%M:%S%z")
+        params["to"] = (hop.at + SMART_SEARCH_WINDOW).strftime("%Y-%m-%dT%H:%M:%S%z")
+    return f"Smart Search: GET {base.rstrip('/')}/rest/v1/pss/filter?{urlencode(params)}"
+
+
+def _proofpoint(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str | None],
+                hosts: HostMap, entry: dict[str, int]
+                ) -> tuple[dict[str, str | None] | None, list[Finding]]:
+    details = _topmost(fields, "x-proofpoint-spam-details")
+    guid_field = _topmost(fields, "x-proofpoint-guid")
+    tier = hosts.of_kind("proofpoint")
+    queue_hop = _queue_id(chain, tiers, tier) if tier else None
+    if details is None and guid_field is None and queue_hop is None:
+        return None, []
+    found: list[Finding] = []
+    guid = guid_field[1].split()[0] if guid_field and guid_field[1] else None
+    qid = queue_hop.queue_id if queue_hop else None
+    lookup = _smart_search(hosts, tier, guid, qid, queue_hop)
+    out: dict[str, str | None] = {"guid": guid, "queue_id": qid, "lookup": lookup}
+    if guid or qid:
+        found.append(Finding("HDR_PROOFPOINT_TRACE",
+                             {"guid": guid or "(none)", "qid": qid or "(none)", "lookup": lookup},
+                             [{"guid": guid, "queue_id": qid,
+                               "received": queue_hop.raw if queue_hop else None}], about=tier))
+    if details is not None:
+        position, value = details
+        scores = dict(re.findall(r"([A-Za-z_]+)=(\S+)", value))
+        out.update({"rule": scores.get("rule"), "details": value})
+        trusted, why = _trust(position, "proofpoint", hosts, entry)
+        evidence = [{"header": "X-Proofpoint-Spam-Details", "value": value[:500], "why": why}]
+        if not trusted:
+            found.append(Finding("HDR_HEADER_UNTRUSTED",
+                                 {"header": "X-Proofpoint-Spam-Details", "why": why}, evidence))
+        else:
+            args = {"rule": scores.get("rule", "?"), "spamscore": scores.get("spamscore", "?"),
+                    "phishscore": scores.get("phishscore", "?")}
+            found.append(Finding("HDR_PROOFPOINT_VERDICT", args, evidence, about=tier))
+            if "notspam" not in args["rule"].lower() and args["rule"] != "?":
+                found.append(Finding("HDR_PROOFPOINT_FLAGGED", args, evidence, about=tier))
+    return out, found
+
+
+# --- the analysis ------------------------------------------------------------------------------
+
+def _hop_findings(chain: list[Hop], tiers: list[str | None], gaps: list[float | None],
+                  slow: float, topology: bool) -> list[Finding]:
+    found = []
+    for hop, tier, gap in zip(chain, tiers, gaps, strict=True):
+        evidence = [{"received": hop.raw[:500]}]
+        where = tier or ("outside the topology" if topology else "no --topology")
+        if hop.problem is not None:
+            found.append(Finding("HDR_RECEIVED_UNREADABLE",
+                                 {"index": hop.index, "problem": hop.problem}, evidence))
+        if gap is None:
+            continue
+        if gap > slow:
+            found.append(Finding("HDR_HOP_SLOW", {"index": hop.index, "by": hop.by_host or "?",
+                                                  "tier": where, "delay_s": gap},
+                                 evidence, about=tier))
+        elif gap < -SKEW_TOLERANCE:
+            found.append(Finding("HDR_CLOCK_SKEW", {"index": hop.index, "by": hop.by_host or "?",
+                                                    "delay_s": gap}, evidence))
+    return found
+
+
+def _bypass(chain: list[Hop], tiers: list[str | None], hosts: HostMap
+            ) -> tuple[bool, list[Finding]]:
+    if hosts.topology is None:
+        return False, []
+    found = []
+    bypassed = False
+    for tier, spec in hosts.topology.tiers.items():
+        if spec.kind != "exchange-online" or tier not in tiers:
+            continue
+        gateways = hosts.gateways_before(tier)
+        if not gateways:
+            continue
+        first = tiers.index(tier)
+        entry = chain[first]
+        client = entry.from_rdns or entry.from_host
+        passed = any(t in gateways for t in tiers[:first]) or hosts.tier_of(client) in gateways
+        evidence = [{"received": entry.raw[:500], "tier": tier}]
+        names = ", ".join(gateways)
+        if passed:
+            found.append(Finding("HDR_GATEWAY_PASSED", {"gateway": names, "tier": tier},
+                                 evidence, about=tier))
+            continue
+        bypassed = True
+        source = " ".join(x for x in (client, f"[{entry.from_ip}]" if entry.from_ip else None)
+                          if x) or "an unnamed client"
+        found.append(Finding("HDR_GATEWAY_BYPASSED",
+                             {"gateway": names, "tier": tier, "entry": source},
+                             evidence, about=tier))
+    return bypassed, found
+
+
+def analyze(fields: list[tuple[str, str]], hosts: HostMap,
+            slow: float = SLOW_HOP_SECONDS) -> HeaderAnalysis:
+    chain = hops(fields)
+    tiers = attribute_hops(chain, hosts)
+    gaps = delays(chain)
+    entry = _entries(chain, tiers)
+    auth = _auth(fields, chain, tiers, hosts)
+    findings: list[Finding] = []
+    if not chain:
+        findings.append(Finding("HDR_NO_RECEIVED", {}, []))
+    findings += _hop_findings(chain, tiers, gaps, slow, hosts.topology is not None)
+    bypassed, found = _bypass(chain, tiers, hosts)
+    findings += found
+    findings += _auth_findings(auth)
+    exo, found = _forefront(fields, hosts, entry)
+    findings += found
+    pp, found = _proofpoint(fields, chain, tiers, hosts, entry)
+    findings += found
+    return HeaderAnalysis(chain, tiers, gaps, auth, exo, pp, bypassed, findings)

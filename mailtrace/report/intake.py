@@ -1,0 +1,249 @@
+"""Render ``ndr`` and ``headers`` results: the JSON contracts and the text timeline.
+
+JSON, the minimum (stable, additive only):
+``{"schema": "mailtrace/ndr-1", "recipients": [{"address", "action", "status",
+"diagnostic", "reporting_mta", "remote_mta", "tier", "tag"}]}`` and
+``{"schema": "mailtrace/headers-1", "hops": [{"from", "by", "at", "delay_s", "tier"}],
+"bypassed_gateway": bool, "findings": [...]}``; ``tier`` is a tier id of the topology or
+null. Findings have the triage report's finding shape.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mailtrace.core import catalog
+from mailtrace.core.findings import Finding, Level
+from mailtrace.intake.headers import HeaderAnalysis
+from mailtrace.intake.ndr import NdrAnalysis
+from mailtrace.report.json import finding_json
+from mailtrace.report.model import TriageReport
+
+NDR_SCHEMA = "mailtrace/ndr-1"
+HEADERS_SCHEMA = "mailtrace/headers-1"
+NDR_SOURCE = "evidence.ndr"
+HEADERS_SOURCE = "evidence.headers"
+
+_MARK = {Level.CRITICAL: "✗", Level.ERROR: "✗", Level.WARNING: "!", Level.NOTICE: "·",
+         Level.INFO: "✓"}
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:@-]+")
+
+
+def _finding(f: Finding, source: str) -> dict[str, Any]:
+    return finding_json(f, source, localized=catalog.info(f.tag).fails)
+
+
+
+
+
+# --- agreement between the bounce and a triage ------------------------------------------------
+
+def agreement(analysis: NdrAnalysis, report: TriageReport) -> tuple[str, str]:
+    """(agrees | upstream | disagrees | no-fault-found | inconclusive, one sentence)."""
+    named = analysis.named
+    tier = named.tier if named else None
+    v = report.verdict
+    if v.status == "inconclusive":
+        return "inconclusive", f"The triage is inconclusive ({v.tier}): it can neither confirm " \
+                               f"nor refute the bounce's {tier or 'tier'}."
+    if v.status == "healthy":
+        return "no-fault-found", (
+            f"The triage finds no fault its probes can see; the bounce's cause at "
+            f"{tier or 'an unnamed tier'} is outside what they test, or no longer there."
+        )
+    if v.tier == tier:
+        return "agrees", f"The triage agrees: the fault is at {tier} ({v.tag})."
+    if tier is not None and v.tier is not None and analysis.hosts.upstream(v.tier, tier):
+        return "upstream", (
+            f"The triage finds the cause upstream, at {v.tier} ({v.tag}); the bounce shows "
+            f"where it surfaced, {tier}."
+        )
+    return "disagrees", (
+        f"The triage localizes the fault at {v.tier} ({v.tag}), not at the bounce's "
+        f"{tier or 'tier'}."
+    )
+
+
+# --- ndr --------------------------------------------------------------------------------------
+
+def ndr_json(analysis: NdrAnalysis, triage: TriageReport | None = None) -> dict[str, Any]:
+    from mailtrace.report.json import report_json
+
+    topology = analysis.hosts.topology
+    named = analysis.named
+    data: dict[str, Any] = {
+        "schema": NDR_SCHEMA,
+        "topology": topology.topology if topology else None,
+        "format": analysis.report.format,
+        "reporting_mta": analysis.report.reporting_mta,
+        "recipients": [
+            {
+                "address": o.recipient.address,
+                "action": o.recipient.action,
+                "status": o.status,
+                "diagnostic": o.recipient.diagnostic or None,
+                "reporting_mta": o.recipient.reporting_mta,
+                "remote_mta": o.recipient.remote_mta,
+                "tier": o.tier,
+                "tag": o.rule.tag,
+                "reporting_tier": o.reporting_tier,
+                "remote_tier": o.remote_tier,
+                "finding": _finding(o.finding, NDR_SOURCE),
+            }
+            for o in analysis.outcomes
+        ],
+        "named": {"tier": named.tier, "tag": named.rule.tag, "address": named.recipient.address}
+        if named else None,
+    }
+    if triage is not None:
+        verdict, summary = agreement(analysis, triage)
+        data["triage"] = {"agreement": verdict, "summary": summary,
+                          "report": report_json(triage)}
+    return data
+
+
+def _fill(command: str, args: dict[str, Any], domain: str | None) -> str:
+    values = {"domain": domain, **args}
+    for key, value in values.items():
+        if isinstance(value, str) and _SAFE_VALUE.fullmatch(value):
+            command = command.replace(f"<{key}>", value)
+    return command
+
+
+def _fix_lines(f: Finding, domain: str | None) -> list[str]:
+    info = catalog.info(f.tag)
+    rem = info.remediation
+    if rem is None or not info.fails:
+        return []
+    lines = [f"    fix: {' '.join(rem.summary.split())}"]
+    lines += [f"      {'$' if c.startswith(('dig', 'mailtrace')) else 'PS>'} "
+              f"{_fill(c, f.args, domain)}" for c in rem.commands]
+    lines += [f"      docs: {d}" for d in rem.docs]
+    if rem.checked:
+        lines.append(f"      (checked {rem.checked})")
+    return lines
+
+
+def _line(f: Finding) -> str:
+    info = catalog.info(f.tag)
+    return f"{_MARK[info.level]} {f.tag}  {info.render(f.args)}"
+
+
+def ndr_text(analysis: NdrAnalysis, source: str, triage: TriageReport | None = None) -> str:
+    topology = analysis.hosts.topology
+    report = analysis.report
+    out = [f"mailtrace ndr — {source} — {report.format} report"
+           + (f" from {report.reporting_mta}" if report.reporting_mta else "")
+           + (f" — topology {topology.topology}" if topology else ""), ""]
+
+    def where(host: str | None, tier: str | None) -> str:
+        if host is None:
+            return "(not named)"
+        if topology is None:
+            return host
+        return f"{host} ({tier or 'outside the topology'})"
+
+    for o in analysis.outcomes:
+        r = o.recipient
+        out.append(f"{r.address or '(no address)'}  {r.action or '?'}  {o.status or '-'}")
+        if r.diagnostic:
+            out.append(f"    diagnostic: {r.diagnostic}")
+        out.append(f"    reported by {where(r.reporting_mta, o.reporting_tier)}; "
+                   f"replying server {where(r.remote_mta, o.remote_tier)}")
+        out.append(f"  {_line(o.finding)}")
+        if topology is not None:
+            out.append(f"    tier: {o.tier or 'none of this topology'}")
+        domain = (r.address or "").rpartition("@")[2] or None
+        out += _fix_lines(o.finding, domain)
+        out.append("")
+    named = analysis.named
+    if named is not None:
+        out.append(f"The bounce names {named.tier} [{named.rule.tag}].")
+    elif topology is None:
+        out.append("Pass --topology FILE to name the tier each failure belongs to.")
+    if triage is not None:
+        from mailtrace.report import text as text_report
+
+        out += ["", text_report.render(triage).rstrip("\n"), ""]
+        verdict, summary = agreement(analysis, triage)
+        out.append(f"NDR vs triage: {verdict.upper()} — {summary}")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# --- headers ------------------------------------------------------------------------------------
+
+def _at(analysis: HeaderAnalysis, i: int) -> str | None:
+    at = analysis.hops[i].at
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
+
+
+def headers_json(analysis: HeaderAnalysis, topology_name: str | None) -> dict[str, Any]:
+    return {
+        "schema": HEADERS_SCHEMA,
+        "topology": topology_name,
+        "hops": [
+            {
+                "index": hop.index,
+                "from": hop.from_host,
+                "from_rdns": hop.from_rdns,
+                "from_ip": hop.from_ip,
+                "by": hop.by_host,
+                "with": hop.protocol,
+                "id": hop.queue_id,
+                "at": _at(analysis, i),
+                "delay_s": analysis.delays[i],
+                "tier": analysis.tiers[i],
+                "problem": hop.problem,
+            }
+            for i, hop in enumerate(analysis.hops)
+        ],
+        "bypassed_gateway": analysis.bypassed_gateway,
+        "authentication_results": [
+            {"writer": a.writer, "tier": a.tier, "trusted": a.trusted, "why": a.why,
+             "results": a.results, "details": a.details}
+            for a in analysis.auth
+        ],
+        "exchange_online": analysis.exchange_online,
+        "proofpoint": analysis.proofpoint,
+        "findings": [_finding(f, HEADERS_SOURCE) for f in analysis.findings],
+    }
+
+
+def headers_text(analysis: HeaderAnalysis, source: str, topology_name: str | None) -> str:
+    out = [f"mailtrace headers — {source}"
+           + (f" — topology {topology_name}" if topology_name else ""), ""]
+    if analysis.hops:
+        out.append(f"{'#':>3}  {'time (UTC)':<20} {'delay':>9}  {'tier':<18} hop")
+    for i, hop in enumerate(analysis.hops):
+        delay = analysis.delays[i]
+        shown = "" if delay is None else f"{delay:+.0f} s"
+        client = hop.from_rdns or hop.from_host or "?"
+        if hop.from_ip:
+            client += f" [{hop.from_ip}]"
+        tier = analysis.tiers[i] or ("-" if topology_name else "")
+        at = _at(analysis, i) or "(no date)"
+        out.append(f"{hop.index:>3}  {at:<20} {shown:>9}  {tier:<18} "
+                   f"{client} → {hop.by_host or '?'}" + (f"  id {hop.queue_id}"
+                                                          if hop.queue_id else ""))
+    if analysis.hops:
+        out.append("")
+    if topology_name is not None:
+        out.append("gateway bypassed: " + ("YES" if analysis.bypassed_gateway else "no"))
+    for a in analysis.auth:
+        results = " ".join(f"{k}={v}" for k, v in a.results.items()) or "(no results)"
+        trust = "trusted" if a.trusted else "IGNORED"
+        out.append(f"Authentication-Results by {a.writer or '(no authserv-id)'}: {results}"
+                   f"  [{trust}: {a.why}]")
+    out.append("")
+    for f in analysis.findings:
+        out.append(_line(f))
+        out += _fix_lines(f, None)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def exit_code(findings: list[Finding]) -> int:
+    return 1 if any(catalog.info(f.tag).fails for f in findings) else 0
+
+
+

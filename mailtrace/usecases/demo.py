@@ -1,0 +1,77 @@
+"""``mailtrace demo``: start the lab of a scenario and run a real triage against it; and
+verify or precheck against the lab's worlds for them."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.core.network import Redirects
+from mailtrace.engine.settings import Options
+from mailtrace.lab.auth_worlds import PrecheckScenario, VerifyScenario
+from mailtrace.lab.cache import CachingResolver
+from mailtrace.lab.lab import Lab
+from mailtrace.lab.scenarios import Scenario
+from mailtrace.report.model import TriageReport
+from mailtrace.report.precheck import PrecheckReport
+from mailtrace.report.verify import VerifyReport
+from mailtrace.topology import load_topology
+from mailtrace.topology.change import ChangeFile, parse_change
+from mailtrace.usecases.precheck import precheck
+from mailtrace.usecases.triage import make_target, run_triage
+from mailtrace.usecases.verify import verify
+
+
+def lab_options(lab: Lab, timeout: float = 30.0) -> Options:
+    """Triage options that reach only this lab: its resolver, its connection rules, its
+    CA and the throwaway credentials of its stand-ins."""
+    return Options([lab.resolver_endpoint], lab.connect_to, timeout, lab.environ,
+                   ca_file=lab.ca_file)
+
+
+async def demo(scenario: Scenario, timeout: float, since: timedelta | None = None
+               ) -> TriageReport:
+    async with Lab(scenario) as lab:
+        topology = load_topology(lab.topology_path)
+        target = make_target(topology, lab.recipient, None, since)
+        return await run_triage(topology, target, lab_options(lab, timeout))
+
+
+async def verify_in_lab(vs: VerifyScenario, *, timeout: float = 20.0, watch: bool = False,
+                        interval: float = 1.0, dns_delay: float = 0.0) -> VerifyReport:
+    """verify against the lab: its resolver, plus the caching one when the scenario has it."""
+    async with Lab(vs.scenario, dns_delay=dns_delay) as lab:
+        resolvers = [Server("resolver", *lab.resolver)]
+        cache = None
+        if vs.cached:
+            forwarders = {name.to_text(): endpoints
+                          for name, endpoints in lab.dns_resolver.forwarders.items()}
+            cache = CachingResolver(forwarders, vs.cached, host=lab.resolver[0])
+            await cache.start()
+            resolvers.append(Server("resolver", *cache.address))
+        try:
+            topology = load_topology(lab.topology_path)
+            redirects = Redirects(tuple(lab.connect_to))
+            return await verify(topology, topology.domains[0],
+                                lambda: DnsClient(list(resolvers), redirects),
+                                timeout=timeout, watch=watch, interval=interval,
+                                ca_file=str(lab.ca_file))
+        finally:
+            if cache is not None:
+                await cache.stop()
+
+
+async def precheck_in_lab(ps: PrecheckScenario, *, timeout: float = 20.0,
+                          change: ChangeFile | None = None) -> PrecheckReport:
+    async with Lab(ps.scenario) as lab:
+        topology = load_topology(lab.topology_path)
+        redirects = Redirects(tuple(lab.connect_to))
+        resolvers = [Server("resolver", *lab.resolver)]
+        change = change or parse_change(ps.change, ps.name)
+        started = time.monotonic()
+        report = await precheck(topology, change, topology.domains[0],
+                                lambda: DnsClient(list(resolvers), redirects),
+                                timeout=timeout, ca_file=str(lab.ca_file))
+        report.elapsed_ms = (time.monotonic() - started) * 1000
+        return report

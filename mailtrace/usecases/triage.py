@@ -1,0 +1,88 @@
+"""One triage: build the clients, run the engine over the topology, decide the verdict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.clients.smtp import SmtpClient
+from mailtrace.core.address import check_domain, check_mailbox
+from mailtrace.core.network import Redirects
+from mailtrace.engine.runner import Engine, Hook
+from mailtrace.engine.settings import Options
+from mailtrace.engine.verdict import decide
+from mailtrace.probes.base import Probe, Target
+from mailtrace.report.model import Timings, TriageReport
+from mailtrace.topology.flow import FlowGraph
+from mailtrace.topology.model import Topology
+
+__all__ = ["Options", "TargetError", "TriageReport", "make_target", "run_triage"]
+
+
+class TargetError(ValueError):
+    """An invalid recipient or domain (a usage error, exit 2)."""
+
+
+def make_target(topology: Topology, recipient: str | None, domain: str | None,
+                since: timedelta | None = None) -> Target:
+    """Validate what to triage. Refuses CR, LF and non-ASCII: nothing here reaches a wire
+    unchecked (no SMTP or DNS injection)."""
+    if recipient is not None:
+        try:
+            recipient = check_mailbox(recipient)
+        except ValueError as exc:
+            raise TargetError(str(exc).replace("invalid address", "invalid recipient")) from None
+        domain_from_recipient = recipient.rpartition("@")[2]
+        if domain is not None and domain.lower().removesuffix(".") != domain_from_recipient:
+            raise TargetError(f"--domain {domain} does not match the recipient's domain")
+        domain = domain_from_recipient
+    if domain is None:
+        raise TargetError("give --recipient ADDRESS or --domain DOMAIN")
+    try:
+        domain = check_domain(domain)
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
+    if domain not in topology.domains:
+        raise TargetError(
+            f"{domain} is not a domain of topology {topology.topology} "
+            f"({', '.join(topology.domains)})"
+        )
+    if since is None:
+        return Target(domain=domain, recipient=recipient)
+    return Target(domain=domain, recipient=recipient, since=since)
+
+
+async def run_triage(
+    topology: Topology,
+    target: Target,
+    options: Options,
+    probes: Sequence[Probe] | None = None,
+    hooks: Sequence[Hook] = (),
+) -> TriageReport:
+    if probes is None:
+        from mailtrace.probes.registry import ALL
+
+        probes = ALL
+    started = time.monotonic()
+    flow = FlowGraph(topology)
+    dns = DnsClient(
+        resolvers=[Server("resolver", e.address, e.port) for e in options.resolvers],
+        redirects=Redirects(tuple(options.connect_to)),
+    )
+    smtp = SmtpClient(
+        redirects=dns.redirects,
+        timeouts=options.smtp_timeouts,
+        ca_file=options.ca_file,
+        helo=options.helo or topology.smtp.helo,
+        mail_from=topology.smtp.mail_from if options.mail_from is None else options.mail_from,
+        references=tuple(options.smtp_references),
+    )
+    timings = Timings()
+    engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
+                    environ=options.environ, smtp=smtp, ca_file=options.ca_file)
+    tiers = await engine.run()
+    verdict = decide(tiers, flow)
+    elapsed = (time.monotonic() - started) * 1000
+    return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings, dns.queries_sent)

@@ -1,0 +1,189 @@
+"""The evidence corpus: every documented bounce and header format read to the expected
+tier and tag (tests/data/evidence/expected.yaml), and the rules the corpus does not cover
+checked on hand-built reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailtrace.core import catalog
+from mailtrace.intake import codes
+from mailtrace.intake.dsn import DeliveryReport, RecipientStatus
+from mailtrace.intake.headers import parse_auth_results
+from mailtrace.intake.ndr import analyze
+from mailtrace.intake.received import parse_received
+from tests.support.evidence_util import CORPUS, EXPECTED, headers_of, hosts, ndr_of
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["ndr"]))
+def test_ndr_corpus(name):
+    expected = EXPECTED["ndr"][name]
+    analysis = ndr_of((CORPUS / "ndr" / name).read_bytes(), hosts(expected["topology"]))
+    assert analysis.report.format == expected["format"]
+    got = [[o.recipient.address, o.status, o.tier, o.rule.tag] for o in analysis.outcomes]
+    assert got == expected["recipients"]
+    for o in analysis.outcomes:
+        assert o.finding.tag == o.rule.tag
+        assert o.finding.args["address"] == o.recipient.address
+        assert o.finding.about == o.tier
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["headers"]))
+def test_headers_corpus(name):
+    expected = EXPECTED["headers"][name]
+    analysis = headers_of((CORPUS / "headers" / name).read_bytes(), hosts(expected["topology"]))
+    assert analysis.tiers == expected["tiers"]
+    assert analysis.bypassed_gateway is expected["bypassed_gateway"]
+    tags = {f.tag for f in analysis.findings}
+    assert set(expected["tags"]) <= tags
+
+
+def test_without_a_topology_no_tier_is_named_and_no_writer_trusted():
+    analysis = ndr_of((CORPUS / "ndr" / "pod-dbeb-5.4.1.eml").read_bytes(), hosts(None))
+    assert [(o.tier, o.rule.tag) for o in analysis.outcomes] == [
+        (None, "NDR_EXO_RECIPIENT_NOT_IN_DIRECTORY")]
+    h = headers_of((CORPUS / "headers" / "contoso-via-pod.eml").read_bytes(), hosts(None))
+    assert set(h.tiers) == {None} and not h.bypassed_gateway
+    assert not any(a.trusted for a in h.auth)
+
+
+def test_a_bounce_from_the_senders_own_exo_does_not_name_our_tier_as_reporter():
+    """The sender's tenant reported; its host matches the Exchange Online pattern, but it
+    is not upstream of the gateway that replied."""
+    report = DeliveryReport("rfc3464", None, [RecipientStatus(
+        "alice@contoso.com", "failed", "5.0.0", "554 Blocked - see https://ipcheck.proofpoint.com/?ip=192.0.2.9",
+        "SN4PR05MB1234.namprd05.prod.outlook.com", "mx0b-001234.pphosted.com")])
+    o = analyze(report, hosts("contoso-proofpoint-exo.yaml")).outcomes[0]
+    assert (o.tier, o.reporting_tier, o.remote_tier) == ("proofpoint", None, "proofpoint")
+
+
+# Codes the corpus files do not carry: (status, diagnostic, remote MTA, tag, tier named).
+RULES = [
+    ("5.7.68", "550 5.7.68 TenantInboundAttribution; Direct Send not allowed for this "
+     "organization from unauthorized sources", "contoso-com.mail.protection.outlook.com",
+     "NDR_EXO_DIRECT_SEND_REJECTED", "exchange-online"),
+    ("5.7.1", "554 5.7.1 <alice@contoso.com>: Relay access denied", "mx0a-001234.pphosted.com",
+     "NDR_RELAY_ACCESS_DENIED", "proofpoint"),
+    ("4.7.500", "451 4.7.500 Server busy. Please try again later from [192.0.2.1]. (S77719)",
+     None, "NDR_EXO_SENDER_IP_THROTTLED", "exchange-online"),
+    ("5.1.1", "550 5.1.1 <alice@contoso.com>... User unknown", "mx0a-001234.pphosted.com",
+     "NDR_RECIPIENT_UNKNOWN", "proofpoint"),
+    ("5.7.509", "550 5.7.509 Access denied, sending domain tailspin.example does not pass "
+     "DMARC verification", "contoso-com.mail.protection.outlook.com",
+     "NDR_SENDER_AUTH_REJECTED", "exchange-online"),
+    (None, "connect to mx0a-001234.pphosted.com[127.0.2.1]:25: Connection timed out",
+     "mx0a-001234.pphosted.com", "NDR_NEXT_HOP_UNREACHABLE", "proofpoint"),
+    ("4.4.1", "No answer from host", None, "NDR_NEXT_HOP_UNREACHABLE", None),
+    ("5.4.6", "554 5.4.6 Hop count exceeded - possible mail loop", None, "NDR_MAIL_LOOP", None),
+    ("5.7.642", "550 5.7.642 Access denied, banned sending IP [127.0.2.1]", None,
+     "NDR_EXO_BANNED_SENDER_IP", "exchange-online"),
+    ("5.7.650", "550 5.7.650 something else", None, "NDR_CODE_UNCATALOGUED", None),
+]
+
+
+@pytest.mark.parametrize(("status", "diagnostic", "remote", "tag", "tier"), RULES)
+def test_code_rules(status, diagnostic, remote, tag, tier):
+    report = DeliveryReport("rfc3464", None, [RecipientStatus(
+        "alice@contoso.com", "failed", status, diagnostic, None, remote)])
+    o = analyze(report, hosts("contoso-proofpoint-exo.yaml")).outcomes[0]
+    assert (o.rule.tag, o.tier) == (tag, tier)
+
+
+def test_an_expired_message_names_the_next_hop_when_no_remote_is_given():
+    report = DeliveryReport("rfc3464", None, [RecipientStatus(
+        "alice@contoso.com", "failed", "4.4.7", "Message expired", "mx0a-001234.pphosted.com",
+        None)])
+    o = analyze(report, hosts("contoso-proofpoint-exo.yaml")).outcomes[0]
+    assert (o.rule.tag, o.reporting_tier, o.tier) == (
+        "NDR_MESSAGE_EXPIRED", "proofpoint", "exchange-online")
+
+
+def test_generic_status_gives_way_to_the_precise_code_in_the_diagnostic():
+    assert codes.effective_status("5.0.0", "550 5.7.606 banned") == "5.7.606"
+    assert codes.effective_status("5.1.1", "550 5.7.606 banned") == "5.1.1"
+    assert codes.effective_status(None, "no code") is None
+    assert codes.effective_status("5.0.0", "451 4.4.7 expired") == "5.0.0"
+
+
+def test_every_rule_tag_is_declared_with_its_arguments():
+    for tag in codes.TAGS:
+        fields = catalog.info(tag).message
+        assert "{address}" in fields
+
+
+def test_authentication_results_parsing():
+    writer, results, details = parse_auth_results(
+        "mx0a-001234.pphosted.com 1; spf=pass (ok) smtp.mailfrom=a.example;"
+        " dkim=pass header.d=a.example; dkim=fail header.d=b.example;"
+        " dmarc=fail action=quarantine header.from=a.example")
+    assert writer == "mx0a-001234.pphosted.com"
+    assert results == {"spf": "pass", "dkim": "pass,fail", "dmarc": "fail"}
+    assert details["dmarc.action"] == "quarantine"
+    assert parse_auth_results("spf=none; compauth=none reason=905")[0] is None
+    assert parse_auth_results("none")[1] == {}
+
+
+@pytest.mark.parametrize(("raw", "by", "ip", "problem"), [
+    ("from a.example (a.example [192.0.2.1]) by b.example with ESMTP id X; "
+     "Sun, 29 Nov 2026 09:00:00 +0000", "b.example", "192.0.2.1", None),
+    ("from a.example (a.example [IPv6:2001:db8::1])\r\n\tby b.example; "
+     "Sun, 29 Nov 2026 09:00:00 -0000", "b.example", "2001:db8::1", None),
+    ("from a (((nested) comment) [192.0.2.1]) by c.example; 31 Feb 2026 99:99:99 +9999",
+     "c.example", "192.0.2.1", "unreadable date"),
+    ("by only.example", "only.example", None, "no date"),
+    (";;;;", None, None, "no date"),
+    ("from (unterminated comment by x.example; Sun, 29 Nov 2026 09:00:00 +0000", None, None,
+     "no 'by' host"),
+])
+def test_received_parsing_tolerates_broken_fields(raw, by, ip, problem):
+    hop = parse_received(raw, 1, 0)
+    assert hop.by_host == by
+    assert hop.from_ip == ip
+    assert (hop.problem or "").startswith(problem or "") and (problem is None) == (
+        hop.problem is None)
+
+
+_GATEWAY_HOPS = (
+    "Received: from mx0a-001234.pphosted.com (127.0.2.1) by\n"
+    " BN1NAM02FT012.mail.protection.outlook.com; Sun, 29 Nov 2026 09:31:00 +0000\n"
+    "{above}"
+    "Received: from mail.tailspin.example ([192.0.2.25]) by mx0a-001234.pphosted.com\n"
+    " (PPS) with ESMTPS id 49db0u26ge-1; Sun, 29 Nov 2026 09:30:00 +0000\n"
+    "{below}"
+    "Received: from laptop ([10.0.0.5]) by mail.tailspin.example (Postfix);\n"
+    " Sun, 29 Nov 2026 09:29:59 +0000\n\n"
+)
+_GATEWAY_AR = "Authentication-Results: mx0a-001234.pphosted.com; spf=pass; dmarc=fail\n"
+
+
+def test_a_declared_writer_is_trusted_only_above_its_tiers_entry():
+    from tests.support.evidence_util import headers_of
+
+    contoso = hosts("contoso-proofpoint-exo.yaml")
+    above = headers_of(_GATEWAY_HOPS.format(above=_GATEWAY_AR, below="").encode(), contoso)
+    assert [(a.writer, a.tier, a.trusted) for a in above.auth] == [
+        ("mx0a-001234.pphosted.com", "proofpoint", True)]
+    assert ("HDR_AUTH_FAILED", "dmarc=fail") in {
+        (f.tag, f.args.get("failed")) for f in above.findings}
+    forged = headers_of(_GATEWAY_HOPS.format(above="", below=_GATEWAY_AR).encode(), contoso)
+    assert [(a.tier, a.trusted) for a in forged.auth] == [("proofpoint", False)]
+    assert {f.tag for f in forged.findings} >= {"HDR_AUTH_UNTRUSTED", "HDR_GATEWAY_PASSED"}
+    assert "HDR_AUTH_FAILED" not in {f.tag for f in forged.findings}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["ndr"]))
+def test_ndr_corpus_saved_with_windows_line_endings(name):
+    expected = EXPECTED["ndr"][name]
+    data = (CORPUS / "ndr" / name).read_bytes().replace(b"\n", b"\r\n")
+    analysis = ndr_of(data, hosts(expected["topology"]))
+    got = [[o.recipient.address, o.status, o.tier, o.rule.tag] for o in analysis.outcomes]
+    assert got == expected["recipients"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["headers"]))
+def test_headers_corpus_saved_with_windows_line_endings(name):
+    expected = EXPECTED["headers"][name]
+    data = (CORPUS / "headers" / name).read_bytes().replace(b"\n", b"\r\n")
+    analysis = headers_of(data, hosts(expected["topology"]))
+    assert analysis.tiers == expected["tiers"]
+    assert analysis.bypassed_gateway is expected["bypassed_gateway"]
