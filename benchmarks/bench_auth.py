@@ -39,12 +39,12 @@ import dns.rdata
 import dns.zone
 
 from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.clients.dns_lookup import DnsLookup
 from mailtrace.core.network import Redirects
 from mailtrace.lab.auth_worlds import VERIFY
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.mta_sts import CA_FILE_ENV
-from mailtrace.mailauth.lookup import DnsLookup
 from mailtrace.mailauth.spf import check_host
 from mailtrace.mailauth.spf_tree import lookup_tree
 from mailtrace.probes.auth import checks

@@ -26,7 +26,7 @@ from mailtrace.clients.smtp import SmtpClient
 from mailtrace.core.network import Redirects
 from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
-from mailtrace.probes.registry import ALL
+from mailtrace.probes.registry import TRIAGE as ALL
 from mailtrace.topology import load_topology
 from mailtrace.usecases.demo import lab_options
 from mailtrace.usecases.triage import make_target, run_triage

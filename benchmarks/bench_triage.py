@@ -40,7 +40,7 @@ from mailtrace.lab import scenarios
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.lab import Lab
 from mailtrace.probes.base import Probe
-from mailtrace.probes.registry import ALL
+from mailtrace.probes.registry import TRIAGE as ALL
 from mailtrace.topology import load_topology
 from mailtrace.usecases.demo import lab_options
 from mailtrace.usecases.triage import make_target, run_triage

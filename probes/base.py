@@ -11,14 +11,15 @@ critical path without ever blaming a tier for the observer's problem.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
 from mailtrace.clients.dns import DnsClient
+from mailtrace.clients.msgraph.client import GraphClient
+from mailtrace.clients.mta_sts import PolicyFetcher
+from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
 from mailtrace.clients.smtp import SmtpClient
 from mailtrace.core.findings import Finding
 from mailtrace.topology.flow import FlowGraph
@@ -49,30 +50,27 @@ class Target:
     since: timedelta = timedelta(hours=24)
 
 
-class Closable(Protocol):
-    async def aclose(self) -> None: ...
+class ClientUnavailable(Exception):
+    """The tier's client for an API cannot be built as the topology declares it (a
+    credential variable unset, a certificate file missing): the probe is *not tested*,
+    and ``reason`` says what is missing — never the secret itself."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-C = TypeVar("C", bound=Closable)
+class Clients(Protocol):
+    """The API clients of a run, built once per tier by the engine from the topology and
+    the run's options (credentials included) and closed when the run ends. A probe asks
+    for its tier's client and never sees where the credentials came from; each accessor
+    raises :class:`ClientUnavailable` when the client cannot be built."""
 
-
-@dataclass
-class RunClients:
-    """Clients shared by the probes of a run (one Graph client per tier, say), made on
-    first use and closed by the engine when the run ends."""
-
-    _open: dict[tuple[str, str], Closable] = field(default_factory=dict)
-
-    def get(self, key: tuple[str, str], make: Callable[[], C]) -> C:
-        if key not in self._open:
-            self._open[key] = make()
-        return cast(C, self._open[key])
-
-    async def aclose(self) -> None:
-        for client in reversed(list(self._open.values())):
-            with contextlib.suppress(Exception):
-                await client.aclose()
-        self._open.clear()
+    def graph(self, tier: str) -> GraphClient: ...
+    def pps(self, tier: str) -> PpsClient: ...
+    def essentials(self, tier: str) -> EssentialsClient: ...
+    def tap(self, tier: str) -> TapClient: ...
+    def policy_fetcher(self) -> PolicyFetcher: ...
 
 
 @dataclass
@@ -83,13 +81,9 @@ class ProbeContext:
     target: Target
     dns: DnsClient
     deadline: float  # time.monotonic() value
+    clients: Clients
     smtp: SmtpClient = field(default_factory=SmtpClient)
     observations: dict[str, Any] = field(default_factory=dict)
-    #: Where credentials named by the topology (``*_env``) are read. Never logged.
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
-    #: CA certificates to trust for HTTPS APIs instead of the system's (``--ca-file``).
-    ca_file: Path | None = None
-    clients: RunClients = field(default_factory=RunClients)
 
     def observation(self, probe_id: str) -> Any:
         """The observation of a declared dependency (``None`` if it could not run)."""

@@ -10,14 +10,13 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mailtrace.cli import options as opt
 from mailtrace.cli.options import UsageError
 
 if TYPE_CHECKING:
-    from mailtrace.clients.dns import DnsClient
+    from mailtrace.engine.settings import Options
     from mailtrace.report.verify import VerifyReport
     from mailtrace.topology.model import Topology
 
@@ -55,10 +54,8 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     return {"verify": cmd_verify, "precheck": cmd_precheck}
 
 
-def _setup(args: argparse.Namespace
-           ) -> tuple[Topology, str, Callable[[], DnsClient], str | None]:
-    from mailtrace.clients.dns import DnsClient, Server
-    from mailtrace.core.network import Redirects
+def _setup(args: argparse.Namespace) -> tuple[Topology, str, Options]:
+    from mailtrace.engine.settings import Options
 
     opt.positive(args.timeout)
     opt.check_output(args)
@@ -70,15 +67,10 @@ def _setup(args: argparse.Namespace
     resolvers, connect_to = opt.endpoints(args)
     if getattr(args, "system_resolver", False) and args.resolver:
         resolvers = [*opt.system_resolvers(), *resolvers]
-    ca_file = args.ca_file or os.environ.get(CA_FILE_ENV)
-    if ca_file and not os.path.isfile(ca_file):
-        raise UsageError(f"--ca-file {ca_file}: no such file")
-
-    def client() -> DnsClient:
-        return DnsClient([Server("resolver", e.address, e.port) for e in resolvers],
-                         Redirects(tuple(connect_to)))
-
-    return topology, domain, client, ca_file
+    if args.ca_file is None and os.environ.get(CA_FILE_ENV):
+        args.ca_file = os.environ[CA_FILE_ENV]
+    return topology, domain, Options(resolvers, connect_to, args.timeout,
+                                     ca_file=opt.ca_file(args))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -86,7 +78,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from mailtrace.report.json import dumps
     from mailtrace.usecases.verify import verify
 
-    topology, domain, client, ca_file = _setup(args)
+    topology, domain, options = _setup(args)
     if args.watch:
         opt.positive(args.interval, "--interval")
 
@@ -101,9 +93,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
               + (f"; waiting for {', '.join(waiting)}" if waiting else ""),
               file=sys.stderr, flush=True)
 
-    result = asyncio.run(verify(topology, domain, client, timeout=args.timeout,
-                                watch=args.watch, interval=args.interval, ca_file=ca_file,
-                                progress=progress))
+    result = asyncio.run(verify(topology, domain, options, watch=args.watch,
+                                interval=args.interval, progress=progress))
     text = (dumps(result.as_json()) if args.format == "json"
             else render.verify_text(result, args.verbose))
     opt.deliver(text, args.output)
@@ -116,7 +107,7 @@ def cmd_precheck(args: argparse.Namespace) -> int:
     from mailtrace.topology.change import ChangeError, load_change
     from mailtrace.usecases.precheck import precheck
 
-    topology, domain, client, ca_file = _setup(args)
+    topology, domain, options = _setup(args)
     try:
         change = load_change(args.change)
     except ChangeError as exc:
@@ -126,8 +117,7 @@ def cmd_precheck(args: argparse.Namespace) -> int:
         if domain not in topology.domains:
             raise UsageError(f"{args.change}: domain {domain} is not in topology "
                              f"{topology.topology}")
-    result = asyncio.run(precheck(topology, change, domain, client, timeout=args.timeout,
-                                  ca_file=ca_file))
+    result = asyncio.run(precheck(topology, change, domain, options))
     if args.format == "json":
         text = dumps(result.as_json())
     elif args.format == "junit":

@@ -1,19 +1,18 @@
-"""Gather what the MTA-STS and TLS-RPT checks judge: the records through DNS, the policy
-over HTTPS (RFC 8461 §3.3: ``https://mta-sts.<domain>/.well-known/mta-sts.txt``, the
-certificate valid for that name, no redirect followed, a bounded body)."""
+"""The MTA-STS policy over HTTPS (RFC 8461 §3.3: ``https://mta-sts.<domain>/.well-known/
+mta-sts.txt``, the certificate valid for that name, no redirect followed, a bounded body)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
 from mailtrace.clients.http import BodyTooLarge, read_body, session
 from mailtrace.core.network import Redirects
-from mailtrace.mailauth.lookup import Lookup
-from mailtrace.mailauth.mta_sts import MtaStsCheck, PolicyFetch
-from mailtrace.topology.model import DnsTier, Topology
+from mailtrace.mailauth.mta_sts import PolicyFetch
 
 MAX_POLICY = 64 * 1024  # RFC 8461 §3.3: senders may refuse larger policies
 TIMEOUT = 10.0
@@ -55,21 +54,13 @@ def _reason(exc: Exception) -> str:
     return text if len(text) < 300 else text[:300] + "..."
 
 
-async def collect(lookup: Lookup, topology: Topology, domain: str, *,
-                  redirects: Redirects | None = None, ca_file: str | None = None,
-                  mx_hosts: tuple[str, ...] | None = None) -> MtaStsCheck:
-    """``mx_hosts`` replaces the live MX set (precheck judges the changed one)."""
-    record, tlsrpt, mx = await asyncio.gather(
-        lookup(f"_mta-sts.{domain}", "TXT"), lookup(f"_smtp._tls.{domain}", "TXT"),
-        lookup(domain, "MX"))
-    hosts = mx_hosts if mx_hosts is not None else tuple(
-        d.split()[1].rstrip(".").lower() for d in mx.data if len(d.split()) == 2)
-    expected = None
-    for tier in topology.tiers.values():
-        if isinstance(tier, DnsTier) and tier.expect.mta_sts is not None:
-            expected = tier.expect.mta_sts.mode
-    fetch = None
-    if any(t.startswith("v=STSv1") for t in record.data):
-        fetch = await asyncio.to_thread(fetch_policy, domain, redirects, ca_file)
-    return MtaStsCheck(domain, record, tlsrpt, hosts, fetch, expected,
-                       [mx.evidence()])
+@dataclass(frozen=True)
+class PolicyFetcher:
+    """Fetches MTA-STS policies with the run's ``--connect-to`` rules and CA file."""
+
+    redirects: Redirects | None = None
+    ca_file: Path | None = None
+
+    async def fetch(self, domain: str) -> PolicyFetch:
+        ca = str(self.ca_file) if self.ca_file is not None else None
+        return await asyncio.to_thread(fetch_policy, domain, self.redirects, ca)

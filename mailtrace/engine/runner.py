@@ -4,6 +4,11 @@ Each planned probe starts as soon as the probes it depends on have finished; pro
 with no dependency between them run at the same time. A probe that raises becomes an
 ``ENGINE_PROBE_ERROR`` finding, one that overruns its deadline ``ENGINE_PROBE_TIMEOUT``:
 both are *not tested*, never *failed*. Hooks see every probe before and after it runs.
+
+Two entry points: :meth:`Engine.run` (a triage: every tier of the flow) and
+:meth:`Engine.run_tier` (chosen probes on one tier: verify and precheck, over live DNS or
+a change laid over it). Both use the run's clients (``engine.clients``), which the caller
+closes.
 """
 
 from __future__ import annotations
@@ -11,22 +16,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-from mailtrace.clients.dns import DnsClient
-from mailtrace.clients.smtp import SmtpClient
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, ProbeResult, Scope, Status, TierResult
+from mailtrace.engine.clients import RunClients
 from mailtrace.probes.base import (
     OBSERVER_KIND,
     OBSERVER_TIER,
     NotTested,
     Probe,
     ProbeContext,
-    RunClients,
     Target,
 )
 from mailtrace.topology.flow import FlowGraph
@@ -62,10 +64,13 @@ class Plan:
         return [p for p in self.probes if p.tier == tier]
 
 
-def validate(probes: Iterable[Probe]) -> None:
-    """Check the catalog when it is loaded, not when a probe runs (as pluggy does)."""
+def validate(probes: Iterable[Probe], known: Iterable[Probe] = ()) -> None:
+    """Check the catalog when it is loaded, not when a probe runs (as pluggy does). A
+    dependency may name a probe of ``known`` that is not planned (a gate of the triage
+    that verify does not run): it then gates nothing."""
     declared = catalog.load()
-    ids = {p.id for p in probes}
+    probes = list(probes)
+    ids = {p.id for p in [*probes, *known]}
     for p in probes:
         for dep in (*p.depends, *p.gates):
             if dep not in ids:
@@ -125,17 +130,29 @@ class Engine:
     topology: Topology
     flow: FlowGraph
     target: Target
-    dns: DnsClient
-    probes: Sequence[Probe]
+    clients: RunClients
     timeout: float = 30.0
     hooks: list[Hook] = field(default_factory=list)
-    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
-    smtp: SmtpClient = field(default_factory=SmtpClient)
-    ca_file: Path | None = None
 
-    async def run(self) -> list[TierResult]:
-        plan = build_plan(self.topology, self.flow, self.probes,
+    async def run(self, probes: Sequence[Probe]) -> list[TierResult]:
+        """Every tier of the flow, in flow order, with the probes that apply to it."""
+        plan = build_plan(self.topology, self.flow, probes,
                           recipient=self.target.recipient is not None)
+        return self._tiers(plan, await self._run(plan))
+
+    async def run_tier(self, tier: str, probes: Sequence[Probe],
+                       known: Sequence[Probe] = ()) -> TierResult:
+        """These probes on this one tier (those of its kind that apply), with the same
+        deadlines, error mapping and tag checks as a triage."""
+        validate(probes, known)
+        kind = self.topology.tiers[tier].kind
+        planned = [PlannedProbe(tier, p) for p in probes
+                   if kind in p.kinds and p.applies(self.topology, tier)]
+        plan = Plan([(tier, kind)], planned)
+        [result] = self._tiers(plan, await self._run(plan))
+        return result
+
+    async def _run(self, plan: Plan) -> dict[tuple[str, str], ProbeResult]:
         run_deadline = time.monotonic() + self.timeout
         results: dict[tuple[str, str], ProbeResult] = {}
         observations: dict[tuple[str, str], Any] = {}
@@ -159,18 +176,14 @@ class Engine:
                     return
             for hook in self.hooks:
                 hook.before(pp.tier, pp.probe.id)
-            results[pp.key] = await self._execute(pp, run_deadline, observations, deps, clients)
+            results[pp.key] = await self._execute(pp, run_deadline, observations, deps)
             for hook in self.hooks:
                 hook.after(results[pp.key])
 
-        clients = RunClients()  # shared by the probes of this run, closed at its end
-        try:
-            for pp in plan.probes:
-                tasks[pp.key] = asyncio.ensure_future(run_one(pp))
-            await self._watch_gates(plan, tasks, results, dep_key)
-        finally:
-            await clients.aclose()
-        return self._tiers(plan, results)
+        for pp in plan.probes:
+            tasks[pp.key] = asyncio.ensure_future(run_one(pp))
+        await self._watch_gates(plan, tasks, results, dep_key)
+        return results
 
     async def _execute(
         self,
@@ -178,7 +191,6 @@ class Engine:
         run_deadline: float,
         observations: dict[tuple[str, str], Any],
         deps: list[tuple[str, str]],
-        clients: RunClients,
     ) -> ProbeResult:
         started = time.monotonic()
         deadline = min(started + pp.probe.deadline, run_deadline)
@@ -187,13 +199,11 @@ class Engine:
             flow=self.flow,
             tier=pp.tier,
             target=self.target,
-            dns=self.dns,
+            dns=self.clients.dns,
             deadline=deadline,
+            clients=self.clients,
+            smtp=self.clients.smtp,
             observations={d[1]: observations.get(d) for d in deps},
-            environ=self.environ,
-            smtp=self.smtp,
-            ca_file=self.ca_file,
-            clients=clients,
         )
 
         def result(

@@ -123,22 +123,6 @@ def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
         summary += "; not tested: " + ", ".join(n["tier"] for n in not_tested)
     return Verdict("healthy", None, None, summary + ".", not_tested)
 
-def localized(tiers: list[TierResult], verdict: Verdict) -> list[Finding]:
-    """The findings the fix is shown for: the failing ones of the verdict's tier or, for
-    the observer, every failing observer finding wherever a probe met it."""
-    found = []
-    for tier in tiers:
-        for f in tier.findings:
-            info = catalog.info(f.tag)
-            if not info.fails or verdict.tier is None:
-                continue
-            if verdict.tier == OBSERVER_TIER:
-                if info.scope is Scope.OBSERVER:
-                    found.append(f)
-            elif tier.id == verdict.tier:
-                found.append(f)
-    return found
-
 
 def _reason(tier: TierResult) -> str:
     reasons = [p.reason for p in tier.probes if p.reason]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from html import escape
 
 from mailtrace.core import catalog
-from mailtrace.engine.verdict import localized
 from mailtrace.report.model import TriageReport
+from mailtrace.report.remediation import localized
 from mailtrace.report.text import evidence_lines
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}

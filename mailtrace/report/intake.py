@@ -10,25 +10,20 @@ null. Findings have the triage report's finding shape.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from mailtrace.core import catalog
-from mailtrace.core.findings import Finding, Level
+from mailtrace.core.findings import Finding
 from mailtrace.intake.headers import HeaderAnalysis
 from mailtrace.intake.ndr import NdrAnalysis
 from mailtrace.report.json import finding_json
 from mailtrace.report.model import TriageReport
+from mailtrace.report.remediation import MARK, finding_fix
 
 NDR_SCHEMA = "mailtrace/ndr-1"
 HEADERS_SCHEMA = "mailtrace/headers-1"
 NDR_SOURCE = "evidence.ndr"
 HEADERS_SOURCE = "evidence.headers"
-
-_MARK = {Level.CRITICAL: "✗", Level.ERROR: "✗", Level.WARNING: "!", Level.NOTICE: "·",
-         Level.INFO: "✓"}
-_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:@-]+")
-
 
 def _finding(f: Finding, source: str) -> dict[str, Any]:
     return finding_json(f, source, localized=catalog.info(f.tag).fails)
@@ -103,31 +98,9 @@ def ndr_json(analysis: NdrAnalysis, triage: TriageReport | None = None) -> dict[
     return data
 
 
-def _fill(command: str, args: dict[str, Any], domain: str | None) -> str:
-    values = {"domain": domain, **args}
-    for key, value in values.items():
-        if isinstance(value, str) and _SAFE_VALUE.fullmatch(value):
-            command = command.replace(f"<{key}>", value)
-    return command
-
-
-def _fix_lines(f: Finding, domain: str | None) -> list[str]:
-    info = catalog.info(f.tag)
-    rem = info.remediation
-    if rem is None or not info.fails:
-        return []
-    lines = [f"    fix: {' '.join(rem.summary.split())}"]
-    lines += [f"      {'$' if c.startswith(('dig', 'mailtrace')) else 'PS>'} "
-              f"{_fill(c, f.args, domain)}" for c in rem.commands]
-    lines += [f"      docs: {d}" for d in rem.docs]
-    if rem.checked:
-        lines.append(f"      (checked {rem.checked})")
-    return lines
-
-
 def _line(f: Finding) -> str:
     info = catalog.info(f.tag)
-    return f"{_MARK[info.level]} {f.tag}  {info.render(f.args)}"
+    return f"{MARK[info.level]} {f.tag}  {info.render(f.args)}"
 
 
 def ndr_text(analysis: NdrAnalysis, source: str, triage: TriageReport | None = None) -> str:
@@ -155,7 +128,7 @@ def ndr_text(analysis: NdrAnalysis, source: str, triage: TriageReport | None = N
         if topology is not None:
             out.append(f"    tier: {o.tier or 'none of this topology'}")
         domain = (r.address or "").rpartition("@")[2] or None
-        out += _fix_lines(o.finding, domain)
+        out += finding_fix(o.finding, domain, indent="    ")
         out.append("")
     named = analysis.named
     if named is not None:
@@ -238,7 +211,7 @@ def headers_text(analysis: HeaderAnalysis, source: str, topology_name: str | Non
     out.append("")
     for f in analysis.findings:
         out.append(_line(f))
-        out += _fix_lines(f, None)
+        out += finding_fix(f, indent="    ")
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, TierResult
-from mailtrace.engine.verdict import localized
 from mailtrace.report.model import TriageReport
+from mailtrace.report.remediation import localized
 
 SCHEMA = "mailtrace/triage-1"
 

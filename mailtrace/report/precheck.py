@@ -12,10 +12,17 @@ from mailtrace.core import catalog
 from mailtrace.core.findings import Finding
 from mailtrace.probes.auth import checks
 from mailtrace.report.json import finding_json
+from mailtrace.report.remediation import fix_lines, values
 from mailtrace.report.verify import line, spf_tree_lines
 from mailtrace.topology.change import ChangeFile, Overlaid
 
 UNSAFE_WARNINGS = frozenset({"PRECHECK_MX_TTL_LONG"})
+
+
+def _engine(f: Finding) -> bool:
+    """A probe that crashed or overran says nothing about the change (it is reported as
+    not tested, not as something the change introduces or resolves)."""
+    return f.tag.startswith("ENGINE_")
 
 
 def _key(f: Finding) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -31,14 +38,16 @@ class PrecheckReport:
     before: list[Finding]
     after: list[Finding]
     elapsed_ms: float = 0.0
+    #: Why a probe could not judge the changed records (then the change is not "safe").
+    not_tested: list[str] = field(default_factory=list)
     new: list[Finding] = field(init=False)
     resolved: list[Finding] = field(init=False)
 
     def __post_init__(self) -> None:
         before = {_key(f) for f in self.before}
         after = {_key(f) for f in self.after}
-        self.new = [f for f in self.after if _key(f) not in before]
-        self.resolved = [f for f in self.before if _key(f) not in after]
+        self.new = [f for f in self.after if _key(f) not in before and not _engine(f)]
+        self.resolved = [f for f in self.before if _key(f) not in after and not _engine(f)]
 
     @property
     def unsafe(self) -> list[Finding]:
@@ -49,7 +58,7 @@ class PrecheckReport:
     def verdict(self) -> str:
         if self.unsafe:
             return "unsafe"
-        if any(f.tag == checks.NOT_TESTED_TAG for f in self.after):
+        if self.not_tested or any(f.tag == checks.NOT_TESTED_TAG for f in self.after):
             return "inconclusive"
         return "safe"
 
@@ -72,6 +81,7 @@ class PrecheckReport:
             "new": [finding_json(f) for f in self.new],
             "resolved": [finding_json(f) for f in self.resolved],
             "after": [finding_json(f) for f in self.after],
+            "not_tested": self.not_tested,
             "elapsed_ms": round(self.elapsed_ms),
         }
 
@@ -95,15 +105,16 @@ def precheck_text(report: PrecheckReport, verbose: bool = False) -> str:
     sections = [("unsafe", report.unsafe), ("new", [f for f in report.new
                                                      if f not in report.unsafe]),
                 ("resolved", report.resolved)]
+    fixed: set[str] = set()
     for name, findings in sections:
         if findings:
             out.append(f"{name}:")
-            out.extend(f"  {line(f)}" for f in findings)
-            if name == "unsafe":
-                for f in findings:
-                    rem = catalog.info(f.tag).remediation
-                    if rem is not None:
-                        out.append(f"    fix: {rem.summary.strip()}")
+            for f in findings:
+                out.append(f"  {line(f)}")
+                rem = catalog.info(f.tag).remediation
+                if name == "unsafe" and rem is not None and f.tag not in fixed:
+                    fixed.add(f.tag)  # each fix once, under the first finding it mends
+                    out += fix_lines(rem, values(f, report.domain), "    ")
     if verbose:
         out.append("after the change:")
         out.extend(f"  {line(f)}" for f in report.after)

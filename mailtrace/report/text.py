@@ -9,11 +9,10 @@ import sys
 from typing import Any, TextIO
 
 from mailtrace.core import catalog
-from mailtrace.core.catalog import Remediation
-from mailtrace.core.findings import Finding, Level, Status, TierResult
-from mailtrace.engine.verdict import localized
+from mailtrace.core.findings import Status, TierResult
 from mailtrace.probes.base import OBSERVER_TIER
 from mailtrace.report.model import TriageReport
+from mailtrace.report.remediation import MARK, fix_lines, localized, values
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
 _STATUS_COLOUR = {
@@ -22,9 +21,6 @@ _STATUS_COLOUR = {
 }
 _VERDICT_COLOUR = {
     "healthy": "green", "degraded": "yellow", "fault": "red", "inconclusive": "yellow",
-}
-_MARK = {
-    Level.CRITICAL: "✗", Level.ERROR: "✗", Level.WARNING: "!", Level.NOTICE: "·", Level.INFO: "✓",
 }
 EVIDENCE_LINES = 4
 
@@ -72,9 +68,6 @@ def evidence_lines(ev: dict[str, Any], *, verbose: bool = True) -> list[str]:
     return ["  ".join(f"{k}={v}" for k, v in ev.items())]
 
 
-_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:@+-]+")
-
-
 _CONTINUATION = re.compile(r"^\s*[\d.]+ ms S: \d{3}-")
 
 
@@ -95,30 +88,6 @@ def _fold(transcript: list[str]) -> list[str]:
     return folded
 
 
-def _fill(command: str, finding: Finding, report: TriageReport) -> str:
-    """Put the finding's names into a copy-paste command. Only plain host names and
-    addresses are put in: a name from DNS can hold any byte (| & ; `), and a command
-    an admin pastes must not run what a zone chose to publish."""
-    values = {"domain": report.target.domain, **{k: v for k, v in finding.args.items()
-                                                 if isinstance(v, str)}}
-    values = {k: v for k, v in values.items() if _SAFE_VALUE.fullmatch(v)}
-    for key, value in values.items():
-        command = command.replace(f"<{key}>", value)
-    return command
-
-
-def _remediation(rem: Remediation, finding: Finding, report: TriageReport,
-                 paint: _Painter) -> list[str]:
-    lines = [f"  {rem.summary.strip()}"]
-    lines += [f"    {paint('PS>', 'cyan')} {_fill(c, finding, report)}"
-              if not c.startswith(("dig", "mailtrace")) else f"    $ {_fill(c, finding, report)}"
-              for c in rem.commands]
-    lines += [f"    docs: {d}" for d in rem.docs]
-    if rem.checked:
-        lines.append(f"    (commands and links checked {rem.checked})")
-    return lines
-
-
 def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Painter,
                 verbose: bool) -> list[str]:
     label = "this machine" if tier.id == OBSERVER_TIER else tier.kind
@@ -136,7 +105,7 @@ def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Pain
             lines.append(f"    {paint(note, 'dim')}")
         for f in probe.findings:
             info = catalog.info(f.tag)
-            mark = _MARK[info.level]
+            mark = MARK[info.level]
             colour = {"✗": "red", "!": "yellow"}.get(mark, "green")
             lines.append(f"    {paint(mark, colour)} {f.tag}  {info.render(f.args)}")
             shown = f.evidence if verbose else f.evidence[:EVIDENCE_LINES]
@@ -176,7 +145,8 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
                     continue
                 seen.add(f.tag)
                 out.append(f"  {f.tag}:")
-                out += _remediation(info.remediation, f, report, paint)
+                filled = values(f, report.target.domain, recipient=report.target.recipient)
+                out += fix_lines(info.remediation, filled, "    ", paint)
     if v.not_tested:
         out.append("")
         out.append("Not tested: " + "; ".join(f"{n['tier']} ({n['reason']})" for n in v.not_tested))

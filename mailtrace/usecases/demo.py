@@ -3,11 +3,11 @@ verify or precheck against the lab's worlds for them."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import timedelta
 
-from mailtrace.clients.dns import DnsClient, Server
-from mailtrace.core.network import Redirects
+from mailtrace.core.network import Endpoint
 from mailtrace.engine.settings import Options
 from mailtrace.lab.auth_worlds import PrecheckScenario, VerifyScenario
 from mailtrace.lab.cache import CachingResolver
@@ -42,21 +42,19 @@ async def verify_in_lab(vs: VerifyScenario, *, timeout: float = 20.0, watch: boo
                         interval: float = 1.0, dns_delay: float = 0.0) -> VerifyReport:
     """verify against the lab: its resolver, plus the caching one when the scenario has it."""
     async with Lab(vs.scenario, dns_delay=dns_delay) as lab:
-        resolvers = [Server("resolver", *lab.resolver)]
+        options = lab_options(lab, timeout)
         cache = None
         if vs.cached:
             forwarders = {name.to_text(): endpoints
                           for name, endpoints in lab.dns_resolver.forwarders.items()}
             cache = CachingResolver(forwarders, vs.cached, host=lab.resolver[0])
             await cache.start()
-            resolvers.append(Server("resolver", *cache.address))
+            options = dataclasses.replace(options, resolvers=[
+                *options.resolvers, Endpoint(*cache.address)])
         try:
             topology = load_topology(lab.topology_path)
-            redirects = Redirects(tuple(lab.connect_to))
-            return await verify(topology, topology.domains[0],
-                                lambda: DnsClient(list(resolvers), redirects),
-                                timeout=timeout, watch=watch, interval=interval,
-                                ca_file=str(lab.ca_file))
+            return await verify(topology, topology.domains[0], options, watch=watch,
+                                interval=interval)
         finally:
             if cache is not None:
                 await cache.stop()
@@ -66,12 +64,9 @@ async def precheck_in_lab(ps: PrecheckScenario, *, timeout: float = 20.0,
                           change: ChangeFile | None = None) -> PrecheckReport:
     async with Lab(ps.scenario) as lab:
         topology = load_topology(lab.topology_path)
-        redirects = Redirects(tuple(lab.connect_to))
-        resolvers = [Server("resolver", *lab.resolver)]
         change = change or parse_change(ps.change, ps.name)
         started = time.monotonic()
         report = await precheck(topology, change, topology.domains[0],
-                                lambda: DnsClient(list(resolvers), redirects),
-                                timeout=timeout, ca_file=str(lab.ca_file))
+                                lab_options(lab, timeout))
         report.elapsed_ms = (time.monotonic() - started) * 1000
         return report

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailtrace.engine.runner import build_plan
-from mailtrace.probes.registry import ALL
+from mailtrace.probes.registry import TRIAGE
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import ExchangeOnlineTier, Topology
 
@@ -25,10 +25,10 @@ PREREQUISITES = {
 
 def needed(topology: Topology, only: list[str]) -> list[dict[str, Any]]:
     """Per tier that needs any: its API, the permissions and the probes needing each."""
-    unknown = set(only) - {p.id for p in ALL}
+    unknown = set(only) - {p.id for p in TRIAGE}
     if unknown:
         raise ValueError(f"unknown probe {', '.join(sorted(unknown))}")
-    plan = build_plan(topology, FlowGraph(topology), ALL)
+    plan = build_plan(topology, FlowGraph(topology), TRIAGE)
     tiers: dict[str, dict[str, Any]] = {}
     for pp in plan.probes:
         if not pp.probe.permissions or (only and pp.probe.id not in only):

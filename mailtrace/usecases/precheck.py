@@ -1,7 +1,8 @@
 """``mailtrace precheck``: judge a DNS change before it is made.
 
-The same checks run twice — on the live answers, and on the live answers with the change
-laid over them (:class:`~mailtrace.mailauth.lookup.Overlay`) — and the report is the
+The same probes run twice through the engine — over live DNS, and over live DNS with the
+change laid over it (:class:`~mailtrace.clients.dns_overlay.OverlaidDnsClient`) — and
+the report is the
 difference: findings the change introduces, and findings it resolves. The change is
 unsafe (exit 1) when it introduces a failing finding (SPF over 10 lookups or 2 void
 lookups, MX off the declared gateway, a DKIM selector signing will use but nobody
@@ -14,25 +15,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mailtrace.clients.dns import DnsClient, DnsObservation, Outcome, Record, Server
-from mailtrace.clients.mta_sts import collect as collect_mta_sts
-from mailtrace.core.findings import Finding
-from mailtrace.core.network import Endpoint
-from mailtrace.mailauth.lookup import DnsLookup, Lookup, Overlay, absolute
+from mailtrace.clients.dns import DnsClient, Outcome
+from mailtrace.clients.dns_lookup import DnsLookup
+from mailtrace.clients.dns_overlay import OverlaidDnsClient
+from mailtrace.core.findings import Finding, Status
+from mailtrace.engine.clients import RunClients
+from mailtrace.engine.runner import Engine
+from mailtrace.engine.settings import Options
+from mailtrace.mailauth.lookup import absolute
 from mailtrace.probes.auth import checks
-from mailtrace.probes.base import NotTested, ProbeContext, Target
+from mailtrace.probes.base import Target
 from mailtrace.report.precheck import PrecheckReport
 from mailtrace.topology.change import ChangeFile, overlay_records
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import DkimExpectation, Topology
+from mailtrace.usecases.verify import fit_findings, judge_records
 
+#: What precheck itself emits (the probes' tags are theirs).
+TAGS = frozenset({"PRECHECK_MX_TTL_LONG"})
 #: An MX TTL above this makes a cutover slow to take effect (RFC 1035 §3.2.1 TTL).
 LONG_TTL = 900
 LOWER_TO = 300
-_CHANGE_SERVER = Server("authoritative", "0.0.0.0", 0, "change-file.invalid")
 
 
 def with_signing(topology: Topology, selectors: list[str]) -> Topology:
@@ -47,44 +52,15 @@ def with_signing(topology: Topology, selectors: list[str]) -> Topology:
     return topology.model_copy(update={"tiers": {**topology.tiers, tier_id: tier}})
 
 
-async def _mx_findings(client: DnsClient, topology: Topology, domain: str, deadline: float,
-                       mx_data: tuple[str, ...] | None) -> list[Finding]:
-    """The dns.mx probe's own judgement, of the live MX or of the changed one."""
-    from mailtrace.probes.dns import mx
-    from mailtrace.probes.dns.expect import mx_expectation
-
-    tier_id, _ = checks.dns_expectation(topology)
-    ctx = ProbeContext(topology, FlowGraph(topology), tier_id, Target(domain), client, deadline)
-    try:
-        if mx_data is None:
-            return mx.evaluate(await mx.collect(ctx))
-        qname = absolute(domain)
-        records = tuple(Record(qname, "MX", LOWER_TO, d) for d in mx_data)
-        obs = DnsObservation(_CHANGE_SERVER, Endpoint("0.0.0.0", 0), qname, "MX",
-                             Outcome.ANSWER if records else Outcome.NODATA, answer=records)
-        pairs = sorted(mx.parse_mx(r.data) for r in records)
-        hosts = [h for _, h in pairs if h != "." and not mx.is_ip_literal(h)]
-        lookups = dict(zip(hosts, await asyncio.gather(
-            *(client.addresses(h, deadline) for h in hosts)), strict=True))
-        targets = [mx.MxTarget(p, h, lookups.get(h)) for p, h in pairs]
-        return mx.evaluate(mx.MxCheck(domain, mx_expectation(ctx), obs, targets))
-    except NotTested as exc:
-        return [Finding(checks.NOT_TESTED_TAG, {"name": domain, "type": "MX",
-                                                "error": exc.reason})]
-
-
-async def assess(lookup: Lookup, client: DnsClient, topology: Topology, domain: str,
-                 deadline: float, ca_file: str | None,
-                 mx_data: tuple[str, ...] | None = None) -> list[Finding]:
-    mx_hosts = None if mx_data is None else tuple(
-        d.split()[1].rstrip(".").lower() for d in mx_data if len(d.split()) == 2)
-    auth, sts, mx_findings = await asyncio.gather(
-        checks.collect(lookup, topology, domain),
-        collect_mta_sts(lookup, topology, domain, redirects=client.redirects, ca_file=ca_file,
-                        mx_hosts=mx_hosts),
-        _mx_findings(client, topology, domain, deadline, mx_data),
-    )
-    return checks.evaluate(auth) + sts.evaluate() + mx_findings
+async def assess(clients: RunClients, topology: Topology, domain: str,
+                 timeout: float) -> tuple[list[Finding], list[str]]:
+    """The records probes through the engine, over live DNS or the change laid over it:
+    their findings, and why any probe could not judge."""
+    engine = Engine(topology, FlowGraph(topology), Target(domain), clients, timeout)
+    tier = await judge_records(engine, topology)
+    untested = [f"{p.probe}: {p.reason}" for p in tier.probes
+                if p.status in (Status.NOT_TESTED, Status.SKIPPED)]
+    return fit_findings(tier, domain), untested
 
 
 async def _authoritative_ttl(client: DnsClient, domain: str, deadline: float) -> int | None:
@@ -133,25 +109,27 @@ def _iso(when: dt.datetime) -> str:
 
 
 async def precheck(topology: Topology, change: ChangeFile, domain: str,
-                   client_factory: Callable[[], DnsClient], *, timeout: float = 30.0,
-                   ca_file: str | None = None) -> PrecheckReport:
+                   options: Options) -> PrecheckReport:
     began = time.monotonic()
-    deadline = began + timeout
-    client = client_factory()
-    live = DnsLookup(client, deadline)
-    overlaid = await overlay_records(change, domain, live)
-    changed = Overlay(live, overlaid.records)
+    deadline = began + options.timeout
+    live = RunClients(topology, options)
+    overlaid = await overlay_records(change, domain, DnsLookup(live.dns, deadline))
+    changed = RunClients(with_signing(topology, change.sign_with), options,
+                         dns=OverlaidDnsClient(live.dns, overlaid.records, LOWER_TO))
     mx_key = (absolute(domain), "MX")
     mx_after = overlaid.records.get(mx_key)
     mx_moves = mx_after is not None and set(mx_after) != set(overlaid.before[mx_key].data)
-    before, after, ttl = await asyncio.gather(
-        assess(live, client, topology, domain, deadline, ca_file),
-        assess(changed, client, with_signing(topology, change.sign_with), domain, deadline,
-               ca_file, mx_after),
-        _authoritative_ttl(client, domain, deadline) if mx_moves else _none(),
-    )
+    try:
+        (before, _), (after, untested), ttl = await asyncio.gather(
+            assess(live, topology, domain, options.timeout),
+            assess(changed, changed.topology, domain, options.timeout),
+            _authoritative_ttl(live.dns, domain, deadline) if mx_moves else _none(),
+        )
+    finally:
+        await asyncio.gather(live.aclose(), changed.aclose())
     after += MxCutover(domain, ttl, change.planned).evaluate()
-    report = PrecheckReport(topology.topology, domain, change, overlaid, before, after)
+    report = PrecheckReport(topology.topology, domain, change, overlaid, before, after,
+                            not_tested=untested)
     report.elapsed_ms = (time.monotonic() - began) * 1000
     return report
 

@@ -6,10 +6,8 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from mailtrace.clients.dns import DnsClient, Server
-from mailtrace.clients.smtp import SmtpClient
 from mailtrace.core.address import check_domain, check_mailbox
-from mailtrace.core.network import Redirects
+from mailtrace.engine.clients import RunClients
 from mailtrace.engine.runner import Engine, Hook
 from mailtrace.engine.settings import Options
 from mailtrace.engine.verdict import decide
@@ -62,27 +60,19 @@ async def run_triage(
     hooks: Sequence[Hook] = (),
 ) -> TriageReport:
     if probes is None:
-        from mailtrace.probes.registry import ALL
+        from mailtrace.probes.registry import TRIAGE
 
-        probes = ALL
+        probes = TRIAGE
     started = time.monotonic()
     flow = FlowGraph(topology)
-    dns = DnsClient(
-        resolvers=[Server("resolver", e.address, e.port) for e in options.resolvers],
-        redirects=Redirects(tuple(options.connect_to)),
-    )
-    smtp = SmtpClient(
-        redirects=dns.redirects,
-        timeouts=options.smtp_timeouts,
-        ca_file=options.ca_file,
-        helo=options.helo or topology.smtp.helo,
-        mail_from=topology.smtp.mail_from if options.mail_from is None else options.mail_from,
-        references=tuple(options.smtp_references),
-    )
+    clients = RunClients(topology, options)
     timings = Timings()
-    engine = Engine(topology, flow, target, dns, probes, options.timeout, [timings, *hooks],
-                    environ=options.environ, smtp=smtp, ca_file=options.ca_file)
-    tiers = await engine.run()
+    engine = Engine(topology, flow, target, clients, options.timeout, [timings, *hooks])
+    try:
+        tiers = await engine.run(probes)
+    finally:
+        await clients.aclose()
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000
-    return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings, dns.queries_sent)
+    return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings,
+                        clients.dns.queries_sent)

@@ -20,17 +20,21 @@ a secondary with a lower serial has not caught up yet).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from mailtrace.clients.dns import DnsClient, DnsObservation, Outcome, Server
-from mailtrace.clients.mta_sts import collect as collect_mta_sts
 from mailtrace.core import catalog
-from mailtrace.core.findings import Finding
-from mailtrace.mailauth.lookup import DnsLookup, absolute, txt_text
+from mailtrace.core.findings import Finding, Status, TierResult
+from mailtrace.engine.clients import RunClients
+from mailtrace.engine.runner import Engine
+from mailtrace.engine.settings import Options
+from mailtrace.mailauth.lookup import absolute, txt_text
 from mailtrace.probes.auth import checks
-from mailtrace.probes.base import ProbeContext, Target
+from mailtrace.probes.base import Target
+from mailtrace.probes.registry import RECORDS, TRIAGE
 from mailtrace.report.verify import (
     ExpectedRecord,
     RecordReport,
@@ -142,33 +146,32 @@ async def _serial(client: DnsClient, server: Server, apex: str, deadline: float)
         return None
 
 
-async def fit_findings(client: DnsClient, topology: Topology, domain: str, deadline: float,
-                       ca_file: str | None) -> list[Finding]:
-    """Does what the zone publishes fit the topology? (the auth checks and the MX probe)"""
-    from mailtrace.probes.dns import mx
+def fit_findings(tier: TierResult, domain: str) -> list[Finding]:
+    """What the probes found about the zone's records, those that could not run included:
+    their evidence, and for a probe that gave none, why it could not judge."""
+    found = [f for p in tier.probes for f in p.findings]
+    for p in tier.probes:
+        if p.status in (Status.NOT_TESTED, Status.SKIPPED) and not p.findings:
+            found.append(Finding(checks.NOT_TESTED_TAG, {
+                "name": domain, "type": JUDGED_BY.get(p.probe, p.probe),
+                "error": p.reason or "not tested"}))
+    return found
 
-    lookup = DnsLookup(client, deadline)
-    flow = FlowGraph(topology)
+
+#: Which record each probe's judgement is about, for a probe that could not run.
+JUDGED_BY = {"dns.mx": "MX", "auth.records": "SPF/DKIM/DMARC", "auth.mta-sts": "MTA-STS"}
+
+
+async def judge_records(engine: Engine, topology: Topology) -> TierResult:
+    """The records probes (``registry.RECORDS``) on the topology's DNS tier."""
     tier_id, _ = checks.dns_expectation(topology)
-    ctx = ProbeContext(topology, flow, tier_id, Target(domain), client, deadline)
-    auth, sts, mx_check = await asyncio.gather(
-        checks.collect(lookup, topology, domain),
-        collect_mta_sts(lookup, topology, domain, redirects=client.redirects, ca_file=ca_file),
-        mx.collect(ctx),
-    )
-    try:
-        mx_findings = mx.evaluate(mx_check)
-    except Exception as exc:  # NotTested: the MX could not be judged in time
-        mx_findings = [Finding(checks.NOT_TESTED_TAG, {"name": domain, "type": "MX",
-                                                       "error": str(exc)})]
-    return checks.evaluate(auth) + sts.evaluate() + mx_findings
+    return await engine.run_tier(tier_id, RECORDS, known=TRIAGE)
 
 
-async def verify_once(topology: Topology, domain: str, client_factory: Callable[[], DnsClient],
-                      timeout: float, ca_file: str | None = None) -> VerifyReport:
+async def verify_once(topology: Topology, domain: str, options: Options) -> VerifyReport:
     started, began = time.time(), time.monotonic()
-    deadline = began + timeout
-    client = client_factory()
+    deadline = began + options.timeout
+    client = RunClients(topology, options).dns
     records = expected_records(topology, domain)
     # Nothing here waits for anything else it does not need: the fit checks and the
     # resolvers' answers start at once, the name servers' once the zone's NS set is known.
@@ -176,19 +179,25 @@ async def verify_once(topology: Topology, domain: str, client_factory: Callable[
     # them (sharing its queries with the comparison); every resolver is compared below.
     fit_client = DnsClient(client.resolvers[:1], client.redirects, client.attempt_timeout,
                            _tasks=client._tasks)
-    fit_task = asyncio.ensure_future(fit_findings(fit_client, topology, domain, deadline,
-                                                  ca_file))
+    fit_clients = RunClients(topology, options, dns=fit_client)
+    engine = Engine(topology, FlowGraph(topology), Target(domain), fit_clients,
+                    options.timeout)
+    fit_task = asyncio.ensure_future(judge_records(engine, topology))
     resolver_task = asyncio.gather(*(
         asyncio.gather(*(_ask(client, s, r, deadline) for s in client.resolvers))
         for r in records))
-    delegation = await client.zone_servers(domain, deadline)
-    servers = delegation.servers
-    serials_task = asyncio.gather(*(_serial(client, s, delegation.apex, deadline)
-                                    for s in servers))
-    server_task = asyncio.gather(*(
-        asyncio.gather(*(_ask(client, s, r, deadline) for s in servers)) for r in records))
-    serials, at_servers, at_resolvers, fit = await asyncio.gather(
-        serials_task, server_task, resolver_task, fit_task)
+    try:
+        delegation = await client.zone_servers(domain, deadline)
+        servers = delegation.servers
+        serials_task = asyncio.gather(*(_serial(client, s, delegation.apex, deadline)
+                                        for s in servers))
+        server_task = asyncio.gather(*(
+            asyncio.gather(*(_ask(client, s, r, deadline) for s in servers)) for r in records))
+        serials, at_servers, at_resolvers, fit_tier = await asyncio.gather(
+            serials_task, server_task, resolver_task, fit_task)
+    finally:
+        await fit_clients.aclose()
+    fit = fit_findings(fit_tier, domain)
     per_record = [[*a, *b] for a, b in zip(at_servers, at_resolvers, strict=True)]
     by_server = dict(zip(servers, serials, strict=True))
     reports = []
@@ -209,24 +218,23 @@ async def verify_once(topology: Topology, domain: str, client_factory: Callable[
                         (time.monotonic() - began) * 1000, other)
 
 
-async def verify(topology: Topology, domain: str, client_factory: Callable[[], DnsClient], *,
-                 timeout: float = 30.0, watch: bool = False, interval: float = 5.0,
-                 ca_file: str | None = None,
+async def verify(topology: Topology, domain: str, options: Options, *, watch: bool = False,
+                 interval: float = 5.0,
                  progress: Callable[[VerifyReport, float], None] | None = None) -> VerifyReport:
     """One verification, or (``watch``) one every ``interval`` seconds until every record
-    matches or ``timeout`` runs out. Each poll uses a fresh client: nothing is cached
-    between polls."""
+    matches or ``options.timeout`` runs out. Each poll uses fresh clients: nothing is
+    cached between polls."""
     began = time.monotonic()
     polls = 0
     while True:
         polls += 1
-        left = timeout - (time.monotonic() - began)
-        report = await verify_once(topology, domain, client_factory,
-                                   min(max(left, 1.0), 30.0), ca_file)
+        left = options.timeout - (time.monotonic() - began)
+        poll = dataclasses.replace(options, timeout=min(max(left, 1.0), 30.0))
+        report = await verify_once(topology, domain, poll)
         report.polls = polls
         if progress is not None:
             progress(report, time.monotonic() - began)
-        left = timeout - (time.monotonic() - began)
+        left = options.timeout - (time.monotonic() - began)
         if not watch or report.status == "converged" or left < interval:
             report.elapsed_ms = (time.monotonic() - began) * 1000
             return report

@@ -1,24 +1,24 @@
 """Mail-authentication probes: SPF, DKIM, DMARC, MTA-STS and TLS-RPT of the topology's
 domain, judged against its DNS tier's expectations.
 
-They belong to the pseudo tier kind ``mail-auth``, which no tier of a topology has: triage
+They are probes of the public-DNS tier, but not of a triage (``registry.TRIAGE``): triage
 localizes *inbound* delivery faults, and a broken SPF or DMARC record does not stop mail
-from arriving, so these probes never enter a triage verdict. ``mailtrace verify`` and
-``mailtrace precheck`` run them (the same collect and evaluate) on the live records and on
-records with a change laid over them.
+from arriving. ``mailtrace verify`` and ``mailtrace precheck`` run them through the engine
+(``registry.RECORDS``) on the live records, and on the records with a change laid over
+DNS.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from mailtrace.clients.dns_lookup import DnsLookup
 from mailtrace.core.findings import Finding
-from mailtrace.mailauth.lookup import DnsLookup
 from mailtrace.mailauth.mta_sts import MtaStsCheck
 from mailtrace.probes.auth import checks
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
-
-AUTH_KIND = "mail-auth"
+from mailtrace.topology.model import DnsTier
 
 RECORD_TAGS = frozenset({
     "AUTH_LOOKUP_FAILED",
@@ -59,10 +59,21 @@ def _evaluate_records(obs: checks.AuthObservation) -> list[Finding]:
 
 
 async def _collect_mta_sts(ctx: ProbeContext) -> MtaStsCheck:
-    from mailtrace.clients.mta_sts import collect
-
-    return await collect(DnsLookup(ctx.dns, ctx.deadline), ctx.topology, ctx.target.domain,
-                         redirects=ctx.dns.redirects, ca_file=ctx.environ.get(CA_FILE_ENV))
+    """The records through DNS, the policy over HTTPS when a record announces one; the MX
+    hosts it must cover are the ones DNS serves (a change laid over DNS included)."""
+    lookup, domain = DnsLookup(ctx.dns, ctx.deadline), ctx.target.domain
+    record, tlsrpt, mx = await asyncio.gather(
+        lookup(f"_mta-sts.{domain}", "TXT"), lookup(f"_smtp._tls.{domain}", "TXT"),
+        lookup(domain, "MX"))
+    hosts = tuple(d.split()[1].rstrip(".").lower() for d in mx.data if len(d.split()) == 2)
+    expected = None
+    for tier in ctx.topology.tiers.values():
+        if isinstance(tier, DnsTier) and tier.expect.mta_sts is not None:
+            expected = tier.expect.mta_sts.mode
+    fetch = None
+    if any(t.startswith("v=STSv1") for t in record.data):
+        fetch = await ctx.clients.policy_fetcher().fetch(domain)
+    return MtaStsCheck(domain, record, tlsrpt, hosts, fetch, expected, [mx.evidence()])
 
 
 def _evaluate_mta_sts(obs: Any) -> list[Finding]:
@@ -70,46 +81,21 @@ def _evaluate_mta_sts(obs: Any) -> list[Finding]:
     return _judge(obs.evaluate())
 
 
-#: Where a CA bundle for the MTA-STS policy host can be named (the lab's CA in tests).
-CA_FILE_ENV = "MAILTRACE_CA_FILE"
-
 RECORDS = Probe(
     id="auth.records",
-    kinds=frozenset({AUTH_KIND}),
+    kinds=frozenset({"dns"}),
     tags=RECORD_TAGS,
     collect=_collect_records,
     evaluate=_evaluate_records,
-    summary="SPF (check_host for each declared sender, lookup tree), DKIM keys, DMARC",
+    summary="SPF (check_host for each declared sender, lookup tree), DKIM keys, DMARC "
+            "(verify and precheck)",
 )
 MTA_STS = Probe(
     id="auth.mta-sts",
-    kinds=frozenset({AUTH_KIND}),
+    kinds=frozenset({"dns"}),
     tags=MTA_STS_TAGS,
     collect=_collect_mta_sts,
     evaluate=_evaluate_mta_sts,
-    summary="MTA-STS record and HTTPS policy covering every MX host; TLS-RPT record",
-)
-
-
-async def _collect_mx_ttl(ctx: ProbeContext) -> Any:
-    """Outside precheck there is no cutover to judge: the observation says so."""
-    from mailtrace.usecases.precheck import MxCutover
-
-    return MxCutover(ctx.target.domain, None, None)
-
-
-def _evaluate_mx_ttl(obs: Any) -> list[Finding]:
-    from mailtrace.usecases.precheck import MxCutover
-
-    assert isinstance(obs, MxCutover)
-    return obs.evaluate()
-
-
-MX_CUTOVER = Probe(
-    id="auth.mx-cutover",
-    kinds=frozenset({AUTH_KIND}),
-    tags=frozenset({"PRECHECK_MX_TTL_LONG"}),
-    collect=_collect_mx_ttl,
-    evaluate=_evaluate_mx_ttl,
-    summary="An MX change made while the old MX's TTL is long (precheck)",
+    summary="MTA-STS record and HTTPS policy covering every MX host; TLS-RPT record "
+            "(verify and precheck)",
 )

@@ -11,18 +11,16 @@ from mailtrace.clients.msgraph.client import (
     Exchange,
     GraphBadResponse,
     GraphClient,
-    GraphConfigError,
     GraphDenied,
     GraphError,
     GraphNotFound,
     GraphThrottled,
     GraphUnavailable,
-    connect,
     load_sdk,
     sdk_loaded,
 )
 from mailtrace.core.findings import Finding
-from mailtrace.probes.base import NotTested, ProbeContext
+from mailtrace.probes.base import ClientUnavailable, NotTested, ProbeContext
 from mailtrace.topology.model import ExchangeOnlineTier, GraphAccess, Topology
 
 if TYPE_CHECKING:
@@ -57,14 +55,11 @@ async def client(ctx: ProbeContext) -> GraphClient:
     # probes running meanwhile) is not held up.
     if not sdk_loaded():
         await asyncio.to_thread(load_sdk)
-    access = graph_access(ctx.topology, ctx.tier)
-    assert access is not None  # the probes apply only when it is declared
     try:
-        return ctx.clients.get((ctx.tier, "graph"), lambda: connect(
-            access, ctx.environ, tenant_of(ctx.topology, ctx.tier)))
-    except GraphConfigError as exc:
-        raise NotTested(f"Microsoft Graph is not usable as declared: {exc}", [Finding(
-            "EXO_GRAPH_NOT_CONFIGURED", {"tier": ctx.tier, "reason": str(exc)})]) from None
+        return ctx.clients.graph(ctx.tier)
+    except ClientUnavailable as exc:
+        raise NotTested(f"Microsoft Graph is not usable as declared: {exc.reason}", [Finding(
+            "EXO_GRAPH_NOT_CONFIGURED", {"tier": ctx.tier, "reason": exc.reason})]) from None
 
 
 def permission_kind(ctx: ProbeContext) -> str:

@@ -3,9 +3,10 @@
 Users, groups and org contacts are asked at the same time, each by proxy address, primary
 mail address or (users) user principal name (graph-exo reference §2). The lookup is an
 advanced query (``ConsistencyLevel: eventual`` with ``$count``), the one place mailtrace
-sends that header. It is made once per run and shared: the recipient, inbox-rule and
-MailTips probes all start at once and wait for the same answer, so the calls that need
-the user's id are one round trip behind it, not two.
+sends that header. It is its own probe, ``exo.directory``, asked first; the recipient,
+inbox-rule and MailTips probes declare it as a dependency and read its answer, so the
+calls that need the user's id are one round trip behind it, and a lookup Graph refuses is
+reported once, here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailtrace.clients.msgraph.client import Exchange, GraphError, headers
-from mailtrace.core.findings import Evidence
-from mailtrace.probes.base import NotTested, ProbeContext
-from mailtrace.probes.exo.common import client, not_tested
+from mailtrace.core.findings import Evidence, Finding
+from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 
+PROBE_ID = "exo.directory"
 USER_PERMISSION = "User.Read.All"
 GROUP_PERMISSION = "GroupMember.Read.All"
 CONTACT_PERMISSION = "OrgContact.Read.All"
@@ -170,36 +172,31 @@ async def _search(ctx: ProbeContext, address: str) -> Lookup:
     return Lookup(address, tuple(found), tuple(evidence), tuple(unanswered))
 
 
-async def lookup(ctx: ProbeContext) -> Lookup:
-    """The recipient's directory objects, asked once per run for all the tier's probes."""
+async def collect(ctx: ProbeContext) -> Lookup:
     address = ctx.target.recipient
     if address is None:
         raise NotTested("triage by domain: no recipient to look up (give --recipient)")
-    graph = await client(ctx)
-    key = ("lookup", address.lower())
-    shared = graph.memo.get(key)
-    if shared is not None:
-        # shielded: one probe's deadline or cancellation must not cancel the others' answer
-        return await asyncio.shield(shared)
-    # The first probe to ask runs the lookup itself, at once (its requests go out before
-    # the tier's other calls: they head its longest chain), and shares the answer.
-    shared = asyncio.get_running_loop().create_future()
-    graph.memo[key] = shared
-    try:
-        found = await _search(ctx, address)
-    except BaseException as exc:
-        if not shared.done():
-            shared.set_exception(exc if isinstance(exc, Exception)
-                                 else NotTested("the recipient lookup was interrupted"))
-            shared.exception()  # retrieved: waiting probes get it, nobody else must
-        raise
-    shared.set_result(found)
+    return await _search(ctx, address)
+
+
+def evaluate(found: Lookup) -> list[Finding]:
+    """Nothing to judge here (``exo.recipient`` does); but when the recipient was not
+    found while some kinds of object could not be asked, "not found" would be a guess."""
+    if not found.found and found.unanswered:
+        raise found.unanswered[0]
+    return []
+
+
+def lookup(ctx: ProbeContext) -> Lookup:
+    """The answer of the ``exo.directory`` probe this probe depends on."""
+    found = ctx.observation(PROBE_ID)
+    assert isinstance(found, Lookup)  # the engine runs a dependent only after it
     return found
 
 
-async def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
+def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
     """The recipient as a user (for the calls on a mailbox), or *not tested* saying why."""
-    found = await lookup(ctx)
+    found = lookup(ctx)
     if found.user is not None:
         return found.user
     if not found.found:
@@ -208,3 +205,18 @@ async def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
         raise NotTested(f"{found.address} is not in the tenant's directory")
     kinds = ", ".join(sorted({o.kind for o in found.found}))
     raise NotTested(f"{found.address} is not one mailbox user (found: {kinds})")
+
+
+PROBE = Probe(
+    id=PROBE_ID,
+    needs_recipient=True,
+    kinds=frozenset({"exchange-online"}),
+    tags=GRAPH_FAILURE_TAGS,
+    collect=collect,
+    evaluate=evaluate,
+    deadline=10.0,
+    summary="find the recipient in the tenant's directory by any of its addresses (users, "
+            "groups and org contacts at once); the other recipient probes read its answer",
+    applies=has_graph,
+    permissions=(USER_PERMISSION, GROUP_PERMISSION, CONTACT_PERMISSION),
+)

@@ -14,6 +14,7 @@ from mailtrace.clients.msgraph.client import GraphNotFound
 from mailtrace.core.findings import Evidence, Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
+from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
 from mailtrace.probes.exo.directory import mailbox_user
 
 PERMISSION = "Mail.Read"
@@ -37,7 +38,7 @@ async def collect(ctx: ProbeContext) -> MailTips:
         GetMailTipsPostRequestBody,
     )
 
-    user = await mailbox_user(ctx)
+    user = mailbox_user(ctx)
     address = ctx.target.recipient or ""
     # MailTipsOptions is a flags value ("a, b"); the generated model writes one enum
     # member only, so the documented string goes in the body's additional data.
@@ -88,6 +89,7 @@ def evaluate(tips: MailTips) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.mailtips",
+    depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_MAILBOX_FULL", "EXO_DELIVERY_RESTRICTED", "EXO_RECIPIENT_MODERATED",

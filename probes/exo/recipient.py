@@ -17,14 +17,8 @@ from mailtrace.clients.msgraph.client import GraphNotFound
 from mailtrace.core.findings import Evidence, Finding
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph, tenant_of
-from mailtrace.probes.exo.directory import (
-    CONTACT_PERMISSION,
-    GROUP_PERMISSION,
-    USER_PERMISSION,
-    DirectoryObject,
-    Lookup,
-    lookup,
-)
+from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
+from mailtrace.probes.exo.directory import DirectoryObject, Lookup, lookup
 
 MAILBOX_PERMISSION = "MailboxSettings.Read"
 
@@ -57,7 +51,7 @@ class RecipientCheck:
 
 
 async def collect(ctx: ProbeContext) -> RecipientCheck:
-    found = await lookup(ctx)
+    found = lookup(ctx)
     tenant = tenant_of(ctx.topology, ctx.tier)
     user = found.user
     if user is None:
@@ -116,9 +110,7 @@ def evaluate(check: RecipientCheck) -> list[Finding]:
     found = check.lookup
     ev = [*found.evidence, *check.mailbox_evidence]
     address = found.address
-    if not found.found:
-        if found.unanswered:  # some kinds could not be asked: "not found" would be a guess
-            raise found.unanswered[0]
+    if not found.found:  # exo.directory saw to it that every kind was asked
         return [Finding("EXO_RECIPIENT_NOT_FOUND",
                         {"address": address, "tenant": check.tenant or "the tenant"}, ev)]
     if len(found.found) > 1:
@@ -143,6 +135,7 @@ def evaluate(check: RecipientCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.recipient",
+    depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({
@@ -157,5 +150,5 @@ PROBE = Probe(
     summary="the recipient is in the tenant once (user, group or contact), enabled, with an "
             "Exchange Online mailbox plan assigned and provisioned",
     applies=has_graph,
-    permissions=(USER_PERMISSION, GROUP_PERMISSION, CONTACT_PERMISSION, MAILBOX_PERMISSION),
+    permissions=(MAILBOX_PERMISSION,),
 )

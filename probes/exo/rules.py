@@ -17,6 +17,7 @@ from mailtrace.clients.msgraph.client import GraphNotFound
 from mailtrace.core.findings import Evidence, Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
+from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
 from mailtrace.probes.exo.directory import mailbox_user
 
 PERMISSION = "MailboxSettings.Read"
@@ -91,7 +92,7 @@ def _rule(m: Any) -> InboxRule:
 
 
 async def collect(ctx: ProbeContext) -> RulesCheck:
-    user = await mailbox_user(ctx)
+    user = mailbox_user(ctx)
     try:
         page, exchange = await ask(
             ctx, "list inbox rules", PERMISSION,
@@ -145,6 +146,7 @@ def folder_label(folder_id: str) -> str:
 
 PROBE = Probe(
     id="exo.rules",
+    depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_RULE_DELETES_ALL", "EXO_RULE_DELETES", "EXO_RULE_MOVES",

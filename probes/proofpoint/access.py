@@ -1,18 +1,19 @@
 """What every Proofpoint API probe shares: whether it applies, credentials, the search
-window, the next hops, and how an API that cannot be asked becomes *not tested*."""
+window, the next hops, the tier's clients, and how an API that cannot be asked becomes
+*not tested*."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mailtrace.clients.proofpoint.http import ApiError, ApiResponse, Credentials, credentials
+from mailtrace.clients.proofpoint.http import ApiError, ApiResponse
 from mailtrace.clients.proofpoint.records import PayloadError
 from mailtrace.core.findings import Finding
-from mailtrace.probes.base import NotTested, ProbeContext
-from mailtrace.topology.model import ProofpointApi, ProofpointTier, TapAccess, Topology
+from mailtrace.probes.base import ClientUnavailable, NotTested, ProbeContext
+from mailtrace.topology.model import ProofpointApi, ProofpointTier, Topology
 
 T = TypeVar("T")
 
@@ -39,12 +40,6 @@ def api_of(ctx: ProbeContext) -> ProofpointApi:
     found = _tier(ctx.topology, ctx.tier)
     assert found is not None and found.api is not None  # Probe.applies saw to it
     return found.api
-
-
-def tap_of(ctx: ProbeContext) -> TapAccess:
-    found = _tier(ctx.topology, ctx.tier)
-    assert found is not None and found.tap is not None
-    return found.tap
 
 
 @dataclass(frozen=True)
@@ -87,12 +82,12 @@ def unavailable(api: str, reason: str, evidence: list[dict[str, Any]] | None = N
     return NotTested(f"{api}: {reason}", [finding])
 
 
-def login(api: str, environ: Mapping[str, str], user_env: str | None,
-          password_env: str | None) -> Credentials:
-    """The credentials the topology names, read from ``environ``; *not tested* without."""
+def client(api: str, make: Callable[[], T]) -> T:
+    """The tier's client of this API, built by the engine; *not tested* when it cannot be
+    (the reason names the credential variable that is unset, never its value)."""
     try:
-        return credentials(environ, user_env, password_env, api)
-    except ApiError as exc:
+        return make()
+    except ClientUnavailable as exc:
         raise unavailable(api, exc.reason) from None
 
 

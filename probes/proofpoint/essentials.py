@@ -31,7 +31,7 @@ from mailtrace.probes.proofpoint.access import (
     admin_api,
     api_of,
     ask,
-    login,
+    client,
     next_hops,
     payload,
 )
@@ -44,10 +44,7 @@ def _org(ctx: ProbeContext) -> str:
 
 
 def _client(ctx: ProbeContext) -> EssentialsClient:
-    api = api_of(ctx)
-    return EssentialsClient(api.url, login(API, ctx.environ, api.username_env,
-                                           api.password_env), ctx.ca_file,
-                            ctx.dns.redirects)
+    return client(API, lambda: ctx.clients.essentials(ctx.tier))
 
 
 # --- routing ----------------------------------------------------------------------------
@@ -63,23 +60,18 @@ class RoutingCheck:
 
 
 async def collect_routing(ctx: ProbeContext) -> RoutingCheck:
-    # Two clients: the calls run at once, in two threads, and a requests Session is not
-    # meant to be shared between threads.
-    org, client, stack_client = _org(ctx), _client(ctx), _client(ctx)
-    try:
-        endpoints, domains = await asyncio.gather(
-            stack_client.endpoints(org, ctx.deadline),
-            ask(API, client.domains(org, ctx.deadline)),
-            return_exceptions=True)
-    finally:
-        client.close()
-        stack_client.close()
+    org, essentials = _org(ctx), _client(ctx)
+    endpoints, domains = await asyncio.gather(  # at once: the client is thread-safe
+        essentials.endpoints(org, ctx.deadline),
+        ask(API, essentials.domains(org, ctx.deadline)),
+        return_exceptions=True)
     if isinstance(domains, BaseException):
         raise domains
     stack = endpoints if isinstance(endpoints, ApiResponse) else None
     if isinstance(endpoints, BaseException) and not isinstance(endpoints, ApiError):
         raise endpoints
-    return RoutingCheck(org, ctx.target.domain, client.host, stack, domains, next_hops(ctx))
+    return RoutingCheck(org, ctx.target.domain, essentials.host, stack, domains,
+                        next_hops(ctx))
 
 
 def relay_host(destination: str) -> str:
@@ -182,12 +174,8 @@ async def collect_user(ctx: ProbeContext) -> UserCheck:
     recipient = ctx.target.recipient
     if recipient is None:
         raise NotTested("Essentials users are looked up by recipient: give --recipient")
-    org, client = _org(ctx), _client(ctx)
-    try:
-        users = await ask(API, client.users(org, ctx.deadline))
-    finally:
-        client.close()
-    return UserCheck(org, recipient, users)
+    users = await ask(API, _client(ctx).users(_org(ctx), ctx.deadline))
+    return UserCheck(_org(ctx), recipient, users)
 
 
 def evaluate_user(check: UserCheck) -> list[Finding]:

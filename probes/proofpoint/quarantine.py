@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from mailtrace.clients.proofpoint import PpsClient
 from mailtrace.clients.proofpoint.http import ApiResponse
 from mailtrace.clients.proofpoint.records import QuarantineRecord, parse_quarantine
 from mailtrace.core.findings import Finding
@@ -21,8 +20,8 @@ from mailtrace.probes.proofpoint.access import (
     admin_api,
     api_of,
     ask,
+    client,
     duration,
-    login,
     payload,
     since,
     window,
@@ -44,17 +43,12 @@ async def collect(ctx: ProbeContext) -> QuarantineCheck:
     recipient = ctx.target.recipient
     if recipient is None:
         raise NotTested("the quarantine list is searched by recipient: give --recipient")
-    api = api_of(ctx)
-    creds = login(API, ctx.environ, api.username_env, api.password_env)
+    pps = client(API, lambda: ctx.clients.pps(ctx.tier))
     start, end = window(ctx)
-    folders = tuple(api.quarantine_folders) or ("",)
-    client = PpsClient(api.url, creds, ctx.ca_file, ctx.dns.redirects)
-    try:
-        responses = [await ask(API, client.quarantine(recipient, start, end, ctx.deadline,
-                                                      folder or None))
-                     for folder in folders]
-    finally:
-        client.close()
+    folders = tuple(api_of(ctx).quarantine_folders) or ("",)
+    responses = [await ask(API, pps.quarantine(recipient, start, end, ctx.deadline,
+                                               folder or None))
+                 for folder in folders]
     return QuarantineCheck(recipient, since(ctx), folders, tuple(responses))
 
 

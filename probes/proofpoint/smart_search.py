@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from mailtrace.clients.proofpoint import SMART_SEARCH_COUNT, PpsClient
+from mailtrace.clients.proofpoint import SMART_SEARCH_COUNT
 from mailtrace.clients.proofpoint.http import ApiResponse
 from mailtrace.clients.proofpoint.records import SearchRecord, parse_smart_search
 from mailtrace.core.findings import Finding
@@ -29,10 +29,9 @@ from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.proofpoint.access import (
     NextHop,
     admin_api,
-    api_of,
     ask,
+    client,
     duration,
-    login,
     next_hops,
     payload,
     since,
@@ -57,15 +56,10 @@ def searched_for(ctx: ProbeContext) -> str:
 
 
 async def collect(ctx: ProbeContext) -> SearchCheck:
-    api = api_of(ctx)
-    creds = login(API, ctx.environ, api.username_env, api.password_env)
-    client = PpsClient(api.url, creds, ctx.ca_file, ctx.dns.redirects)
+    pps = client(API, lambda: ctx.clients.pps(ctx.tier))
     start, end = window(ctx)
     recipient = searched_for(ctx)
-    try:
-        response = await ask(API, client.smart_search(recipient, start, end, ctx.deadline))
-    finally:
-        client.close()
+    response = await ask(API, pps.smart_search(recipient, start, end, ctx.deadline))
     return SearchCheck(recipient, since(ctx), SMART_SEARCH_COUNT, response, next_hops(ctx))
 
 

@@ -16,17 +16,16 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from mailtrace.clients.proofpoint import TAP_LOOKBACK, TAP_WINDOW, TapClient
+from mailtrace.clients.proofpoint import TAP_LOOKBACK, TAP_WINDOW
 from mailtrace.clients.proofpoint.http import ApiError, ApiResponse
 from mailtrace.clients.proofpoint.records import ThreatMessage, parse_siem
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.proofpoint.access import (
-    login,
+    client,
     payload,
     since,
     tap_declared,
-    tap_of,
     unavailable,
 )
 
@@ -63,28 +62,21 @@ def windows(end: dt.datetime, since: dt.timedelta) -> list[tuple[dt.datetime, dt
 
 
 async def collect(ctx: ProbeContext) -> TapCheck:
-    tap = tap_of(ctx)
-    creds = login(API, ctx.environ, tap.principal_env, tap.secret_env)
+    tap = client(API, lambda: ctx.clients.tap(ctx.tier))
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)
     pending = windows(end, since(ctx))  # newest first
     done: list[Window] = []
     refused: list[ApiError] = []
 
     async def worker() -> None:
-        # One client (one requests session) per worker: sessions are not shared between
-        # threads. After the first refusal no new window is asked: a 429 means the quota
-        # is spent, and asking again would only spend tomorrow's.
-        client = TapClient(tap.url, creds, ctx.ca_file, ctx.dns.redirects)
-        try:
-            while pending and not refused:
-                start, stop = pending.pop(0)
-                try:
-                    done.append(Window(start, stop,
-                                       await client.siem_all(start, stop, ctx.deadline)))
-                except ApiError as exc:
-                    refused.append(exc)
-        finally:
-            client.close()
+        # After the first refusal no new window is asked: a 429 means the quota is spent,
+        # and asking again would only spend tomorrow's.
+        while pending and not refused:
+            start, stop = pending.pop(0)
+            try:
+                done.append(Window(start, stop, await tap.siem_all(start, stop, ctx.deadline)))
+            except ApiError as exc:
+                refused.append(exc)
 
     await asyncio.gather(*(worker() for _ in range(min(WORKERS, len(pending)))))
     if refused and not done:

@@ -140,7 +140,7 @@ def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path, monkeypatch):
     assert code == 0  # every tier was tested
     # without a probe for the Exchange Online tier, --strict will not call that healthy
     from mailtrace.probes import registry as probes
-    monkeypatch.setattr(probes, "ALL", tuple(p for p in probes.ALL
+    monkeypatch.setattr(probes, "TRIAGE", tuple(p for p in probes.TRIAGE
                                              if "exchange-online" not in p.kinds))
     code, out, _ = run(capsys, "demo", "healthy", "--format", "json")
     assert (code, json.loads(out)["verdict"]["not_tested"][0]["tier"]) == (0, "exchange-online")
@@ -188,17 +188,17 @@ def test_lab_duration_must_be_positive(capsys):
 
 def test_remediation_commands_never_carry_names_with_shell_characters():
     from mailtrace.core.findings import Finding
-    from mailtrace.report.text import _fill
-
-    class Report:
-        class target:
-            domain = "contoso.com"
+    from mailtrace.report.remediation import fill, values
 
     hostile = Finding("DNS_NS_STALE", {"ns": "a|iex`x.com", "zone": "contoso.com"})
     command = "Resolve-DnsName -Name <zone> -Server <ns>"
-    assert _fill(command, hostile, Report()) == "Resolve-DnsName -Name contoso.com -Server <ns>"
+    assert fill(command, values(hostile, "contoso.com")) == \
+        "Resolve-DnsName -Name contoso.com -Server <ns>"
     plain = Finding("DNS_NS_STALE", {"ns": "ns2.contoso.com"})
-    assert "-Server ns2.contoso.com" in _fill(command, plain, Report())
+    assert "-Server ns2.contoso.com" in fill(command, values(plain, "contoso.com"))
+    # the same rule for every report: the ndr and headers fixes go through it too
+    assert fill("Get-EXORecipient -Identity <address>", {"address": "a;rm@x.com"}) == \
+        "Get-EXORecipient -Identity <address>"
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):

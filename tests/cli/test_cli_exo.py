@@ -29,12 +29,12 @@ def test_permissions_lists_the_least_set_with_who_needs_each(capsys):
     assert tier["permissions"] == {
         "Domain.Read.All": ["exo.domain"],
         "ExchangeMessageTrace.Read.All": ["exo.trace"],
-        "GroupMember.Read.All": ["exo.recipient"],
+        "GroupMember.Read.All": ["exo.directory"],
         "Mail.Read": ["exo.mailtips"],
         "MailboxSettings.Read": ["exo.recipient", "exo.rules"],
-        "OrgContact.Read.All": ["exo.recipient"],
+        "OrgContact.Read.All": ["exo.directory"],
         "ServiceHealth.Read.All": ["exo.health"],
-        "User.Read.All": ["exo.recipient"],
+        "User.Read.All": ["exo.directory"],
     }
     assert any("8bd644d1-64a1-4d4b-ae52-2e0cbf64e373" in p for p in tier["prerequisites"])
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from mailtrace.clients.dns import DnsClient
 from mailtrace.core.findings import Finding, Status
+from mailtrace.engine.clients import RunClients
 from mailtrace.engine.runner import Engine, PlanError, validate
+from mailtrace.engine.settings import Options
 from mailtrace.engine.verdict import decide
 from mailtrace.probes.base import OBSERVER_KIND, NotTested, Probe, ProbeContext, Target
 from mailtrace.topology import FlowGraph, parse_topology
@@ -59,9 +60,9 @@ def probe(pid: str, *, kinds: set[str] | None = None, emits: list[str] | None = 
 def run(probes: list[Probe], text: str = CONTOSO, timeout: float = 10.0, hooks=()):
     topology = parse_topology(text)
     flow = FlowGraph(topology)
-    engine = Engine(topology, flow, Target("contoso.com"), DnsClient([]), probes, timeout,
-                    list(hooks))
-    tiers = asyncio.run(engine.run())
+    clients = RunClients(topology, Options([]))
+    engine = Engine(topology, flow, Target("contoso.com"), clients, timeout, list(hooks))
+    tiers = asyncio.run(engine.run(probes))
     return tiers, decide(tiers, flow)
 
 

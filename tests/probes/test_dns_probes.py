@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mailtrace.clients.dns import Outcome
+from mailtrace.engine.clients import RunClients
+from mailtrace.engine.settings import Options
 from mailtrace.probes.base import NotTested
 from mailtrace.probes.dns import consistency, mx, observer, zone_view
 from mailtrace.probes.dns import delegation as deleg
@@ -381,7 +383,6 @@ def test_consistency_ignores_non_authoritative_answers_and_judges_by_serial():
 
 
 def test_mx_expectation_reads_the_flow():
-    from mailtrace.clients.dns import DnsClient
     from mailtrace.probes.base import ProbeContext, Target
     from mailtrace.probes.dns.expect import mx_expectation
     from mailtrace.topology import FlowGraph, parse_topology
@@ -396,8 +397,9 @@ tiers:
   public-dns: {{kind: dns}}
   exo: {{kind: exchange-online, inbound_host: contoso-com.mail.protection.outlook.com}}
 """ + (gateway if "pp" in flow else ""))
+        clients = RunClients(topology, Options([]))
         ctx = ProbeContext(topology, FlowGraph(topology), "public-dns",
-                           Target("contoso.com"), DnsClient([]), 0.0)
+                           Target("contoso.com"), clients.dns, 0.0, clients)
         return mx_expectation(ctx)
 
     behind = expectation('"public-dns -> pp -> exo"')

@@ -6,7 +6,7 @@ import pytest
 
 from mailtrace.clients.dns import Outcome
 from mailtrace.probes.base import NotTested
-from mailtrace.probes.exo import domain, health, mailtips, recipient, rules, trace
+from mailtrace.probes.exo import directory, domain, health, mailtips, recipient, rules, trace
 from mailtrace.probes.exo.directory import DirectoryObject, Lookup, Plan, address_filter, quoted
 from mailtrace.probes.exo.domain import DomainCheck, ExpectedRecord, TenantDomain
 from mailtrace.probes.exo.health import HealthCheck, HealthIssue
@@ -152,8 +152,10 @@ def test_recipient(check, expected):
 
 
 def test_not_found_is_not_concluded_when_a_lookup_could_not_run():
+    """exo.directory, which the recipient probes depend on, is not tested then."""
     with pytest.raises(NotTested, match="no permission"):
-        recipient.evaluate(_recipient(unanswered=(NotTested("no permission"),)))
+        directory.evaluate(Lookup(ALICE, (), (), (NotTested("no permission"),)))
+    assert directory.evaluate(Lookup(ALICE, (), (), ())) == []  # nothing found, all asked
 
 
 def test_address_filters_quote_odata_literals():

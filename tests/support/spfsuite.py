@@ -24,8 +24,8 @@ import dns.zone
 import yaml
 
 from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.clients.dns_lookup import DnsLookup
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
-from mailtrace.mailauth.lookup import DnsLookup
 from mailtrace.mailauth.spf import SpfResult, check_host
 from tests.support.paths import ROOT as _ROOT
 

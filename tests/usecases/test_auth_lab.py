@@ -17,13 +17,13 @@ import pytest
 
 from mailtrace.cli import main
 from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.clients.dns_lookup import DnsLookup
 from mailtrace.clients.mta_sts import fetch_policy
 from mailtrace.core.network import ConnectTo, Redirects
 from mailtrace.lab import auth_worlds as auth_scenarios
 from mailtrace.lab import scenarios
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.mta_sts import CA_FILE_ENV, PolicyHost
-from mailtrace.mailauth.lookup import DnsLookup
 from mailtrace.mailauth.spf import check_host
 from mailtrace.topology import load_topology
 from mailtrace.usecases.demo import lab_options, precheck_in_lab, verify_in_lab
@@ -183,25 +183,27 @@ def test_a_redirect_is_not_followed():
 
 
 def test_the_lab_policy_host_and_tls_rpt_pass_the_mta_sts_probe():
-    from probes import auth
+    """The records probes run through the engine on the DNS tier, as verify runs them."""
+    from mailtrace.engine.clients import RunClients
+    from mailtrace.engine.runner import Engine
+    from mailtrace.probes.base import Target
+    from mailtrace.probes.registry import RECORDS, TRIAGE
+    from mailtrace.topology.flow import FlowGraph
 
     async def run() -> Any:
         async with Lab(scenarios.get("healthy")) as lab:
             topology = load_topology(lab.topology_path)
-            client = DnsClient([Server("resolver", *lab.resolver)],
-                               Redirects(tuple(lab.connect_to)))
-            from mailtrace.probes.base import ProbeContext, Target
-            from mailtrace.topology.flow import FlowGraph
-            ctx = ProbeContext(topology, FlowGraph(topology), "public-dns",
-                               Target("contoso.com"), client, time.monotonic() + 10,
-                               environ=dict(lab.environ))
-            obs = await auth.MTA_STS.collect(ctx)
-            return auth.MTA_STS.evaluate(obs), auth.RECORDS.evaluate(
-                await auth.RECORDS.collect(ctx)), auth.MX_CUTOVER.evaluate(
-                await auth.MX_CUTOVER.collect(ctx))
-    sts, records, cutover = asyncio.run(run())
-    assert [f.tag for f in sts] == ["TLSRPT_OK", "MTASTS_OK"]
-    assert "DMARC_OK" in {f.tag for f in records} and cutover == []
+            clients = RunClients(topology, lab_options(lab, 10))
+            engine = Engine(topology, FlowGraph(topology), Target("contoso.com"), clients, 10)
+            try:
+                return await engine.run_tier("public-dns", RECORDS, known=TRIAGE)
+            finally:
+                await clients.aclose()
+    tier = asyncio.run(run())
+    by_probe = {p.probe: [f.tag for f in p.findings] for p in tier.probes}
+    assert by_probe["auth.mta-sts"] == ["TLSRPT_OK", "MTASTS_OK"]
+    assert "DMARC_OK" in by_probe["auth.records"]
+    assert "DNS_MX_OK" in by_probe["dns.mx"]
 
 
 def test_a_policy_that_misses_an_mx_host_is_caught_in_the_lab():

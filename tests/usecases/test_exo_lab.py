@@ -174,8 +174,8 @@ def test_a_domain_triage_tests_the_domain_and_says_why_not_the_rest():
     report = asyncio.run(main())
     assert probe(report, "exo.domain").status is Status.PASS
     exo = next(t for t in report.tiers if t.id == "exchange-online")
-    assert exo.reason == ("by domain: exo.recipient, exo.rules, exo.mailtips, exo.trace not run "
-                          "(give --recipient)")
+    assert exo.reason == ("by domain: exo.directory, exo.recipient, exo.rules, exo.mailtips, "
+                          "exo.trace not run (give --recipient)")
     assert verdict(report) == ("healthy", None, None) and report.verdict.not_tested == []
 
 
@@ -232,8 +232,9 @@ def test_a_graph_server_error_is_unavailable_not_a_fault():
 
 def test_message_trace_is_not_asked_outside_the_global_cloud():
     """Graph message trace exists in the global cloud only (reference §5)."""
-    from mailtrace.clients.dns import DnsClient
-    from mailtrace.probes.base import NotTested, ProbeContext, RunClients, Target
+    from mailtrace.engine.clients import RunClients
+    from mailtrace.engine.settings import Options
+    from mailtrace.probes.base import NotTested, ProbeContext, Target
     from mailtrace.probes.exo import trace
     from mailtrace.topology import FlowGraph, parse_topology
 
@@ -244,10 +245,10 @@ def test_message_trace_is_not_asked_outside_the_global_cloud():
     topology = parse_topology(text)
 
     async def main() -> NotTested:
-        clients = RunClients()
+        clients = RunClients(topology, Options([], environ={"T": "token"}))
         ctx = ProbeContext(topology, FlowGraph(topology), EXO,
-                           Target("contoso.com", "alice@contoso.com"), DnsClient([]),
-                           time.monotonic() + 5, environ={"T": "token"}, clients=clients)
+                           Target("contoso.com", "alice@contoso.com"), clients.dns,
+                           time.monotonic() + 5, clients)
         try:
             with pytest.raises(NotTested) as info:
                 await trace.PROBE.collect(ctx)

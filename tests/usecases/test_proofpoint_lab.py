@@ -300,17 +300,22 @@ def test_the_objects_that_carry_credentials_do_not_print_them():
             options = lab_options(lab, 5)
             secret = lab.environ["PROOFPOINT_API_PASSWORD"]
             topology = load_topology(lab.topology_path)
+            from mailtrace.engine.clients import RunClients
             from mailtrace.engine.runner import Engine
             from mailtrace.probes.base import ProbeContext, Target
             from mailtrace.topology import FlowGraph
 
             flow = FlowGraph(topology)
+            clients = RunClients(topology, options)
             ctx = ProbeContext(topology, flow, "proofpoint", Target("contoso.com"),
-                               None, 0.0, environ=options.environ)  # type: ignore[arg-type]
-            engine = Engine(topology, flow, Target("contoso.com"), None, (),  # type: ignore[arg-type]
-                            environ=options.environ)
-            for thing in (options, ctx, engine, lab):
-                assert secret not in repr(thing)
+                               clients.dns, 0.0, clients)
+            engine = Engine(topology, flow, Target("contoso.com"), clients)
+            made = [clients.pps("proofpoint"), clients.tap("proofpoint")]
+            try:
+                for thing in (options, ctx, engine, lab, clients, *made):
+                    assert secret not in repr(thing)
+            finally:
+                await clients.aclose()
 
     asyncio.run(main())
 

@@ -1,7 +1,7 @@
 """Microsoft Graph, read-only, through msgraph-sdk (async): the only code that talks to Graph.
 
-One :class:`GraphClient` per tier per run, shared by the tier's probes
-(``ProbeContext.clients``) and closed by the engine when the run ends. Each call goes
+One :class:`GraphClient` per tier per run, built by the engine, shared by the tier's
+probes and closed when the run ends. Each call goes
 through :meth:`GraphClient.ask`, which records what was asked and answered (the
 evidence), bounds the call by the probe's deadline, honours ``Retry-After`` when the
 wait fits that deadline, and maps every failure once, here, to a small tree:
@@ -217,8 +217,6 @@ class GraphClient:
     transport: httpx.AsyncBaseTransport | None = None  # the connection pool under ``http``
     #: Every exchange so far, in order (the benchmark and the tests read it).
     exchanges: list[Exchange] = field(default_factory=list)
-    #: Answers several probes share (the recipient lookup), asked once per run.
-    memo: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict)
 
     async def ask(self, call: str, request: Callable[[], Awaitable[T | None]],
                   deadline: float) -> tuple[T, Exchange]:
@@ -278,8 +276,6 @@ class GraphClient:
         return wait if time.monotonic() + wait + 0.2 < deadline else None
 
     async def aclose(self) -> None:
-        for task in self.memo.values():
-            task.cancel()
         try:
             await self.worker.run(self.http.aclose())
             if self.transport is not None:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -163,7 +165,9 @@ class HttpApi:
     """GETs under one base URL with one way of authenticating.
 
     ``auth`` is ``basic`` (PPS/PoD, TAP) or ``headers`` (Essentials' X-User/X-Password).
-    Blocking: call :meth:`get` through ``asyncio.to_thread`` from a probe.
+    Blocking: call :meth:`get` through ``asyncio.to_thread`` from a probe. Safe to share
+    between threads: a requests Session is not, so each GET takes one from a small pool
+    (kept connections are reused) and gives it back.
     """
 
     base_url: str
@@ -179,24 +183,45 @@ class HttpApi:
         self.base_url = self.base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.host = parts.hostname or ""
-        self._session = session(self.redirects)
-        # Proxies and .netrc from the environment serve a real admin behind a proxy; the
-        # lab's loopback stand-ins are reached directly, whatever the environment says.
-        self._session.trust_env = not is_loopback(self.host)
-        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         # Given with each request: a session-level value loses to REQUESTS_CA_BUNDLE.
         self._verify: str | bool = str(self.ca_file) if self.ca_file else True
+        self._idle: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def _new_session(self) -> requests.Session:
+        http = session(self.redirects)
+        # Proxies and .netrc from the environment serve a real admin behind a proxy; the
+        # lab's loopback stand-ins are reached directly, whatever the environment says.
+        http.trust_env = not is_loopback(self.host)
+        http.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if self.auth == "basic":
-            self._session.auth = (self.creds.user, self.creds.password.reveal())
+            http.auth = (self.creds.user, self.creds.password.reveal())
         else:
-            self._session.headers.update({"X-User": self.creds.user,
-                                          "X-Password": self.creds.password.reveal()})
+            http.headers.update({"X-User": self.creds.user,
+                                 "X-Password": self.creds.password.reveal()})
+        with self._lock:
+            self._all.append(http)
+        return http
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        try:
+            http = self._idle.get_nowait()
+        except queue.Empty:
+            http = self._new_session()
+        try:
+            yield http
+        finally:
+            self._idle.put(http)
 
     def __repr__(self) -> str:
         return f"HttpApi({self.base_url!r}, auth={self.auth!r})"
 
     def close(self) -> None:
-        self._session.close()
+        with self._lock:
+            for http in self._all:
+                http.close()
 
     def get(self, path: str, params: Mapping[str, str | int | list[str]] | None,
             deadline: float) -> ApiResponse:
@@ -215,10 +240,11 @@ class HttpApi:
             wait: float | None = None
             t0 = time.monotonic()
             try:
-                response = self._session.get(
-                    url, timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
-                    allow_redirects=False, verify=self._verify, stream=True)
-                body = read_body(response, deadline, MAX_BODY)
+                with self._session() as http:
+                    response = http.get(
+                        url, timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
+                        allow_redirects=False, verify=self._verify, stream=True)
+                    body = read_body(response, deadline, MAX_BODY)
             except requests.RequestException as exc:
                 # requests' message can hold the full URL; name only the kind of failure.
                 failure = _failure(exc)

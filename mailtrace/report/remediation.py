@@ -1,0 +1,85 @@
+"""The one remediation renderer: which findings a fix is shown for, and a fix as lines,
+with the finding's own values put into the commands — safely — for every report (triage,
+ndr, headers, verify, precheck)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mailtrace.core import catalog
+from mailtrace.core.catalog import Remediation
+from mailtrace.core.findings import Finding, Level, Scope, TierResult, Verdict
+from mailtrace.probes.base import OBSERVER_TIER
+
+#: The mark of a finding by level, in every text report.
+MARK = {Level.CRITICAL: "✗", Level.ERROR: "✗", Level.WARNING: "!", Level.NOTICE: "·",
+        Level.INFO: "✓"}
+
+# Only plain host names and addresses go into a copy-paste command: a name from DNS or a
+# bounce can hold any byte (| & ; `), and a command an admin pastes must not run what a
+# zone or a sender chose to publish.
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._:@+-]+")
+_SHELL = ("dig", "kdig", "mailtrace", "openssl")
+
+
+def fill(command: str, values: Mapping[str, Any]) -> str:
+    """Put ``<name>`` placeholders' values into a command, plain names only."""
+    for key, value in values.items():
+        if isinstance(value, str) and _SAFE_VALUE.fullmatch(value):
+            command = command.replace(f"<{key}>", value)
+    return command
+
+
+def prompt(command: str) -> str:
+    """``$`` for a shell command, ``PS>`` for PowerShell (everything else)."""
+    return "$" if command.startswith(_SHELL) else "PS>"
+
+
+def values(finding: Finding, domain: str | None = None, **more: str | None) -> dict[str, Any]:
+    """What a fix may name: the finding's arguments, the domain and what else is known
+    (the recipient, say); the finding's own arguments win."""
+    known = {k: v for k, v in {"domain": domain, **more}.items() if v is not None}
+    return {**known, **finding.args}
+
+
+def fix_lines(rem: Remediation, filled: Mapping[str, Any], indent: str = "  ",
+              paint: Callable[[str, str], str] | None = None) -> list[str]:
+    """The fix: its summary, the commands with their prompts and values, the docs, and
+    when they were last checked."""
+    def shown(p: str) -> str:
+        return paint(p, "cyan") if paint is not None and p == "PS>" else p
+
+    lines = [f"{indent}fix: {' '.join(rem.summary.split())}"]
+    lines += [f"{indent}  {shown(prompt(c))} {fill(c, filled)}" for c in rem.commands]
+    lines += [f"{indent}  docs: {d}" for d in rem.docs]
+    if rem.checked:
+        lines.append(f"{indent}  (commands and links checked {rem.checked})")
+    return lines
+
+
+def finding_fix(f: Finding, domain: str | None = None, indent: str = "  ",
+                **more: str | None) -> list[str]:
+    """The fix of a failing finding, or nothing (warnings and notes get none)."""
+    info = catalog.info(f.tag)
+    if info.remediation is None or not info.fails:
+        return []
+    return fix_lines(info.remediation, values(f, domain, **more), indent)
+
+
+def localized(tiers: list[TierResult], verdict: Verdict) -> list[Finding]:
+    """The findings the fix is shown for: the failing ones of the verdict's tier or, for
+    the observer, every failing observer finding wherever a probe met it."""
+    found = []
+    for tier in tiers:
+        for f in tier.findings:
+            info = catalog.info(f.tag)
+            if not info.fails or verdict.tier is None:
+                continue
+            if verdict.tier == OBSERVER_TIER:
+                if info.scope is Scope.OBSERVER:
+                    found.append(f)
+            elif tier.id == verdict.tier:
+                found.append(f)
+    return found
