@@ -1,14 +1,14 @@
 """DNS answers as the mail-authentication checks need them.
 
 A :class:`Lookup` is any ``async (name, rdtype) -> Answer``; ``clients.dns_lookup`` asks
-the resolvers of the project's DNS client, and :class:`Overlay` answers some questions
-from a proposed change first (``precheck``). Outcomes stay apart: a timeout or SERVFAIL is ``error``
+the resolvers of the project's DNS client (with a proposed change laid over it, for
+``precheck``). Outcomes stay apart: a timeout or SERVFAIL is ``error``
 (SPF's temperror), never "no record".
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,25 +79,3 @@ def txt_text(rdata_text: str) -> str:
     return b"".join(rdata.strings).decode("latin-1")  # type: ignore[attr-defined]
 
 
-@dataclass
-class Overlay:
-    """A proposed change laid over live DNS: its records answer first (a CNAME it adds is
-    followed, as a resolver would)."""
-
-    base: Lookup
-    records: Mapping[tuple[str, str], tuple[str, ...]]  # () : the RRset removed
-    ttl: int = 300
-
-    async def __call__(self, name: str, rdtype: str) -> Answer:
-        key = (absolute(name), rdtype.upper())
-        if key in self.records:
-            data = self.records[key]
-            if not data:
-                return Answer(key[0], key[1], "nodata", source="change file")
-            return Answer(key[0], key[1], "answer", data, self.ttl, source="change file")
-        alias = self.records.get((key[0], "CNAME"))
-        if alias and rdtype.upper() != "CNAME":
-            target = await self(alias[0], rdtype)
-            return Answer(key[0], key[1], target.status, target.data, target.ttl,
-                          target.error, target.source, (absolute(alias[0]), *target.chain))
-        return await self.base(name, rdtype)
