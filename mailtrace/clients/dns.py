@@ -34,6 +34,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from mailtrace.core.evidence import DnsAnswer
 from mailtrace.core.network import Endpoint, Redirects
 
 Role = Literal["resolver", "authoritative"]
@@ -140,30 +141,20 @@ class DnsObservation:
     def authoritative(self) -> bool:
         return "AA" in self.flags
 
-    def evidence(self) -> dict[str, Any]:
-        ev: dict[str, Any] = {
-            "server": self.server.label,
-            "role": self.server.role,
-            "query": f"{self.qname} {self.qtype}",
-            "outcome": self.outcome.value,
-            "rcode": self.rcode,
-            "flags": list(self.flags),
-            "transport": self.transport,
-            "answer": [r.as_json() for r in self.answer],
-            "elapsed_ms": round(self.elapsed_ms, 1),
-        }
-        if self.via != Endpoint(self.server.address, self.server.port):
-            ev["connected_to"] = str(self.via)
-        if self.authority and not self.answer:
-            ev["authority"] = [r.as_json() for r in self.authority]
-        if len(self.attempts) > 1 or self.outcome is Outcome.TIMEOUT:
-            ev["attempts"] = [
-                {"transport": a.transport, "result": a.result, "elapsed_ms": round(a.elapsed_ms, 1)}
-                for a in self.attempts
-            ]
-        if self.error:
-            ev["error"] = self.error
-        return ev
+    def evidence(self) -> DnsAnswer:
+        moved = self.via != Endpoint(self.server.address, self.server.port)
+        attempts = len(self.attempts) > 1 or self.outcome is Outcome.TIMEOUT
+        return DnsAnswer(
+            server=self.server.label, role=self.server.role,
+            query=f"{self.qname} {self.qtype}", outcome=self.outcome.value, rcode=self.rcode,
+            flags=self.flags, transport=self.transport,
+            answer=tuple(r.as_json() for r in self.answer), elapsed_ms=self.elapsed_ms,
+            connected_to=str(self.via) if moved else None,
+            authority=tuple(r.as_json() for r in self.authority) if not self.answer else (),
+            attempts=tuple({"transport": a.transport, "result": a.result,
+                            "elapsed_ms": round(a.elapsed_ms, 1)} for a in self.attempts)
+            if attempts else (),
+            error=self.error)
 
 
 def _records(section: Iterable[dns.rrset.RRset]) -> tuple[Record, ...]:

@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from mailtrace.clients.smtp_reply import MAX_LINE, MAX_LINES, Reply, ReplyError, build, decode
 from mailtrace.clients.smtp_reply import parse_line as _parse_line
+from mailtrace.core.evidence import SmtpDialogue
 from mailtrace.core.network import Endpoint, Redirects
 
 SMTP_PORT = 25
@@ -118,14 +119,10 @@ class Dialogue:
     def connected(self) -> bool:
         return any(step.text.startswith("connected") for step in self.transcript)
 
-    def evidence(self) -> dict[str, object]:
-        return {
-            "smtp": f"{self.host} [{self.address}]:{self.port}",
-            "connected_to": str(self.connected_to),
-            "outcome": self.outcome.value,
-            "phase": self.phase,
-            "transcript": [step.as_evidence() for step in self.transcript],
-        }
+    def evidence(self) -> SmtpDialogue:
+        return SmtpDialogue(f"{self.host} [{self.address}]:{self.port}",
+                            str(self.connected_to), self.outcome.value, self.phase,
+                            tuple(step.as_evidence() for step in self.transcript))
 
 
 class _Mode(StrEnum):

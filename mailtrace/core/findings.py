@@ -9,12 +9,12 @@ catalog (``probes/catalog/``) when a report is rendered, so tests assert on
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-Evidence = dict[str, Any]
-"""One raw observation, JSON-serialisable: a DNS answer, a transcript line, an API record."""
+from mailtrace.core.evidence import Evidence
 
 
 class Level(StrEnum):
@@ -60,7 +60,7 @@ class Status(StrEnum):
 class Finding:
     tag: str
     args: dict[str, Any] = field(default_factory=dict)
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: Sequence[Evidence] = field(default_factory=list)
     #: The tier this evidence is about, when it is not the reporting probe's own tier: the
     #: gateway's log showing the next hop refusing the mail is about the next hop. The
     #: engine files the finding under that tier, so the verdict follows the evidence, not

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from mailtrace.core.evidence import Observed
 from mailtrace.core.findings import Finding
 from mailtrace.intake.received import Hop, _comments, delays, hops
 from mailtrace.intake.tiers import EXO_OUTBOUND, HostMap, normalize_host
@@ -172,8 +173,8 @@ def _auth_findings(auth: list[AuthResults]) -> list[Finding]:
     found = []
     for a in auth:
         writer = a.writer or "(no authserv-id)"
-        evidence = [{"writer": writer, "tier": a.tier, "trusted": a.trusted, "why": a.why,
-                     **a.results, **a.details}]
+        evidence = [Observed({"writer": writer, "tier": a.tier, "trusted": a.trusted,
+                              "why": a.why, **a.results, **a.details})]
         if not a.trusted:
             found.append(Finding("HDR_AUTH_UNTRUSTED", {"writer": writer, "why": a.why},
                                  evidence))
@@ -219,7 +220,8 @@ def _forefront(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, i
     parsed = {k.strip().upper(): v.strip() for k, _, v in
               (item.partition(":") for item in value.split(";")) if k.strip()}
     trusted, why = _trust(position, "exchange-online", hosts, entry)
-    evidence = [{"header": "X-Forefront-Antispam-Report", "value": value[:500], "why": why}]
+    evidence = [Observed({"header": "X-Forefront-Antispam-Report", "value": value[:500],
+                          "why": why})]
     if not trusted:
         return parsed, [Finding("HDR_HEADER_UNTRUSTED",
                                 {"header": "X-Forefront-Antispam-Report", "why": why}, evidence)]
@@ -281,14 +283,16 @@ def _proofpoint(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str
     if guid or qid:
         found.append(Finding("HDR_PROOFPOINT_TRACE",
                              {"guid": guid or "(none)", "qid": qid or "(none)", "lookup": lookup},
-                             [{"guid": guid, "queue_id": qid,
-                               "received": queue_hop.raw if queue_hop else None}], about=tier))
+                             [Observed({"guid": guid, "queue_id": qid,
+                                        "received": queue_hop.raw if queue_hop else None})],
+                             about=tier))
     if details is not None:
         position, value = details
         scores = dict(re.findall(r"([A-Za-z_]+)=(\S+)", value))
         out.update({"rule": scores.get("rule"), "details": value})
         trusted, why = _trust(position, "proofpoint", hosts, entry)
-        evidence = [{"header": "X-Proofpoint-Spam-Details", "value": value[:500], "why": why}]
+        evidence = [Observed({"header": "X-Proofpoint-Spam-Details", "value": value[:500],
+                              "why": why})]
         if not trusted:
             found.append(Finding("HDR_HEADER_UNTRUSTED",
                                  {"header": "X-Proofpoint-Spam-Details", "why": why}, evidence))
@@ -307,7 +311,7 @@ def _hop_findings(chain: list[Hop], tiers: list[str | None], gaps: list[float | 
                   slow: float, topology: bool) -> list[Finding]:
     found = []
     for hop, tier, gap in zip(chain, tiers, gaps, strict=True):
-        evidence = [{"received": hop.raw[:500]}]
+        evidence = [Observed({"received": hop.raw[:500]})]
         where = tier or ("outside the topology" if topology else "no --topology")
         if hop.problem is not None:
             found.append(Finding("HDR_RECEIVED_UNREADABLE",
@@ -340,7 +344,7 @@ def _bypass(chain: list[Hop], tiers: list[str | None], hosts: HostMap
         entry = chain[first]
         client = entry.from_rdns or entry.from_host
         passed = any(t in gateways for t in tiers[:first]) or hosts.tier_of(client) in gateways
-        evidence = [{"received": entry.raw[:500], "tier": tier}]
+        evidence = [Observed({"received": entry.raw[:500], "tier": tier})]
         names = ", ".join(gateways)
         if passed:
             found.append(Finding("HDR_GATEWAY_PASSED", {"gateway": names, "tier": tier},

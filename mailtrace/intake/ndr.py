@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailtrace.core.evidence import Observed
 from mailtrace.core.findings import Finding
 from mailtrace.intake.codes import DELIVERED, CodeRule, effective_status, explain
 from mailtrace.intake.dsn import DeliveryReport, RecipientStatus
@@ -121,7 +122,7 @@ def analyze(report: DeliveryReport, hosts: HostMap) -> NdrAnalysis:
             {"address": r.address or "(no address)", "status": status or "(no status)",
              "replier": r.remote_mta or r.reporting_mta or "(not named)",
              "tier": tier or "(outside the topology)"},
-            [{k: v for k, v in evidence.items() if v not in (None, "")}],
+            [Observed({k: v for k, v in evidence.items() if v not in (None, "")})],
             about=tier,
         )
         outcomes.append(RecipientOutcome(r, status, rule, tier, reporting_tier, remote_tier,

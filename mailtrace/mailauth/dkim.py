@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.mailauth.lookup import Answer
 from mailtrace.mailauth.tags import TagListError, parse_tags
@@ -93,7 +94,7 @@ class SelectorCheck:
     answer: Answer  # TXT at <selector>._domainkey.<domain>, CNAMEs followed
     expected_targets: tuple[str, ...] = ()  # patterns the CNAME target should match
     signer: str | None = None  # the declared sender that signs with it, if known
-    extra: list[dict[str, object]] = field(default_factory=list)
+    extra: list[Evidence] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -18,6 +18,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from mailtrace.core.evidence import Observed
+
 Status = Literal["answer", "nodata", "nxdomain", "error"]
 
 
@@ -38,7 +40,7 @@ class Answer:
         """A "void lookup" (RFC 7208 §4.6.4): NXDOMAIN, or NOERROR with no answer."""
         return self.status in ("nodata", "nxdomain") or (self.status == "answer" and not self.data)
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self) -> Observed:
         ev: dict[str, Any] = {"query": f"{self.name} {self.rdtype}", "status": self.status,
                               "answer": list(self.data), "server": self.source}
         if self.ttl is not None:
@@ -47,7 +49,7 @@ class Answer:
             ev["error"] = self.error
         if self.chain:
             ev["cname_chain"] = list(self.chain)
-        return ev
+        return Observed(ev)
 
 
 Lookup = Callable[[str, str], Awaitable[Answer]]

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
 from mailtrace.mailauth.lookup import Answer
 from mailtrace.mailauth.tags import TagListError, parse_tags
@@ -118,9 +119,10 @@ class PolicyFetch:
     content_type: str | None = None
     error: str | None = None  # connection, TLS or certificate failure, a redirect
 
-    def evidence(self) -> dict[str, Any]:
-        return {"url": self.url, "status": self.status, "content_type": self.content_type,
-                "error": self.error, "body": (self.body or "")[:2000]}
+    def evidence(self) -> Observed:
+        return Observed({"url": self.url, "status": self.status,
+                         "content_type": self.content_type, "error": self.error,
+                         "body": (self.body or "")[:2000]})
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class MtaStsCheck:
     mx_hosts: tuple[str, ...] = ()
     fetch: PolicyFetch | None = None
     expected_mode: str | None = None
-    extra: list[dict[str, Any]] = field(default_factory=list)
+    extra: list[Evidence] = field(default_factory=list)
 
     def evaluate(self) -> list[Finding]:
         return evaluate(self)
@@ -173,7 +175,7 @@ def evaluate(check: MtaStsCheck) -> list[Finding]:
     problems = list(policy.problems)
     if ctype != "text/plain":
         problems.append(f"Content-Type {fetch.content_type} (expected text/plain)")
-    ev.append({"policy": policy.as_json()})
+    ev.append(Observed({"policy": policy.as_json()}))
     if problems:
         findings.append(Finding("MTASTS_POLICY_INVALID", {"domain": domain,
                                                           "problem": "; ".join(problems)}, ev))

@@ -17,6 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from mailtrace.core.evidence import Evidence
 from mailtrace.mailauth.lookup import Answer, Lookup, absolute, valid_name
 from mailtrace.mailauth.spf_record import (
     MacroEnv,
@@ -60,7 +61,7 @@ class SpfResult:
     void_lookups: int = 0
     tree: Node | None = None
     matched: str | None = None  # the term that decided, e.g. "include:spf.example"
-    evidence: tuple[dict[str, Any], ...] = ()
+    evidence: tuple[Evidence, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"result": self.result, "domain": self.domain, "ip": self.ip,

@@ -8,7 +8,6 @@ from html import escape
 from mailtrace.core import catalog
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import localized
-from mailtrace.report.text import evidence_lines
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
 .pass{color:#1a7f37}.warn{color:#9a6700}.fail{color:#cf222e}.not_tested,.skipped{color:#6e7781}
@@ -39,7 +38,7 @@ def render(report: TriageReport) -> str:
         for probe in tier.probes:
             for f in probe.findings:
                 info = catalog.info(f.tag)
-                evidence = "\n".join(line for e in f.evidence for line in evidence_lines(e))
+                evidence = "\n".join(line for e in f.evidence for line in e.lines(True))
                 parts.append(f"<li><code>{escape(f.tag)}</code> ({escape(info.level.value)}) "
                              f"{escape(info.render(f.args))}"
                              + (f"<pre>{escape(evidence)}</pre>" if evidence else "")

@@ -24,7 +24,7 @@ def finding_json(f: Finding, probe: str | None = None, *, localized: bool = True
     out.update({
         "args": f.args,
         "message": info.render(f.args),
-        "evidence": f.evidence,
+        "evidence": [e.as_json() for e in f.evidence],
         "remediation": info.remediation.as_json() if localized and info.remediation else None,
     })
     return out

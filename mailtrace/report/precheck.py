@@ -134,7 +134,9 @@ def precheck_junit(report: PrecheckReport) -> str:
         for f in bad:
             failure = ET.SubElement(case, "failure", type=f.tag,
                                     message=catalog.info(f.tag).render(f.args))
-            failure.text = json.dumps({"args": f.args, "evidence": f.evidence}, default=str)
+            failure.text = json.dumps({"args": f.args,
+                                       "evidence": [e.as_json() for e in f.evidence]},
+                                      default=str)
         failures += bool(bad)
         untested = [f for f in report.after if f.tag == "AUTH_LOOKUP_FAILED"
                     and family in ("SPF", "DKIM", "DMARC")]

@@ -4,9 +4,8 @@ fix for the localized tier only. Colour only on a terminal and never with NO_COL
 from __future__ import annotations
 
 import os
-import re
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Status, TierResult
@@ -38,56 +37,6 @@ class _Painter:
         return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m" if self.colour else text
 
 
-def evidence_lines(ev: dict[str, Any], *, verbose: bool = True) -> list[str]:
-    """An observation as lines; DNS observations in a dig-like shape, records below; SMTP
-    transcripts line by line (without ``--verbose``, the middle lines of multi-line replies
-    are folded)."""
-    if "query" in ev and "server" in ev:
-        parts = [ev["server"]]
-        if "connected_to" in ev:
-            parts.append(f"via {ev['connected_to']}")
-        parts.append(f"{ev.get('transport', 'udp')}  {ev['query']} → {ev['outcome']}")
-        if ev.get("rcode"):
-            parts.append(f"rcode {ev['rcode']}")
-        if ev.get("flags"):
-            parts.append("flags " + " ".join(ev["flags"]))
-        parts.append(f"{ev.get('elapsed_ms', 0)} ms")
-        lines = ["  ".join(parts)]
-        records = ev.get("answer") or ev.get("authority") or []
-        section = "" if ev.get("answer") else "authority: "
-        lines += [f"  {section}{r['name']} {r['ttl']} {r['type']} {r['data']}" for r in records]
-        if ev.get("error"):
-            lines.append(f"  {ev['error']}")
-        return lines
-    if "smtp" in ev and "transcript" in ev:
-        lines = [f"SMTP {ev['smtp']}  via {ev['connected_to']}  → {ev['outcome']}"]
-        transcript: list[str] = list(ev["transcript"])
-        if not verbose:
-            transcript = _fold(transcript)
-        return lines + [f"  {line}" for line in transcript]
-    return ["  ".join(f"{k}={v}" for k, v in ev.items())]
-
-
-_CONTINUATION = re.compile(r"^\s*[\d.]+ ms S: \d{3}-")
-
-
-def _fold(transcript: list[str]) -> list[str]:
-    """Keep the first line of each multi-line reply, note how many were folded."""
-    folded: list[str] = []
-    hidden = 0
-    for i, line in enumerate(transcript):
-        continued = _CONTINUATION.match(line) is not None
-        first = continued and (i == 0 or not _CONTINUATION.match(transcript[i - 1]))
-        if continued and not first:
-            hidden += 1
-            continue
-        if hidden:
-            folded.append(f"  … {hidden} more reply lines")
-            hidden = 0
-        folded.append(line)
-    return folded
-
-
 def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Painter,
                 verbose: bool) -> list[str]:
     label = "this machine" if tier.id == OBSERVER_TIER else tier.kind
@@ -109,8 +58,7 @@ def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Pain
             colour = {"✗": "red", "!": "yellow"}.get(mark, "green")
             lines.append(f"    {paint(mark, colour)} {f.tag}  {info.render(f.args)}")
             shown = f.evidence if verbose else f.evidence[:EVIDENCE_LINES]
-            lines += [f"        {line}" for ev in shown
-                      for line in evidence_lines(ev, verbose=verbose)]
+            lines += [f"        {line}" for ev in shown for line in ev.lines(verbose)]
             if len(f.evidence) > len(shown):
                 lines.append(f"        … {len(f.evidence) - len(shown)} more (--verbose)")
     return lines

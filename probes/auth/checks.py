@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailtrace.core.evidence import Observed
 from mailtrace.core.findings import Finding
 from mailtrace.mailauth import dkim, dmarc
 from mailtrace.mailauth.lookup import Answer, Lookup
@@ -147,7 +148,7 @@ def evaluate_spf(obs: AuthObservation) -> list[Finding]:
         return [Finding("SPF_SYNTAX", {"domain": domain, "problem": exc.message,
                                        "term": exc.term or ""}, ev)]
     tree = obs.spf_tree
-    tree_ev = [{"spf_tree": tree.as_json(), "lines": tree.tree.lines()}]
+    tree_ev = [Observed({"spf_tree": tree.as_json(), "lines": tree.tree.lines()})]
     if tree.error:
         findings.append(Finding(NOT_TESTED_TAG, {"name": domain, "type": "TXT",
                                                  "error": tree.error}, tree_ev))
@@ -193,7 +194,7 @@ def _sender_findings(domain: str, check: SenderCheck) -> list[Finding]:
     if check.spf is None:
         return [Finding("SPF_SENDER_UNTESTED", {"domain": domain, "sender": sender})]
     spf = check.spf
-    ev = [spf.as_json()]
+    ev = [Observed(spf.as_json())]
     if spf.result == "temperror":
         return [Finding(NOT_TESTED_TAG, {"name": domain, "type": "TXT",
                                          "error": spf.problem or "temperror"}, ev)]
@@ -273,7 +274,8 @@ def evaluate_dmarc(obs: AuthObservation, dkim_findings: list[Finding],
     findings.extend(_alignment(obs, record, policy, inherited, dkim_findings, spf_findings))
     if not record.problems:
         findings.append(Finding("DMARC_OK", {"domain": domain, "policy": policy,
-                                             "pct": record.pct}, [{"record": record.as_json()}]))
+                                             "pct": record.pct},
+                                [Observed({"record": record.as_json()})]))
     return findings
 
 

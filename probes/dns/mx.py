@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import AddressLookup, DnsObservation, Outcome
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.dns.expect import MxExpectation, bare, matches, mx_expectation, mx_set
 from mailtrace.probes.dns.limits import require_time
@@ -101,7 +103,8 @@ def _resolution_failure(lookup: AddressLookup) -> str:
     return "NODATA"
 
 
-def _bypass(check: MxCheck, findings: list[Finding], evidence: list[Evidence]) -> list[str]:
+def _bypass(check: MxCheck, findings: list[Finding], evidence: Sequence[Evidence]
+            ) -> list[str]:
     """MX targets (or the hosts their aliases lead to) that skip the declared gateway.
 
     All of them, or the most preferred: senders deliver there first (a bypass). Only

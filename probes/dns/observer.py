@@ -13,7 +13,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 from mailtrace.clients.dns import DnsObservation, Outcome
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import OBSERVER_KIND, Probe, ProbeContext
 
 

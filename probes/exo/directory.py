@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailtrace.clients.msgraph.client import Exchange, GraphError, headers
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 
@@ -60,8 +61,8 @@ class DirectoryObject:
                  if p.lower().startswith("smtp:")}
         return found | {a.lower() for a in (self.mail, self.upn) if a}
 
-    def evidence(self) -> Evidence:
-        ev: Evidence = {"kind": self.kind, "id": self.id, "displayName": self.name,
+    def evidence(self) -> dict[str, Any]:
+        ev: dict[str, Any] = {"kind": self.kind, "id": self.id, "displayName": self.name,
                         "mail": self.mail, "proxyAddresses": list(self.proxy_addresses)}
         if self.kind == "user":
             ev |= {"userPrincipalName": self.upn, "accountEnabled": self.account_enabled,

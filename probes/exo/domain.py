@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailtrace.clients.dns import DnsObservation, Outcome
 from mailtrace.clients.msgraph.client import Exchange, GraphNotFound
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.dns.expect import bare, matches
 from mailtrace.probes.exo.common import (
@@ -146,8 +147,8 @@ def _ev(exchange: Exchange, **record: object) -> Evidence:
     return exchange.evidence(record=record)
 
 
-def _record_ev(r: ExpectedRecord) -> Evidence:
-    ev: Evidence = {"recordType": r.record_type, "label": r.label,
+def _record_ev(r: ExpectedRecord) -> dict[str, Any]:
+    ev: dict[str, Any] = {"recordType": r.record_type, "label": r.label,
                     "supportedService": r.service, "value": r.value}
     if r.preference is not None:
         ev["preference"] = r.preference
@@ -217,7 +218,7 @@ def evaluate(check: DomainCheck) -> list[Finding]:
                     "EXO_MX_NOT_MICROSOFTS",
                     {"domain": domain, "expected": ", ".join(hosts),
                      "published": ", ".join(published) or "none"},
-                    ev + live_ev, about=check.dns_tier))
+                    [*ev, *live_ev], about=check.dns_tier))
 
     if check.live_txt.outcome in (Outcome.ANSWER, Outcome.NODATA):
         spf = spf_text(check.live_txt)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence, Observed
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
 
@@ -29,7 +30,7 @@ class HealthIssue:
     resolved: bool | None
     started: str | None = None
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> dict[str, Any]:
         return dict(vars(self))
 
 
@@ -74,7 +75,7 @@ def evaluate(check: HealthCheck) -> list[Finding]:
                 "status": issue.status}
         tag = "EXO_SERVICE_INCIDENT" if issue.classification == "incident" else \
             "EXO_SERVICE_ADVISORY"
-        findings.append(Finding(tag, args, [issue.evidence(), *ev]))
+        findings.append(Finding(tag, args, [Observed(issue.evidence()), *ev]))
     if not findings:
         findings.append(Finding("EXO_SERVICE_HEALTHY", {"service": SERVICE}, ev))
     return findings

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailtrace.clients.msgraph.client import GraphNotFound
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailtrace.clients.msgraph.client import GraphNotFound
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph, tenant_of
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailtrace.clients.msgraph.client import GraphNotFound
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
@@ -37,7 +38,7 @@ class InboxRule:
     redirect_to: tuple[str, ...] = ()
     stop: bool = False
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()}
 
 

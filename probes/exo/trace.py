@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailtrace.clients.msgraph.client import GraphDenied, GraphError
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence, Observed
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 from mailtrace.probes.exo.directory import quoted
@@ -41,8 +42,8 @@ class TracedMessage:
     status: str  # lower-case exchangeMessageTraceStatus, "unknown" when unreadable
     events: tuple[dict[str, Any], ...] = ()  # details by recipient, when asked
 
-    def evidence(self) -> Evidence:
-        ev: Evidence = {"id": self.id, "senderAddress": self.sender, "subject": self.subject,
+    def evidence(self) -> dict[str, Any]:
+        ev: dict[str, Any] = {"id": self.id, "senderAddress": self.sender, "subject": self.subject,
                         "receivedDateTime": self.received, "status": self.status}
         if self.events:
             ev["details"] = list(self.events)
@@ -158,7 +159,7 @@ def evaluate(check: TraceCheck) -> list[Finding]:
         these = [m for m in check.messages if TAG_OF.get(m.status) == tag]
         senders = ", ".join(sorted({m.sender for m in these if m.sender})) or "unknown"
         findings.append(Finding(tag, {**base, "count": len(these), "senders": senders},
-                                [m.evidence() for m in these] + list(check.evidence)))
+                                [*(Observed(m.evidence()) for m in these), *check.evidence]))
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if check.truncated:
         statuses += " (first page only)"

@@ -5,12 +5,13 @@ window, the next hops, the tier's clients, and how an API that cannot be asked b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mailtrace.clients.proofpoint.http import ApiError, ApiResponse
 from mailtrace.clients.proofpoint.records import PayloadError
+from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import ClientUnavailable, NotTested, ProbeContext
 from mailtrace.topology.model import ProofpointApi, ProofpointTier, Topology
@@ -76,7 +77,8 @@ def duration(span: dt.timedelta) -> str:
     return f"{seconds}s"
 
 
-def unavailable(api: str, reason: str, evidence: list[dict[str, Any]] | None = None) -> NotTested:
+def unavailable(api: str, reason: str, evidence: Sequence[Evidence] | None = None
+                ) -> NotTested:
     """*Not tested*, with the reason and the attempts as evidence — never a fault."""
     finding = Finding("PP_API_UNAVAILABLE", {"api": api, "reason": reason}, evidence or [])
     return NotTested(f"{api}: {reason}", [finding])
@@ -96,7 +98,7 @@ async def ask(api: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except ApiError as exc:
-        raise unavailable(api, exc.reason, exc.attempts) from None
+        raise unavailable(api, exc.reason, exc.evidence()) from None
 
 
 def payload(api: str, response: ApiResponse, parse: Callable[[Any], T]) -> T:

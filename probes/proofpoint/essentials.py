@@ -24,7 +24,8 @@ from mailtrace.clients.proofpoint.records import (
     parse_endpoints,
     parse_users,
 )
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.proofpoint.access import (
     NextHop,

@@ -18,12 +18,14 @@ verdict follows the evidence, not the API that reported it. Empty strings mean "
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailtrace.clients.proofpoint import SMART_SEARCH_COUNT
 from mailtrace.clients.proofpoint.http import ApiResponse
 from mailtrace.clients.proofpoint.records import SearchRecord, parse_smart_search
+from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.proofpoint.access import (
@@ -152,7 +154,7 @@ def evaluate(check: SearchCheck) -> list[Finding]:
 
 
 def _onward(latest: SearchRecord, base: dict[str, Any], check: SearchCheck, span: str,
-            count: int, evidence: list[dict[str, Any]]) -> list[Finding]:
+            count: int, evidence: Sequence[Evidence]) -> list[Finding]:
     onward = latest.onward
     stat = latest.sendmail_stat or "not logged"
     accepted = {**base, "count": count, "since": span, "stat": stat}

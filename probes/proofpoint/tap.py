@@ -80,7 +80,7 @@ async def collect(ctx: ProbeContext) -> TapCheck:
 
     await asyncio.gather(*(worker() for _ in range(min(WORKERS, len(pending)))))
     if refused and not done:
-        raise unavailable(API, refused[0].reason, refused[0].attempts)
+        raise unavailable(API, refused[0].reason, refused[0].evidence())
     done.sort(key=lambda w: w.end, reverse=True)
     return TapCheck(ctx.target.recipient, ctx.target.domain, min(since(ctx), TAP_LOOKBACK),
                     tuple(done), refused[0].reason if refused else None)
@@ -120,7 +120,7 @@ def evaluate(check: TapCheck) -> list[Finding]:
             "classification": latest.classifications,
             "sender": ", ".join(latest.from_address) or latest.sender or "unknown sender",
             "time": latest.time or "unknown time",
-        }, [m.evidence() for m in found[:10]] + requests))
+        }, [*(m.evidence() for m in found[:10]), *requests]))
     if not findings:
         findings.append(Finding("PP_TAP_NO_THREATS", {"recipient": who, "hours": hours},
                                 requests))

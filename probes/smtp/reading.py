@@ -19,7 +19,8 @@ from typing import Any
 
 from mailtrace.clients.smtp import Dialogue, Outcome
 from mailtrace.clients.smtp_reply import Reply
-from mailtrace.core.findings import Evidence, Finding
+from mailtrace.core.evidence import Evidence
+from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested
 from mailtrace.probes.smtp.hop import HopObservation, HostProbe
 

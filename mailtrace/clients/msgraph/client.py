@@ -41,7 +41,7 @@ from mailtrace.clients.msgraph.credentials import (
     graph_target,
     make_credential,
 )
-from mailtrace.core.findings import Evidence
+from mailtrace.core.evidence import ApiCall
 from mailtrace.topology.model import GraphAccess
 
 if TYPE_CHECKING:
@@ -70,19 +70,18 @@ class Exchange:
     attempts: int = 0
     elapsed_ms: float = 0.0
 
-    def evidence(self, **record: Any) -> Evidence:
-        ev: Evidence = {"api": "microsoft-graph", "call": self.call,
-                        "request": f"{self.method} {self.url}".strip(), "status": self.status}
+    def evidence(self, **record: Any) -> ApiCall:
+        """The call as evidence, with what its answer held (``record``)."""
+        details: dict[str, Any] = {}
         if self.request_id:
-            ev["request_id"] = self.request_id
+            details["request_id"] = self.request_id
         if self.excerpt is not None:
-            ev["content_type"] = self.content_type
-            ev["body_excerpt"] = self.excerpt
+            details["content_type"] = self.content_type
+            details["body_excerpt"] = self.excerpt
         if self.attempts > 1:
-            ev["attempts"] = self.attempts
-        ev["elapsed_ms"] = round(self.elapsed_ms, 1)
-        ev.update(record)
-        return ev
+            details["attempts"] = self.attempts
+        return ApiCall(f"{self.method} {self.url}".strip(), self.status, "microsoft-graph",
+                       self.call, self.elapsed_ms, details, record)
 
 
 class GraphError(Exception):

@@ -33,8 +33,11 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from mailtrace.clients.http import read_body, session
-from mailtrace.core.findings import Evidence
+from mailtrace.core.evidence import ApiCall, Observed
 from mailtrace.core.network import Redirects, is_loopback
+
+#: One attempt of a call, as kept in evidence: what was sent and what came back.
+Attempt = dict[str, Any]
 
 #: Cap of one attempt's connect phase; the read phase gets whatever the deadline leaves.
 CONNECT_TIMEOUT = 5.0
@@ -72,10 +75,14 @@ class Credentials:
 class ApiError(Exception):
     """The API could not be asked; ``reason`` is one sentence for *not tested*."""
 
-    def __init__(self, reason: str, attempts: list[Evidence] | None = None) -> None:
+    def __init__(self, reason: str, attempts: list[Attempt] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts or []
+
+    def evidence(self) -> list[Observed]:
+        """Each attempt, as evidence of why the API could not be asked."""
+        return [Observed(a) for a in self.attempts]
 
 
 class MissingCredentials(ApiError):
@@ -133,20 +140,20 @@ class ApiResponse:
     data: Any
     text: str | None  # the body when it is not JSON (truncated), else None
     elapsed_ms: float
-    attempts: list[Evidence]
+    attempts: list[Attempt]
 
     @property
     def is_json(self) -> bool:
         return self.text is None
 
-    def evidence(self) -> Evidence:
-        ev: Evidence = {"request": f"GET {self.url}", "status": self.status,
-                        "elapsed_ms": round(self.elapsed_ms, 1)}
+    def evidence(self) -> ApiCall:
+        details: dict[str, Any] = {}
         if len(self.attempts) > 1:
-            ev["attempts"] = self.attempts
+            details["attempts"] = self.attempts
         if self.text is not None:
-            ev["body"] = self.text
-        return ev
+            details["body"] = self.text
+        return ApiCall(f"GET {self.url}", self.status, elapsed_ms=self.elapsed_ms,
+                       details=details)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -230,7 +237,7 @@ class HttpApi:
         query = urlencode(params or {}, doseq=True)
         shown = urlsplit(self.base_url).path + path + (f"?{query}" if query else "")
         url = self.base_url + path + (f"?{query}" if query else "")
-        attempts: list[Evidence] = []
+        attempts: list[Attempt] = []
         started = time.monotonic()
         for attempt in range(1, self.max_attempts + 1):
             remaining = deadline - time.monotonic()

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailtrace.core.findings import Evidence
+from mailtrace.core.evidence import Observed
 
 
 class PayloadError(ValueError):
@@ -129,8 +129,9 @@ def _items(data: Any, key: str, what: str) -> tuple[list[dict[str, Any]], int]:
     return objects, len(data) - len(objects)
 
 
-def _compact(values: Mapping[str, Any]) -> Evidence:
-    return {k: v for k, v in values.items() if v not in (None, "", (), [])}
+def _compact(values: Mapping[str, Any]) -> Observed:
+    """A record as evidence: its fields as the API names them, empty ones left out."""
+    return Observed({k: v for k, v in values.items() if v not in (None, "", (), [])})
 
 
 # --- PPS / PoD Smart Search -----------------------------------------------------------
@@ -198,7 +199,7 @@ class SearchRecord:
             return "sent"
         return "unknown"
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> Observed:
         return _compact({
             "GUID": self.guid, "QID": self.qid, "Date": self.date, "Sender": self.sender,
             "Recipients": ", ".join(self.recipients), "Subject": self.subject,
@@ -255,7 +256,7 @@ class QuarantineRecord:
     subject: str | None
     spamscore: str | None
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> Observed:
         return _compact({
             "guid": self.guid, "folder": self.folder, "rule": self.rule, "date": self.date,
             "from": self.sender, "rcpts": ", ".join(self.recipients), "subject": self.subject,
@@ -295,7 +296,7 @@ class EssentialsDomain:
     destination: str | None
     failovers: tuple[str, ...]
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> Observed:
         return _compact({"name": self.name, "is_active": self.active, "is_relay": self.relay,
                          "destination": self.destination, "failovers": list(self.failovers)})
 
@@ -331,7 +332,7 @@ class EssentialsUser:
     def addresses(self) -> tuple[str, ...]:
         return (self.primary_email, *self.aliases)
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> Observed:
         return _compact({"primary_email": self.primary_email,
                          "alias_emails": list(self.aliases), "is_active": self.active,
                          "type": self.type})
@@ -381,7 +382,7 @@ class Threat:
     type: str | None
     status: str | None
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> Observed:
         return _compact({"threatID": self.id, "classification": self.classification,
                          "threatType": self.type, "threatStatus": self.status})
 
@@ -408,7 +409,7 @@ class ThreatMessage:
         return ", ".join(dict.fromkeys(
             (t.classification or "unknown").lower() for t in self.threats)) or "unknown"
 
-    def evidence(self) -> Evidence:
+    def evidence(self) -> Observed:
         return _compact({
             "disposition": self.disposition, "GUID": self.guid, "messageTime": self.time,
             "sender": self.sender, "fromAddress": ", ".join(self.from_address),
