@@ -240,9 +240,10 @@ def evaluate_dkim(obs: AuthObservation) -> list[Finding]:
     return findings
 
 
-#: Key states with which a signature still verifies (t=y: verifiers may ignore it, but
-#: the signature is valid).
-USABLE_DKIM = frozenset({"DKIM_KEY_OK", "DKIM_KEY_SHORT", "DKIM_TESTING"})
+#: Key states with which a signature verifies. A key in testing mode (DKIM_TESTING, t=y)
+#: never counts, whatever its state: RFC 6376 §3.6.1 has verifiers treat its mail like
+#: unsigned mail.
+USABLE_DKIM = frozenset({"DKIM_KEY_OK", "DKIM_KEY_SHORT"})
 
 
 def dmarc_record(lookup: DmarcLookup) -> tuple[dmarc.DmarcRecord | None, Answer, int]:
@@ -306,10 +307,11 @@ def _alignment(obs: AuthObservation, record: dmarc.DmarcRecord, policy: str, inh
                dkim_findings: list[Finding], spf_findings: list[Finding]) -> list[Finding]:
     """Each declared sender passes DMARC if SPF passes for it (the envelope domain is the
     domain itself, so aligned) or one of its selectors holds a usable key (d= the
-    domain). RFC 7489 §3.1, §4.2."""
+    domain) that is not in testing mode. RFC 7489 §3.1, §4.2; RFC 6376 §3.6.1 (t=y)."""
     domain = obs.domain
     out = []
-    usable = {f.args["selector"] for f in dkim_findings if f.tag in USABLE_DKIM}
+    testing = {f.args["selector"] for f in dkim_findings if f.tag == "DKIM_TESTING"}
+    usable = {f.args["selector"] for f in dkim_findings if f.tag in USABLE_DKIM} - testing
     passes = {f.args["sender"] for f in spf_findings if f.tag == "SPF_SENDER_PASSES"}
     spf_ok = dmarc.aligned(domain, domain, record.aspf)
     for check in obs.senders:

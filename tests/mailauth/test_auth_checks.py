@@ -247,6 +247,29 @@ def test_a_subdomain_inherits_the_organizational_policy():
     assert [f.args["org"] for f in found if f.tag == "DMARC_INHERITED"] == ["contoso.com"]
 
 
+TESTING_KEY = KEY.replace("k=rsa;", "k=rsa; t=y;")
+
+
+def test_a_key_in_testing_mode_does_not_count_toward_alignment():
+    """RFC 6376 §3.6.1: mail signed by a t=y key is treated like unsigned mail."""
+    keys = {f"{s}-contoso-com._domainkey.contoso.onmicrosoft.com": {"TXT": [TESTING_KEY]}
+            for s in ("selector1", "selector2")}
+    found = judge(keys)
+    assert [f.args["selector"] for f in found if f.tag == "DKIM_TESTING"] == [
+        "selector1", "selector2"]  # still listed
+    assert [(f.args["sender"], f.args["via"]) for f in found
+            if f.tag == "DMARC_SENDER_ALIGNED"] == [
+        ("proofpoint (include:spf-001234.pphosted.com)", "spf"),
+        ("exchange-online (include:spf.protection.outlook.com)", "spf")]
+    # Without SPF, Exchange Online's mail rests on its keys alone, and they do not count.
+    found = judge({**keys, "contoso.com": {"TXT": ["v=spf1 include:spf-001234.pphosted.com "
+                                                   "-all"]}})
+    assert [f.args["sender"] for f in found if f.tag == "DMARC_SENDER_NOT_ALIGNED"] == [
+        "exchange-online (include:spf.protection.outlook.com)"]
+    healthy = judge({"contoso.com": {"TXT": ["v=spf1 include:spf-001234.pphosted.com -all"]}})
+    assert "DMARC_SENDER_NOT_ALIGNED" not in tags(healthy)  # a usable key does count
+
+
 def test_an_unaligned_sender_under_p_none_is_only_noted():
     found = judge({"_dmarc.contoso.com": {"TXT": ["v=DMARC1; p=none"]},
                    "contoso.com": {"TXT": ["v=spf1 include:spf.protection.outlook.com -all"]}})
