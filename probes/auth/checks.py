@@ -282,8 +282,12 @@ def evaluate_dmarc(obs: AuthObservation, dkim_findings: list[Finding],
     policy = record.effective_policy(subdomain=inherited)
     expected = obs.expect.dmarc.policy if obs.expect.dmarc else None
     if expected and expected != policy:
-        findings.append(Finding("DMARC_POLICY_DIFFERS", {"domain": domain, "found": policy,
-                                                         "expected": expected}, ev))
+        # RFC 7489 §6.3: a subdomain without a record of its own gets sp= (else p=) of
+        # its organizational domain's record.
+        term = "sp" if inherited and record.subdomain_policy else "p"
+        findings.append(Finding("DMARC_POLICY_DIFFERS", {
+            "domain": domain, "found": policy, "expected": expected, "term": term,
+            "at": answer.name.rstrip(".")}, ev))
     if record.pct < 100 and policy != "none":
         findings.append(Finding("DMARC_PCT_PARTIAL", {"domain": domain, "pct": record.pct,
                                                       "policy": policy}, ev))

@@ -247,6 +247,21 @@ def test_a_subdomain_inherits_the_organizational_policy():
     assert [f.args["org"] for f in found if f.tag == "DMARC_INHERITED"] == ["contoso.com"]
 
 
+@pytest.mark.parametrize(("dmarc", "want"), [
+    ("v=DMARC1; p=quarantine; sp=none", [("none", "quarantine", "sp", "_dmarc.contoso.com")]),
+    ("v=DMARC1; p=none", [("none", "quarantine", "p", "_dmarc.contoso.com")]),
+    ("v=DMARC1; p=reject; sp=quarantine", []),
+])
+def test_a_subdomain_is_judged_by_the_policy_it_inherits(dmarc, want):
+    """RFC 7489 §6.3, §6.6.3: sp= (else p=) of the organizational domain's record."""
+    topology = TOPOLOGY.model_copy(update={"domains": ["mail.contoso.com"]})
+    found = judge({"mail.contoso.com": WORLD["contoso.com"],
+                   "_dmarc.contoso.com": {"TXT": [dmarc]}}, topology=topology,
+                  domain="mail.contoso.com")
+    assert [(f.args["found"], f.args["expected"], f.args["term"], f.args["at"])
+            for f in found if f.tag == "DMARC_POLICY_DIFFERS"] == want
+
+
 TESTING_KEY = KEY.replace("k=rsa;", "k=rsa; t=y;")
 
 
