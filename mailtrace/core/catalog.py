@@ -2,7 +2,9 @@
 
 The data lives in ``probes/catalog/*.yaml`` (one file per area: engine, dns, smtp, ...)
 so it can be reviewed without reading code; a tag is declared in exactly one file.
-It is validated when loaded (unknown level, missing message, a template naming an
+Each entry also says whether its finding *contradicts* a value the topology declares
+(``contradicts: true``): ``verify`` and ``precheck`` judge a record by that, not by the
+level alone. It is validated when loaded (unknown level, missing message, a template naming an
 argument the probe never passes is caught by the closed-catalog test).
 """
 
@@ -47,6 +49,10 @@ class TagInfo:
     message: str
     description: str
     remediation: Remediation | None
+    #: The finding says the record contradicts a value the topology declares (an expected
+    #: SPF term or ``all``, a DMARC policy, an MX host...), as opposed to a finding about
+    #: the record alone or about something the topology does not declare.
+    contradicts: bool = False
 
     @property
     def fails(self) -> bool:
@@ -72,6 +78,9 @@ def _parse(tag: str, raw: Any) -> TagInfo:
         description = str(raw["description"])
     except (KeyError, ValueError) as exc:
         raise CatalogError(f"catalog entry {tag}: {exc}") from exc
+    contradicts = raw.get("contradicts", False)
+    if not isinstance(contradicts, bool):
+        raise CatalogError(f"catalog entry {tag}: contradicts must be true or false")
     rem = raw.get("remediation")
     remediation = None
     if rem is not None:
@@ -81,7 +90,7 @@ def _parse(tag: str, raw: Any) -> TagInfo:
             docs=tuple(rem.get("docs", ())),
             checked=str(rem["checked"]) if "checked" in rem else None,
         )
-    return TagInfo(tag, level, scope, message, description, remediation)
+    return TagInfo(tag, level, scope, message, description, remediation, contradicts)
 
 
 @cache

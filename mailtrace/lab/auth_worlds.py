@@ -2,9 +2,14 @@
 
 Verify: a change made to contoso.com's SPF — live everywhere (converged), not yet on one
 name server (a stale secondary), or live while one resolver of the panel still holds the
-old record in its cache. Precheck: the healthy worlds and change files, one safe and one
-per kind of unsafe change. They are kept apart from the triage demo scenarios (whose
-verdicts the triage tests pin down); each still records the triage verdict of its world.
+old record in its cache (:data:`VERIFY`); and records every server agrees on, judged
+against the topology (:data:`FIT`): ones that contradict what it declares (SPF ``+all``
+where it declares ``-all``, DMARC ``p=none`` where it declares quarantine, a subdomain
+inheriting ``sp=none``) and ones that fit it (SPF handed over by ``redirect=`` to a
+record ending in ``-all``; DKIM keys in testing mode, which are noted, not counted).
+Precheck: the healthy worlds and change files, one safe and one per kind of unsafe
+change. They are kept apart from the triage demo scenarios (whose verdicts the triage
+tests pin down); each still records the triage verdict of its world.
 ``mailtrace.usecases.demo`` runs verify and precheck against them.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailtrace.lab.scenarios import Expectation, Scenario, ZoneEdit
 
@@ -39,6 +45,12 @@ class VerifyScenario:
     cached: Mapping[tuple[str, str], tuple[tuple[str, ...], int]] = field(default_factory=dict)
     status: str = "converged"  # the verify status it is built to produce
     records: Mapping[str, str] = field(default_factory=dict)  # label -> status expected
+    #: The domain verified (default: the topology's first); a subdomain is verified with
+    #: the topology's flow and expectations.
+    domain: str | None = None
+    #: The DNS tier's expectations as this world's topology declares them, over the
+    #: example file's: section -> {field: value} (None: not declared).
+    expect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _CONTOSO = "contoso-proofpoint-exo.yaml"
@@ -60,6 +72,76 @@ VERIFY: dict[str, VerifyScenario] = {
                  "alice@contoso.com", Expectation("healthy"), (_spf(NEW_SPF),)),
         cached={("contoso.com", "TXT"): ((OLD_SPF,), CACHED_TTL)},
         status="propagating", records={"SPF": "propagating", "MX": "matches"}),
+}
+
+
+# -- records judged against the topology ----------------------------------------------------
+
+_TEAM_SPF = "include:spf-001234.pphosted.com include:spf.protection.outlook.com"
+PLUS_ALL_SPF = f'"v=spf1 {_TEAM_SPF} +all"'
+#: RFC 8463 ed25519 public keys (short enough for one TXT character-string).
+ED25519_KEYS = ("7GxAC0yfoGZz41/T0iKQbglEmtGfM5oiYWu9+udaTzw=",
+                "5RtjylIxPhgv2BoAjdi+tpRcFX7qrlGr5I3UymZwgPc=")
+SUBDOMAIN = "eu.contoso.com"
+
+
+def _contoso(name: str, rdtype: str, *records: str) -> ZoneEdit:
+    return ZoneEdit("contoso.com", name, rdtype, records)
+
+
+def _key(name: str, key: str, flags: str = "") -> ZoneEdit:
+    """A DKIM key in the onmicrosoft.com zone, where the tenant's selectors lead."""
+    return ZoneEdit("onmicrosoft.com", f"{name}._domainkey.contoso", "TXT",
+                    (f'"v=DKIM1; k=ed25519; {flags}p={key}"',))
+
+
+def _fit(name: str, description: str, *edits: ZoneEdit) -> Scenario:
+    return Scenario(name, description, _CONTOSO, "alice@contoso.com", Expectation("healthy"),
+                    edits)
+
+
+FIT: dict[str, VerifyScenario] = {
+    "verify-spf-plus-all": VerifyScenario(
+        _fit("verify-spf-plus-all", "contoso.com's SPF ends in +all; the topology declares "
+             "-all.", _contoso("@", "TXT", PLUS_ALL_SPF)),
+        status="differs", records={"SPF": "differs", "MX": "matches", "DMARC": "matches"}),
+    "verify-spf-plus-all-undeclared": VerifyScenario(
+        _fit("verify-spf-plus-all-undeclared", "contoso.com's SPF ends in +all; the "
+             "topology declares no all.", _contoso("@", "TXT", PLUS_ALL_SPF)),
+        expect={"spf": {"all": None}},
+        status="converged", records={"SPF": "matches"}),
+    "verify-spf-redirect": VerifyScenario(
+        _fit("verify-spf-redirect", "contoso.com hands its SPF over to _spf.contoso.com "
+             "(redirect=), which ends in -all.",
+             _contoso("@", "TXT", '"v=spf1 redirect=_spf.contoso.com"'),
+             _contoso("_spf", "TXT", f'"v=spf1 {_TEAM_SPF} -all"')),
+        status="converged", records={"SPF": "matches"}),
+    "verify-dmarc-none": VerifyScenario(
+        _fit("verify-dmarc-none", "contoso.com's DMARC is p=none; the topology declares "
+             "quarantine.",
+             _contoso("_dmarc", "TXT", '"v=DMARC1; p=none; rua=mailto:dmarc@contoso.com"')),
+        status="differs", records={"DMARC": "differs", "SPF": "matches"}),
+    "verify-dmarc-inherited-sp": VerifyScenario(
+        _fit("verify-dmarc-inherited-sp", f"{SUBDOMAIN} publishes no DMARC record: it "
+             "inherits sp=none from contoso.com's; the topology declares quarantine.",
+             _contoso("_dmarc", "TXT",
+                      '"v=DMARC1; p=quarantine; sp=none; rua=mailto:dmarc@contoso.com"'),
+             _contoso("eu", "MX", "10 mx0a-001234.pphosted.com.",
+                      "10 mx0b-001234.pphosted.com."),
+             _contoso("eu", "TXT", f'"v=spf1 {_TEAM_SPF} -all"'),
+             *(_contoso(f"{s}._domainkey.eu", "CNAME",
+                        f"{s}-eu-contoso-com._domainkey.contoso.onmicrosoft.com.")
+               for s in ("selector1", "selector2")),
+             _key("selector1-eu-contoso-com", ED25519_KEYS[0]),
+             _key("selector2-eu-contoso-com", ED25519_KEYS[1])),
+        domain=SUBDOMAIN, status="differs",
+        records={"DMARC": "differs", "SPF": "matches", "MX": "matches",
+                 "DKIM selector1": "matches"}),
+    "verify-dkim-testing": VerifyScenario(
+        _fit("verify-dkim-testing", "contoso.com's DKIM keys are in testing mode (t=y).",
+             _key("selector1-contoso-com", ED25519_KEYS[0], "t=y; "),
+             _key("selector2-contoso-com", ED25519_KEYS[1], "t=y; ")),
+        status="converged", records={"DKIM selector1": "matches", "DMARC": "matches"}),
 }
 
 
@@ -114,11 +196,11 @@ PRECHECK: dict[str, PrecheckScenario] = {s.name: s for s in (
         "[\"0 contoso-com.mail.protection.outlook.com.\"]}\n",
         "unsafe", ("DNS_MX_BYPASSES_GATEWAY", "PRECHECK_MX_TTL_LONG")),
     PrecheckScenario(
-        "mx-cutover-long-ttl", "MX moved between the gateway's own hosts while the old MX "
-        "TTL is an hour.", _HEALTHY,
+        "mx-cutover-long-ttl", "MX drops one of the gateway's hosts (which the topology "
+        "declares) while the old MX TTL is an hour.", _HEALTHY,
         "records:\n  - {action: remove, name: \"@\", type: MX, "
         "values: [\"10 mx0b-001234.pphosted.com.\"]}\n",
-        "unsafe", ("PRECHECK_MX_TTL_LONG",)),
+        "unsafe", ("PRECHECK_MX_TTL_LONG", "DNS_MX_EXPECTED_HOST_MISSING")),
     PrecheckScenario(
         "dkim-revoked-key", "Signing moves to selector3, published with a revoked key.",
         _HEALTHY,
@@ -132,6 +214,24 @@ PRECHECK: dict[str, PrecheckScenario] = {s.name: s for s in (
         "  - {action: replace, name: _dmarc, type: TXT, "
         "values: [\"v=DMARC1; p=quarantine; rua=mailto:dmarc@contoso.com\"]}\n",
         "unsafe", ("DKIM_SELECTOR_MISSING",)),
+    PrecheckScenario(
+        "spf-plus-all", "SPF moves from -all, which the topology declares, to +all.",
+        _HEALTHY,
+        "records:\n  - {action: replace, name: \"@\", type: TXT, "
+        f"values: [{PLUS_ALL_SPF}]}}\n", "unsafe", ("SPF_ALL_DIFFERS",)),
+    PrecheckScenario(
+        "dmarc-downgrade", "DMARC moves from quarantine, which the topology declares, to "
+        "none.", _HEALTHY,
+        "records:\n  - {action: replace, name: _dmarc, type: TXT, "
+        "values: [\"v=DMARC1; p=none; rua=mailto:dmarc@contoso.com\"]}\n",
+        "unsafe", ("DMARC_POLICY_DIFFERS",)),
+    PrecheckScenario(
+        "safe-spf-redirect", "SPF handed over to _spf.contoso.com (redirect=), which ends "
+        "in -all.", _HEALTHY,
+        "records:\n  - {action: add, name: _spf, type: TXT, "
+        f"values: [\"v=spf1 {_TEAM_SPF} -all\"]}}\n"
+        "  - {action: replace, name: \"@\", type: TXT, "
+        "values: [\"v=spf1 redirect=_spf.contoso.com\"]}\n", "safe"),
     PrecheckScenario(
         "dmarc-reject-unaligned", "DMARC to reject while Essentials' mail does not pass "
         "SPF and has no DKIM key.", _FABRIKAM_UNALIGNED,

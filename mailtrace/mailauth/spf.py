@@ -272,7 +272,8 @@ class _Evaluation:
         redirects to; never an included one — RFC 7208 §6.2)."""
         domain = absolute(domain)
         if domain in chain:
-            raise _PermError(f"include/redirect loop through {domain.rstrip('.')}")
+            raise _PermError(f"loop: {node.term} leads back to {domain.rstrip('.')}, already "
+                             "being evaluated")
         chain = chain | {domain}
         record, why = await self.record(domain)
         if record is None:
@@ -298,6 +299,7 @@ class _Evaluation:
             result = await self.check_host(target, child, chain, top=top)
             if result == "none":
                 raise _PermError(f"redirect target {target} has no SPF record")
+            child.matched = True  # RFC 7208 §6.1: the target's result is the domain's
             return result
         return "neutral"
 

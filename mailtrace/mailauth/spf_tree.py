@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailtrace.mailauth.lookup import Answer, Lookup, absolute
-from mailtrace.mailauth.spf_record import SpfSyntaxError, has_macros, is_spf, parse_record
+from mailtrace.mailauth.spf_record import (
+    QUALIFIERS,
+    SpfSyntaxError,
+    has_macros,
+    is_spf,
+    parse_record,
+)
 
 MAX_LOOKUPS = 10
 MAX_VOID = 2
@@ -79,6 +85,43 @@ class Node:
         return out
 
 
+class Problem(NamedTuple):
+    """Something that makes the tree (and a receiver's evaluation) go wrong."""
+
+    kind: str  # missing-root, several, syntax, loop, include-missing, mx-limit, lookups, voids
+    name: str  # the domain (or host) concerned
+    detail: str
+    term: str = ""  # the term that led there, e.g. "include:x" or "redirect=x"
+
+    @property
+    def via(self) -> str:
+        """The mechanism or modifier that led there: "include", "redirect", "mx"..."""
+        text = self.term.lstrip("".join(QUALIFIERS))
+        for sep in (":", "=", "/"):
+            text = text.split(sep, 1)[0]
+        return text.lower()
+
+
+@dataclass(frozen=True)
+class EffectiveAll:
+    """The ``all`` that decides for every host a domain's SPF does not list.
+
+    RFC 7208 §6.1: ``redirect=`` applies only when the record has no ``all`` mechanism,
+    and the domain's result is then the target record's — so is its ``all``, followed
+    through every redirect. ``term`` None: there is none at the end of the chain, and
+    hosts no term matches get neutral, as with ``?all`` (RFC 7208 §4.7)."""
+
+    term: str | None  # as published, e.g. "-all", "+all", "all"
+    record: str  # the domain whose record holds it (the domain itself, or a redirect target)
+
+    @property
+    def result(self) -> str:
+        """What the hosts the record does not list get: pass, fail, softfail or neutral."""
+        if self.term is None:
+            return "neutral"
+        return QUALIFIERS.get(self.term[0], "pass")
+
+
 @dataclass(frozen=True)
 class SpfTree:
     """Every DNS-querying term of a domain's SPF, followed through include and redirect."""
@@ -86,9 +129,7 @@ class SpfTree:
     domain: str
     record: str | None
     tree: Node
-    #: (kind, name, detail): kind is one of missing-root, several, syntax, loop,
-    #: include-missing, mx-limit, lookups, voids
-    problems: tuple[tuple[str, str, str], ...]
+    problems: tuple[Problem, ...]
     error: str | None = None  # temporary failure: the tree is incomplete
     long_records: tuple[tuple[str, int], ...] = ()
 
@@ -103,6 +144,27 @@ class SpfTree:
             stack.extend(node.children)
         return out
 
+    def effective_all(self) -> EffectiveAll | None:
+        """The domain's effective ``all``, through ``redirect=`` (RFC 7208 §6.1); None when
+        it cannot be told (a redirect with macros, or whose target could not be read: the
+        problems say why)."""
+        node, name = self.tree, self.domain
+        while node.record is not None:
+            try:
+                record = parse_record(node.record)
+            except SpfSyntaxError:
+                return None
+            if record.all is not None:
+                return EffectiveAll(record.all.text, name)
+            if record.redirect is None:
+                return EffectiveAll(None, name)
+            term = f"redirect={record.redirect}"
+            child = next((c for c in node.children if c.term == term), None)
+            if child is None or has_macros(record.redirect):
+                return None
+            node, name = child, record.redirect.rstrip(".").lower()
+        return None
+
     @property
     def lookups(self) -> int:
         return self.tree.total
@@ -114,7 +176,8 @@ class SpfTree:
     def as_json(self) -> dict[str, Any]:
         return {"domain": self.domain, "record": self.record, "lookups": self.lookups,
                 "void_lookups": self.voids,
-                "problems": [{"kind": k, "name": n, "detail": d} for k, n, d in self.problems],
+                "problems": [{"kind": p.kind, "name": p.name, "detail": p.detail,
+                              "term": p.term} for p in self.problems],
                 "error": self.error, "tree": self.tree.as_json()}
 
 
@@ -125,14 +188,16 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
     (they depend on the sender)."""
     domain = domain.rstrip(".").lower()
     root = Node(domain, domain)
-    problems: list[tuple[str, str, str]] = []
+    problems: list[Problem] = []
     errors: list[str] = []
     long_records: list[tuple[str, int]] = []
 
     async def walk(name: str, node: Node, chain: frozenset[str]) -> None:
         key = absolute(name)
+        led_by = "" if node is root else node.term
         if key in chain:
-            problems.append(("loop", name, f"{name} includes itself again"))
+            problems.append(Problem("loop", name, f"{led_by} leads back to {name}, already "
+                                    "being evaluated", led_by))
             node.note = "loop"
             return
         answer = await lookup(key, "TXT")
@@ -142,13 +207,13 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
             return
         text, several = select_record(answer)
         if several:
-            problems.append(("several", name, several))
+            problems.append(Problem("several", name, several, led_by))
             node.note = several
             return
         if text is None:
             node.note = "no SPF record"
-            problems.append(("missing-root" if node is root else "include-missing", name,
-                             f"{name}: {answer.status}"))
+            problems.append(Problem("missing-root" if node is root else "include-missing",
+                                    name, f"{name}: {answer.status}", led_by))
             return
         node.record = text
         if len(text.encode("latin-1", "replace")) > 450:
@@ -156,8 +221,8 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
         try:
             record = parse_record(text)
         except SpfSyntaxError as exc:
-            problems.append(("syntax", name, exc.message + (f" in {exc.term!r}"
-                                                            if exc.term else "")))
+            problems.append(Problem("syntax", name, exc.message + (
+                f" in {exc.term!r}" if exc.term else ""), led_by))
             node.note = "syntax error"
             return
         pending = []
@@ -202,13 +267,15 @@ async def lookup_tree(lookup: Lookup, domain: str) -> SpfTree:
             answer = aaaa if aaaa.data else answer
         node.void = answer.void
         if kind == "mx" and len(answer.data) > MAX_NAMES:
-            problems.append(("mx-limit", target,
-                             f"{target} has {len(answer.data)} MX names (limit {MAX_NAMES})"))
+            problems.append(Problem("mx-limit", target, f"{target} has {len(answer.data)} "
+                                    f"MX names (limit {MAX_NAMES})", node.term))
 
     await walk(domain, root, frozenset())
     if root.total > MAX_LOOKUPS:
-        problems.append(("lookups", domain, f"{root.total} DNS lookups, more than {MAX_LOOKUPS}"))
+        problems.append(Problem("lookups", domain,
+                                f"{root.total} DNS lookups, more than {MAX_LOOKUPS}"))
     if root.voids > MAX_VOID:
-        problems.append(("voids", domain, f"{root.voids} void lookups, more than {MAX_VOID}"))
+        problems.append(Problem("voids", domain,
+                                f"{root.voids} void lookups, more than {MAX_VOID}"))
     return SpfTree(domain, root.record, root, tuple(problems),
                    "; ".join(errors) if errors else None, tuple(long_records))

@@ -13,7 +13,7 @@ from mailtrace.core.findings import Finding
 from mailtrace.probes.auth import checks
 from mailtrace.report.json import finding_json
 from mailtrace.report.remediation import fix_lines, values
-from mailtrace.report.verify import line, spf_tree_lines
+from mailtrace.report.verify import does_not_fit, line, spf_tree_lines
 from mailtrace.topology.change import ChangeFile, Overlaid
 
 UNSAFE_WARNINGS = frozenset({"PRECHECK_MX_TTL_LONG"})
@@ -51,8 +51,9 @@ class PrecheckReport:
 
     @property
     def unsafe(self) -> list[Finding]:
-        return [f for f in self.new
-                if catalog.info(f.tag).fails or f.tag in UNSAFE_WARNINGS]
+        """New findings that fail or contradict the topology (verify's rule), and the
+        warnings that are unsafe in a change (a long MX TTL at a cutover)."""
+        return [f for f in self.new if does_not_fit(f) or f.tag in UNSAFE_WARNINGS]
 
     @property
     def verdict(self) -> str:

@@ -131,6 +131,15 @@ class VerifyReport:
         }
 
 
+def does_not_fit(finding: Finding) -> bool:
+    """The one rule of verify and precheck: a finding makes its record ``differs`` (and a
+    change that introduces it unsafe) when it fails on its own, or when it says the record
+    contradicts a value the topology declares (``contradicts`` in the catalog), whatever its
+    level. Findings about what the topology does not declare stay notes and warnings."""
+    info = catalog.info(finding.tag)
+    return info.fails or info.contradicts
+
+
 _MARK = {"matches": "✓", "differs": "✗", "propagating": "…", "inconclusive": "?"}
 
 

@@ -13,11 +13,13 @@ from mailtrace.lab.auth_worlds import PrecheckScenario, VerifyScenario
 from mailtrace.lab.cache import CachingResolver
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.scenarios import Scenario
+from mailtrace.probes.auth import checks
 from mailtrace.report.model import TriageReport
 from mailtrace.report.precheck import PrecheckReport
 from mailtrace.report.verify import VerifyReport
 from mailtrace.topology import load_topology
 from mailtrace.topology.change import ChangeFile, parse_change
+from mailtrace.topology.model import Topology
 from mailtrace.usecases.precheck import precheck
 from mailtrace.usecases.triage import make_target, run_triage
 from mailtrace.usecases.verify import verify
@@ -38,6 +40,22 @@ async def demo(scenario: Scenario, timeout: float, since: timedelta | None = Non
         return await run_triage(topology, target, lab_options(lab, timeout))
 
 
+def world_topology(vs: VerifyScenario, topology: Topology) -> tuple[Topology, str]:
+    """The topology as a verify world declares it, and the domain it verifies (a domain
+    the topology does not list yet is added: a subdomain sharing the flow)."""
+    domain = vs.domain or topology.domains[0]
+    if domain not in topology.domains:
+        topology = topology.model_copy(update={"domains": [*topology.domains, domain]})
+    if not vs.expect:
+        return topology, domain
+    tier_id, expect = checks.dns_expectation(topology)
+    for section, values in vs.expect.items():
+        declared = getattr(expect, section)
+        expect = expect.model_copy(update={section: declared.model_copy(update=dict(values))})
+    tier = topology.tiers[tier_id].model_copy(update={"expect": expect})
+    return topology.model_copy(update={"tiers": {**topology.tiers, tier_id: tier}}), domain
+
+
 async def verify_in_lab(vs: VerifyScenario, *, timeout: float = 20.0, watch: bool = False,
                         interval: float = 1.0, dns_delay: float = 0.0) -> VerifyReport:
     """verify against the lab: its resolver, plus the caching one when the scenario has it."""
@@ -52,9 +70,8 @@ async def verify_in_lab(vs: VerifyScenario, *, timeout: float = 20.0, watch: boo
             options = dataclasses.replace(options, resolvers=[
                 *options.resolvers, Endpoint(*cache.address)])
         try:
-            topology = load_topology(lab.topology_path)
-            return await verify(topology, topology.domains[0], options, watch=watch,
-                                interval=interval)
+            topology, domain = world_topology(vs, load_topology(lab.topology_path))
+            return await verify(topology, domain, options, watch=watch, interval=interval)
         finally:
             if cache is not None:
                 await cache.stop()

@@ -7,7 +7,10 @@ difference: findings the change introduces, and findings it resolves. The change
 unsafe (exit 1) when it introduces a failing finding (SPF over 10 lookups or 2 void
 lookups, MX off the declared gateway, a DKIM selector signing will use but nobody
 publishes, DMARC enforcing while a declared sender does not pass it, an MTA-STS policy
-that no longer covers the MX...) or when it cuts the MX over while the old TTL is long.
+that no longer covers the MX...), one that contradicts what the topology declares (an
+SPF ``all`` or DMARC policy other than the declared one: verify's rule,
+:func:`~mailtrace.report.verify.does_not_fit`) or when it cuts the MX over while the old
+TTL is long.
 """
 
 from __future__ import annotations

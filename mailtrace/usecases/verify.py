@@ -7,7 +7,9 @@ the panel. Per record:
 
 * ``matches`` — every server serves the zone's current answer, and it fits the topology;
 * ``differs`` — an authoritative server serves something else (a stale secondary: named,
-  with its SOA serial), or the current answer does not fit the topology (the findings);
+  with its SOA serial), or the current answer does not fit the topology: a finding that
+  fails, or one that contradicts what the topology declares, even as a warning
+  (:func:`~mailtrace.report.verify.does_not_fit`);
 * ``propagating`` — the zone's servers agree, but a resolver still holds an older answer
   in its cache; it has expired everywhere at the latest ``old_expires_at`` (the time seen
   plus the TTL each such resolver still gives);
@@ -26,7 +28,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from mailtrace.clients.dns import DnsClient, DnsObservation, Outcome, Server
-from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, Status, TierResult
 from mailtrace.engine.clients import RunClients
 from mailtrace.engine.runner import Engine
@@ -40,6 +41,7 @@ from mailtrace.report.verify import (
     RecordReport,
     ServerAnswer,
     VerifyReport,
+    does_not_fit,
     show_value,
 )
 from mailtrace.topology.flow import FlowGraph
@@ -94,7 +96,7 @@ def judge(record: ExpectedRecord, authoritative: Sequence[ServerAnswer],
     newest = [a for a in usable if (a.serial or 0) == top]
     current = Counter(a.value for a in newest).most_common(1)[0][0]
     stale = [a for a in usable if a.value != current]
-    failing = [f for f in fit if catalog.info(f.tag).fails]
+    failing = [f for f in fit if does_not_fit(f)]
     report = RecordReport(record, "matches", current, answers, findings=fit)
     if stale:
         report.status = "differs"
@@ -208,7 +210,7 @@ async def verify_once(topology: Topology, domain: str, options: Options) -> Veri
         mine = findings_for(record.label, fit)
         report = judge(record, auth, resolvers, mine)
         if record.label in ("MTA-STS", "TLS-RPT") and report.current == () and not any(
-                catalog.info(f.tag).fails for f in mine):
+                does_not_fit(f) for f in mine):
             report.reason = report.reason or "not published (optional)"
         reports.append(report)
     labelled = {id(f) for r in reports for f in r.findings}

@@ -10,17 +10,18 @@ the difference.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailtrace.core.evidence import Observed
+from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
 from mailtrace.mailauth import dkim, dmarc
 from mailtrace.mailauth.lookup import Answer, Lookup
 from mailtrace.mailauth.mta_sts import MtaStsCheck
 from mailtrace.mailauth.spf import SpfResult, check_host
 from mailtrace.mailauth.spf_record import SpfSyntaxError, parse_record
-from mailtrace.mailauth.spf_tree import SpfTree, lookup_tree, select_record
+from mailtrace.mailauth.spf_tree import EffectiveAll, SpfTree, lookup_tree, select_record
 from mailtrace.probes.auth.senders import Sender, declared_senders, sample_address
 from mailtrace.topology.model import DnsExpectation, DnsTier, ExchangeOnlineTier, Topology
 
@@ -143,7 +144,7 @@ def evaluate_spf(obs: AuthObservation) -> list[Finding]:
         return [Finding("SPF_MISSING", {"domain": domain, "status": answer.status}, ev)]
     findings: list[Finding] = []
     try:
-        record = parse_record(text)
+        parse_record(text)
     except SpfSyntaxError as exc:
         return [Finding("SPF_SYNTAX", {"domain": domain, "problem": exc.message,
                                        "term": exc.term or ""}, ev)]
@@ -152,7 +153,9 @@ def evaluate_spf(obs: AuthObservation) -> list[Finding]:
     if tree.error:
         findings.append(Finding(NOT_TESTED_TAG, {"name": domain, "type": "TXT",
                                                  "error": tree.error}, tree_ev))
-    for kind, name, detail in tree.problems:
+    for problem in tree.problems:
+        kind, led_by = problem.kind, {"name": problem.name, "term": problem.term,
+                                      "via": problem.via}
         if kind == "lookups":
             findings.append(Finding("SPF_LOOKUP_LIMIT", {"domain": domain,
                                                          "lookups": tree.lookups,
@@ -161,11 +164,10 @@ def evaluate_spf(obs: AuthObservation) -> list[Finding]:
             findings.append(Finding("SPF_VOID_LIMIT", {"domain": domain, "voids": tree.voids,
                                                        "limit": 2}, tree_ev))
         elif kind == "loop":
-            findings.append(Finding("SPF_INCLUDE_LOOP", {"domain": domain, "include": name},
-                                    tree_ev))
+            findings.append(Finding("SPF_INCLUDE_LOOP", {"domain": domain, **led_by}, tree_ev))
         elif kind in ("include-missing", "several", "syntax", "mx-limit"):
-            findings.append(Finding("SPF_INCLUDE_BROKEN", {"domain": domain, "include": name,
-                                                           "problem": detail}, tree_ev))
+            findings.append(Finding("SPF_INCLUDE_BROKEN", {"domain": domain, **led_by,
+                                                           "problem": problem.detail}, tree_ev))
     for name, length in tree.long_records:
         findings.append(Finding("SPF_RECORD_LONG", {"domain": domain, "name": name,
                                                     "length": length}, tree_ev))
@@ -177,16 +179,40 @@ def evaluate_spf(obs: AuthObservation) -> list[Finding]:
             if term.lower() not in terms and f"+{term.lower()}" not in terms:
                 findings.append(Finding("SPF_EXPECTED_TERM_MISSING", {"domain": domain,
                                                                       "term": term}, ev))
-        found_all = record.all.text if record.all else None
-        if expect.all and (found_all or "").lstrip("+") != expect.all.lstrip("+"):
-            findings.append(Finding("SPF_ALL_DIFFERS", {"domain": domain,
-                                                        "found": found_all or "(none)",
-                                                        "expected": expect.all}, ev))
+    findings.extend(_all_findings(obs, tree.effective_all(), tree_ev))
     for check in obs.senders:
         findings.extend(_sender_findings(domain, check))
     findings.append(Finding("SPF_LOOKUPS", {"domain": domain, "lookups": tree.lookups,
                                             "voids": tree.voids}, tree_ev))
     return findings
+
+
+def _all_findings(obs: AuthObservation, final: EffectiveAll | None,
+                  ev: Sequence[Evidence]) -> list[Finding]:
+    """The effective ``all`` — through ``redirect=`` (RFC 7208 §6.1) — against the
+    topology's, and what it lets through whatever the topology says: ``+all`` passes every
+    host on the internet (RFC 7208 §5.1); ``?all``, or no ``all`` at all (RFC 7208 §4.7),
+    gives hosts the record does not list neutral, which receivers treat like no SPF
+    (RFC 7208 §8.2), on a domain whose senders the topology lists. Nothing when it cannot
+    be told (a redirect that cannot be followed: reported on its own)."""
+    if final is None:
+        return []
+    args = {"domain": obs.domain, "found": final.term or "(none)", "at": final.record}
+    findings = []
+    expect = obs.expect.spf
+    if expect is not None and expect.all and (
+            (final.term or "").lstrip("+") != expect.all.lstrip("+")):
+        findings.append(Finding("SPF_ALL_DIFFERS", {**args, "expected": expect.all}, ev))
+    if final.result == "pass":
+        findings.append(Finding("SPF_ALL_PASS", args, ev))
+    elif final.result == "neutral" and obs.senders:
+        findings.append(Finding("SPF_ALL_NEUTRAL", args, ev))
+    return findings
+
+
+def _matched(spf: SpfResult) -> str:
+    """The terms that decided, from the domain down through include and redirect."""
+    return spf.matched or "nothing"
 
 
 def _sender_findings(domain: str, check: SenderCheck) -> list[Finding]:
@@ -200,10 +226,10 @@ def _sender_findings(domain: str, check: SenderCheck) -> list[Finding]:
                                          "error": spf.problem or "temperror"}, ev)]
     if spf.result != "pass":
         return [Finding("SPF_SENDER_FAILS", {"domain": domain, "sender": sender, "ip": check.ip,
-                                             "result": spf.result,
+                                             "result": spf.result, "matched": _matched(spf),
                                              "problem": spf.problem or ""}, ev)]
     return [Finding("SPF_SENDER_PASSES", {"domain": domain, "sender": sender, "ip": check.ip,
-                                          "matched": spf.matched or ""}, ev)]
+                                          "matched": _matched(spf)}, ev)]
 
 
 def evaluate_dkim(obs: AuthObservation) -> list[Finding]:
@@ -216,9 +242,10 @@ def evaluate_dkim(obs: AuthObservation) -> list[Finding]:
     return findings
 
 
-#: Key states with which a signature still verifies (t=y: verifiers may ignore it, but
-#: the signature is valid).
-USABLE_DKIM = frozenset({"DKIM_KEY_OK", "DKIM_KEY_SHORT", "DKIM_TESTING"})
+#: Key states with which a signature verifies. A key in testing mode (DKIM_TESTING, t=y)
+#: never counts, whatever its state: RFC 6376 §3.6.1 has verifiers treat its mail like
+#: unsigned mail.
+USABLE_DKIM = frozenset({"DKIM_KEY_OK", "DKIM_KEY_SHORT"})
 
 
 def dmarc_record(lookup: DmarcLookup) -> tuple[dmarc.DmarcRecord | None, Answer, int]:
@@ -257,8 +284,12 @@ def evaluate_dmarc(obs: AuthObservation, dkim_findings: list[Finding],
     policy = record.effective_policy(subdomain=inherited)
     expected = obs.expect.dmarc.policy if obs.expect.dmarc else None
     if expected and expected != policy:
-        findings.append(Finding("DMARC_POLICY_DIFFERS", {"domain": domain, "found": policy,
-                                                         "expected": expected}, ev))
+        # RFC 7489 §6.3: a subdomain without a record of its own gets sp= (else p=) of
+        # its organizational domain's record.
+        term = "sp" if inherited and record.subdomain_policy else "p"
+        findings.append(Finding("DMARC_POLICY_DIFFERS", {
+            "domain": domain, "found": policy, "expected": expected, "term": term,
+            "at": answer.name.rstrip(".")}, ev))
     if record.pct < 100 and policy != "none":
         findings.append(Finding("DMARC_PCT_PARTIAL", {"domain": domain, "pct": record.pct,
                                                       "policy": policy}, ev))
@@ -283,10 +314,11 @@ def _alignment(obs: AuthObservation, record: dmarc.DmarcRecord, policy: str, inh
                dkim_findings: list[Finding], spf_findings: list[Finding]) -> list[Finding]:
     """Each declared sender passes DMARC if SPF passes for it (the envelope domain is the
     domain itself, so aligned) or one of its selectors holds a usable key (d= the
-    domain). RFC 7489 §3.1, §4.2."""
+    domain) that is not in testing mode. RFC 7489 §3.1, §4.2; RFC 6376 §3.6.1 (t=y)."""
     domain = obs.domain
     out = []
-    usable = {f.args["selector"] for f in dkim_findings if f.tag in USABLE_DKIM}
+    testing = {f.args["selector"] for f in dkim_findings if f.tag == "DKIM_TESTING"}
+    usable = {f.args["selector"] for f in dkim_findings if f.tag in USABLE_DKIM} - testing
     passes = {f.args["sender"] for f in spf_findings if f.tag == "SPF_SENDER_PASSES"}
     spf_ok = dmarc.aligned(domain, domain, record.aspf)
     for check in obs.senders:

@@ -8,6 +8,7 @@ import re
 import string
 
 import pytest
+import yaml
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, Level
@@ -62,12 +63,48 @@ def test_entry_is_complete(tag):
     info = catalog.info(tag)
     fields = [f for _, f, _, _ in string.Formatter().parse(info.message) if f]
     assert all(f.isidentifier() for f in fields)
-    if info.level.rank >= Level.ERROR.rank and not tag.startswith("ENGINE_"):
+    if (info.level.rank >= Level.ERROR.rank or info.contradicts) and \
+            not tag.startswith("ENGINE_"):
         rem = info.remediation
-        assert rem is not None, f"{tag}: a failing tag needs a remediation"
+        assert rem is not None, f"{tag}: a failing or contradicting tag needs a remediation"
         assert rem.commands and rem.docs and rem.checked, tag
         assert all(d.startswith("https://") for d in rem.docs)
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rem.checked)
+
+
+#: Findings that say a record contradicts a value the topology declares: verify makes the
+#: record differs, precheck the change unsafe, whatever their level.
+CONTRADICTING = {
+    "SPF_EXPECTED_TERM_MISSING", "SPF_ALL_DIFFERS", "SPF_SENDER_FAILS",
+    "DKIM_SELECTOR_MISSING", "DKIM_CNAME_UNEXPECTED",
+    "DMARC_POLICY_DIFFERS", "DMARC_SENDER_NOT_ALIGNED",
+    "MTASTS_MISSING", "MTASTS_MODE_DIFFERS",
+    "DNS_MX_BYPASSES_GATEWAY", "DNS_MX_BACKUP_BYPASSES_GATEWAY", "DNS_MX_UNEXPECTED_HOST",
+    "DNS_MX_EXPECTED_HOST_MISSING",
+}
+
+
+def test_verify_and_precheck_tags_say_whether_they_contradict_the_topology():
+    """Stated, not defaulted, on every tag verify and precheck judge records by."""
+    entries = {tag: entry for name, text in catalog.sources()
+               for tag, entry in yaml.safe_load(text).items()
+               if name == "auth.yaml" or tag.startswith("DNS_MX_")}
+    assert len(entries) > 50
+    unstated = [tag for tag, entry in entries.items() if "contradicts" not in entry]
+    assert unstated == []
+    assert {t for t, i in catalog.load().items() if i.contradicts} == CONTRADICTING
+
+
+def test_contradicts_must_be_a_boolean(monkeypatch: pytest.MonkeyPatch):
+    entry = "X_TAG:\n  level: info\n  contradicts: maybe\n  message: m\n  description: d\n"
+    monkeypatch.setattr(catalog, "sources", lambda: [("a.yaml", entry)])
+    catalog.load.cache_clear()
+    try:
+        with pytest.raises(catalog.CatalogError, match="contradicts must be true or false"):
+            catalog.load()
+    finally:
+        monkeypatch.undo()
+        catalog.load.cache_clear()
 
 
 def test_no_retired_command_anywhere_in_the_catalog():

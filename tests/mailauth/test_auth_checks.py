@@ -91,12 +91,12 @@ def test_spf_is_not_tested_when_the_lookup_fails():
 def test_a_sender_left_out_of_spf():
     found = judge({"contoso.com": {"TXT": ["v=spf1 include:spf.protection.outlook.com ~all"]}})
     fails = [f for f in found if f.tag == "SPF_SENDER_FAILS"]
-    assert [(f.args["sender"], f.args["result"]) for f in fails] == [
-        ("proofpoint (include:spf-001234.pphosted.com)", "softfail")]
+    assert [(f.args["sender"], f.args["result"], f.args["matched"]) for f in fails] == [
+        ("proofpoint (include:spf-001234.pphosted.com)", "softfail", "~all")]
     missing = [f.args["term"] for f in found if f.tag == "SPF_EXPECTED_TERM_MISSING"]
     assert missing == ["include:spf-001234.pphosted.com"]
     assert [f.args for f in found if f.tag == "SPF_ALL_DIFFERS"] == [
-        {"domain": "contoso.com", "found": "~all", "expected": "-all"}]
+        {"domain": "contoso.com", "found": "~all", "at": "contoso.com", "expected": "-all"}]
     # DMARC is quarantine: the gateway's mail has neither SPF nor a DKIM key of its own.
     assert [f.args["sender"] for f in found if f.tag == "DMARC_SENDER_NOT_ALIGNED"] == [
         "proofpoint (include:spf-001234.pphosted.com)"]
@@ -105,9 +105,92 @@ def test_a_sender_left_out_of_spf():
 def test_include_loop_and_broken_include():
     found = judge({"spf-001234.pphosted.com": {"TXT": ["v=spf1 include:contoso.com -all"]},
                    "spf.protection.outlook.com": {"TXT": ["nothing here"]}})
-    assert [f.args["include"] for f in found if f.tag == "SPF_INCLUDE_LOOP"] == ["contoso.com"]
-    assert [f.args["include"] for f in found if f.tag == "SPF_INCLUDE_BROKEN"] == [
-        "spf.protection.outlook.com"]
+    assert [(f.args["name"], f.args["via"]) for f in found if f.tag == "SPF_INCLUDE_LOOP"] == [
+        ("contoso.com", "include")]
+    assert [(f.args["name"], f.args["via"]) for f in found if f.tag == "SPF_INCLUDE_BROKEN"] == [
+        ("spf.protection.outlook.com", "include")]
+
+
+TEAM = "include:spf-001234.pphosted.com include:spf.protection.outlook.com"
+
+
+def declaring(**spf: Any) -> Any:
+    """The contoso topology with its SPF expectation changed (None: no expectation)."""
+    topology = TOPOLOGY.model_copy(deep=True)
+    tier = topology.tiers["public-dns"]
+    expect = tier.expect  # type: ignore[union-attr]
+    new = None if spf.get("spf", True) is None else expect.spf.model_copy(update=spf)
+    object.__setattr__(expect, "spf", new)
+    return topology
+
+
+def spf_all(found: list[Any]) -> list[tuple[str, str, str]]:
+    return [(f.tag, f.args["found"], f.args["at"]) for f in found
+            if f.tag.startswith("SPF_ALL_")]
+
+
+@pytest.mark.parametrize(("target", "want"), [
+    ("-all", []),  # the target's -all is the domain's: nothing to say
+    ("~all", [("SPF_ALL_DIFFERS", "~all", "_spf.contoso.com")]),
+])
+def test_the_effective_all_is_the_redirect_targets(target, want):
+    """RFC 7208 §6.1: with redirect= and no all, the target record decides."""
+    found = judge({"contoso.com": {"TXT": ["v=spf1 redirect=_spf.contoso.com"]},
+                   "_spf.contoso.com": {"TXT": [f"v=spf1 {TEAM} {target}"]}})
+    assert spf_all(found) == want
+    assert [f.args["matched"] for f in found if f.tag == "SPF_SENDER_PASSES"] == [
+        "redirect=_spf.contoso.com > include:spf-001234.pphosted.com > ip4:192.0.2.0/24",
+        "redirect=_spf.contoso.com > include:spf.protection.outlook.com > ip4:198.51.100.0/24"]
+
+
+def test_an_all_beside_a_redirect_is_the_one_that_counts():
+    found = judge({"contoso.com": {"TXT": [f"v=spf1 {TEAM} ~all redirect=_spf.contoso.com"]},
+                   "_spf.contoso.com": {"TXT": ["v=spf1 -all"]}})
+    assert spf_all(found) == [("SPF_ALL_DIFFERS", "~all", "contoso.com")]
+
+
+@pytest.mark.parametrize(("declared", "want"), [
+    ({"all": "-all"}, [("SPF_ALL_DIFFERS", "+all", "contoso.com"),
+                       ("SPF_ALL_PASS", "+all", "contoso.com")]),
+    ({"all": None}, [("SPF_ALL_PASS", "+all", "contoso.com")]),
+    ({"spf": None}, [("SPF_ALL_PASS", "+all", "contoso.com")]),
+    ({"all": "+all"}, [("SPF_ALL_PASS", "+all", "contoso.com")]),  # declared, still wrong
+])
+def test_plus_all_is_flagged_whatever_the_topology_declares(declared, want):
+    found = judge({"contoso.com": {"TXT": [f"v=spf1 {TEAM} +all"]}},
+                  topology=declaring(**declared))
+    assert spf_all(found) == want
+
+
+def test_plus_all_through_a_redirect_is_flagged_where_it_is():
+    found = judge({"contoso.com": {"TXT": ["v=spf1 redirect=_spf.contoso.com"]},
+                   "_spf.contoso.com": {"TXT": [f"v=spf1 {TEAM} all"]}},
+                  topology=declaring(all=None))
+    assert spf_all(found) == [("SPF_ALL_PASS", "all", "_spf.contoso.com")]
+
+
+@pytest.mark.parametrize(("record", "declared", "want"), [
+    (f"v=spf1 {TEAM} ?all", {"all": None}, [("SPF_ALL_NEUTRAL", "?all", "contoso.com")]),
+    (f"v=spf1 {TEAM}", {"all": None}, [("SPF_ALL_NEUTRAL", "(none)", "contoso.com")]),
+    (f"v=spf1 {TEAM} ?all", {"spf": None}, []),  # no declared senders: nothing to protect
+    (f"v=spf1 {TEAM} ~all", {"all": None}, []),
+])
+def test_neutral_for_unlisted_hosts_is_flagged_when_senders_are_declared(record, declared,
+                                                                         want):
+    found = judge({"contoso.com": {"TXT": [record]}}, topology=declaring(**declared))
+    assert spf_all(found) == want
+
+
+def test_a_redirect_loop_and_a_broken_redirect_say_redirect():
+    loop = judge({"contoso.com": {"TXT": ["v=spf1 redirect=_spf.contoso.com"]},
+                  "_spf.contoso.com": {"TXT": ["v=spf1 redirect=contoso.com"]}})
+    assert [(f.args["name"], f.args["via"], f.args["term"]) for f in loop
+            if f.tag == "SPF_INCLUDE_LOOP"] == [("contoso.com", "redirect",
+                                                  "redirect=contoso.com")]
+    broken = judge({"contoso.com": {"TXT": ["v=spf1 redirect=_spf.contoso.com"]}})
+    assert [(f.args["name"], f.args["via"]) for f in broken
+            if f.tag == "SPF_INCLUDE_BROKEN"] == [("_spf.contoso.com", "redirect")]
+    assert not spf_all(broken)  # the all cannot be told: no false "(none)"
 
 
 def test_void_and_lookup_limits():
@@ -162,6 +245,44 @@ def test_a_subdomain_inherits_the_organizational_policy():
     found = judge({"mail.contoso.com": WORLD["contoso.com"]}, topology=topology,
                   domain="mail.contoso.com")
     assert [f.args["org"] for f in found if f.tag == "DMARC_INHERITED"] == ["contoso.com"]
+
+
+@pytest.mark.parametrize(("dmarc", "want"), [
+    ("v=DMARC1; p=quarantine; sp=none", [("none", "quarantine", "sp", "_dmarc.contoso.com")]),
+    ("v=DMARC1; p=none", [("none", "quarantine", "p", "_dmarc.contoso.com")]),
+    ("v=DMARC1; p=reject; sp=quarantine", []),
+])
+def test_a_subdomain_is_judged_by_the_policy_it_inherits(dmarc, want):
+    """RFC 7489 §6.3, §6.6.3: sp= (else p=) of the organizational domain's record."""
+    topology = TOPOLOGY.model_copy(update={"domains": ["mail.contoso.com"]})
+    found = judge({"mail.contoso.com": WORLD["contoso.com"],
+                   "_dmarc.contoso.com": {"TXT": [dmarc]}}, topology=topology,
+                  domain="mail.contoso.com")
+    assert [(f.args["found"], f.args["expected"], f.args["term"], f.args["at"])
+            for f in found if f.tag == "DMARC_POLICY_DIFFERS"] == want
+
+
+TESTING_KEY = KEY.replace("k=rsa;", "k=rsa; t=y;")
+
+
+def test_a_key_in_testing_mode_does_not_count_toward_alignment():
+    """RFC 6376 §3.6.1: mail signed by a t=y key is treated like unsigned mail."""
+    keys = {f"{s}-contoso-com._domainkey.contoso.onmicrosoft.com": {"TXT": [TESTING_KEY]}
+            for s in ("selector1", "selector2")}
+    found = judge(keys)
+    assert [f.args["selector"] for f in found if f.tag == "DKIM_TESTING"] == [
+        "selector1", "selector2"]  # still listed
+    assert [(f.args["sender"], f.args["via"]) for f in found
+            if f.tag == "DMARC_SENDER_ALIGNED"] == [
+        ("proofpoint (include:spf-001234.pphosted.com)", "spf"),
+        ("exchange-online (include:spf.protection.outlook.com)", "spf")]
+    # Without SPF, Exchange Online's mail rests on its keys alone, and they do not count.
+    found = judge({**keys, "contoso.com": {"TXT": ["v=spf1 include:spf-001234.pphosted.com "
+                                                   "-all"]}})
+    assert [f.args["sender"] for f in found if f.tag == "DMARC_SENDER_NOT_ALIGNED"] == [
+        "exchange-online (include:spf.protection.outlook.com)"]
+    healthy = judge({"contoso.com": {"TXT": ["v=spf1 include:spf-001234.pphosted.com -all"]}})
+    assert "DMARC_SENDER_NOT_ALIGNED" not in tags(healthy)  # a usable key does count
 
 
 def test_an_unaligned_sender_under_p_none_is_only_noted():

@@ -95,7 +95,61 @@ def test_an_include_loop_is_a_permerror_and_named():
     spf = run(check_host(zone_lookup(zone), "192.0.2.1", "a.example", "x@a.example"))
     assert spf.result == "permerror" and "loop" in (spf.problem or "")
     tree = run(lookup_tree(zone_lookup(zone), "a.example"))
-    assert [k for k, _, _ in tree.problems] == ["loop"]
+    assert [(p.kind, p.via) for p in tree.problems] == [("loop", "include")]
+
+
+REDIRECTED = {
+    "a.example": {"TXT": ["v=spf1 redirect=b.example"]},
+    "b.example": {"TXT": ["v=spf1 ip4:192.0.2.0/24 redirect=c.example"]},
+    "c.example": {"TXT": ["v=spf1 ip4:198.51.100.0/24 -all"]},
+}
+
+
+@pytest.mark.parametrize(("ip", "result", "matched"), [
+    ("192.0.2.10", "pass", "redirect=b.example > ip4:192.0.2.0/24"),
+    ("198.51.100.7", "pass", "redirect=b.example > redirect=c.example > ip4:198.51.100.0/24"),
+    ("203.0.113.9", "fail", "redirect=b.example > redirect=c.example > -all"),
+])
+def test_a_result_through_redirects_names_the_terms_that_matched(ip, result, matched):
+    """RFC 7208 §6.1: the target's result is the domain's; the path says how it came."""
+    spf = run(check_host(zone_lookup(REDIRECTED), ip, "a.example", "x@a.example"))
+    assert (spf.result, spf.matched) == (result, matched)
+
+
+@pytest.mark.parametrize(("records", "term", "at", "result"), [
+    ({}, "-all", "c.example", "fail"),  # followed through both redirects
+    ({"a.example": {"TXT": ["v=spf1 ~all redirect=b.example"]}}, "~all", "a.example",
+     "softfail"),  # an all makes the redirect ignored (RFC 7208 §6.1)
+    ({"c.example": {"TXT": ["v=spf1 ip4:198.51.100.0/24"]}}, None, "c.example", "neutral"),
+    ({"c.example": {"TXT": ["v=spf1 all"]}}, "all", "c.example", "pass"),
+    ({"c.example": {"TXT": ["v=spf1 +all"]}}, "+all", "c.example", "pass"),
+])
+def test_the_effective_all_follows_redirects(records, term, at, result):
+    tree = run(lookup_tree(zone_lookup({**REDIRECTED, **records}), "a.example"))
+    final = tree.effective_all()
+    assert final is not None and (final.term, final.record, final.result) == (term, at, result)
+
+
+@pytest.mark.parametrize("records", [
+    {"b.example": None},  # the target does not exist
+    {"a.example": {"TXT": ["v=spf1 redirect=%{d2}.example"]}},  # depends on the sender
+    {"c.example": {"TXT": ["v=spf1 redirect=a.example"]}},  # a loop
+])
+def test_an_effective_all_that_cannot_be_told_is_none(records):
+    zone = {n: r for n, r in {**REDIRECTED, **records}.items() if r is not None}
+    tree = run(lookup_tree(zone_lookup(zone), "a.example"))
+    assert tree.effective_all() is None
+
+
+def test_a_redirect_loop_is_named_as_a_redirect():
+    zone = {"a.example": {"TXT": ["v=spf1 redirect=b.example"]},
+            "b.example": {"TXT": ["v=spf1 redirect=a.example"]}}
+    spf = run(check_host(zone_lookup(zone), "192.0.2.1", "a.example", "x@a.example"))
+    assert spf.result == "permerror"
+    assert "redirect=a.example leads back to a.example" in (spf.problem or "")
+    tree = run(lookup_tree(zone_lookup(zone), "a.example"))
+    assert [(p.kind, p.name, p.via) for p in tree.problems] == [("loop", "a.example",
+                                                                  "redirect")]
 
 
 def test_eleven_lookups_is_a_permerror_ten_are_fine():
@@ -172,3 +226,5 @@ def test_check_host_on_any_record_gives_one_of_the_seven_results(terms, ip):
     assert spf.result in RESULTS
     tree = run(lookup_tree(zone_lookup(zone), "t.example"))
     assert tree.lookups >= 0
+    final = tree.effective_all()
+    assert final is None or final.result in ("pass", "fail", "softfail", "neutral")

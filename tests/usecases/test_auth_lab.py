@@ -4,6 +4,7 @@ fallback) and real HTTPS on loopback, through the command line as an admin runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mailtrace.cli import main
 from mailtrace.clients.dns import DnsClient, Server
@@ -31,6 +33,7 @@ from mailtrace.usecases.triage import make_target, run_triage
 from tests.support.paths import ROOT as TOPOLOGY_ROOT
 
 VERIFY = auth_scenarios.VERIFY
+FIT = auth_scenarios.FIT
 PRECHECK = auth_scenarios.PRECHECK
 
 
@@ -56,6 +59,66 @@ def test_verify_scenarios(name):
         left = (report.old_expires_at or 0) - started
         assert auth_scenarios.CACHED_TTL - 5 <= left <= auth_scenarios.CACHED_TTL + 1
         assert report.as_json()["old_answers_expired_everywhere_at"] is not None
+
+
+#: What each FIT world is built to show: (record label, tag, key arguments).
+FIT_MEANING = {
+    "verify-spf-plus-all": ("SPF", "SPF_ALL_DIFFERS", {"found": "+all", "expected": "-all"}),
+    "verify-spf-plus-all-undeclared": ("SPF", "SPF_ALL_PASS", {"found": "+all",
+                                                               "at": "contoso.com"}),
+    "verify-spf-redirect": ("SPF", "SPF_SENDER_PASSES", {
+        "matched": "redirect=_spf.contoso.com > include:spf.protection.outlook.com > "
+                   "ip4:127.0.3.0/24"}),
+    "verify-dmarc-none": ("DMARC", "DMARC_POLICY_DIFFERS", {
+        "found": "none", "expected": "quarantine", "term": "p"}),
+    "verify-dmarc-inherited-sp": ("DMARC", "DMARC_POLICY_DIFFERS", {
+        "found": "none", "expected": "quarantine", "term": "sp", "at": "_dmarc.contoso.com"}),
+    "verify-dkim-testing": ("DKIM selector1", "DKIM_TESTING", {"selector": "selector1"}),
+}
+
+
+def _meant(findings, tag, args) -> bool:
+    return any(f.tag == tag and all(f.args.get(k) == v for k, v in args.items())
+               for f in findings)
+
+
+@pytest.mark.parametrize("name", sorted(FIT))
+def test_records_are_judged_against_what_the_topology_declares(name):
+    vs = FIT[name]
+    report = asyncio.run(verify_in_lab(vs))
+    assert report.status == vs.status
+    assert report.exit_code == (0 if vs.status == "converged" else 1)
+    records = {r.record.label: r for r in report.records}
+    for label, status in vs.records.items():
+        assert records[label].status == status, label
+    label, tag, args = FIT_MEANING[name]
+    assert _meant(records[label].findings, tag, args)
+    # A differing record is the contradiction alone: every other record still matches.
+    assert [r.record.label for r in report.records if r.status == "differs"] == [
+        label for label, status in vs.records.items() if status == "differs"]
+
+
+def test_a_redirect_to_a_record_ending_in_minus_all_is_clean():
+    report = asyncio.run(verify_in_lab(FIT["verify-spf-redirect"]))
+    spf = next(r for r in report.records if r.record.label == "SPF")
+    assert not [f for f in spf.findings if f.tag.startswith("SPF_ALL_")]
+    assert spf.current == ("v=spf1 redirect=_spf.contoso.com",)
+
+
+def test_plus_all_is_flagged_beside_the_contradiction():
+    report = asyncio.run(verify_in_lab(FIT["verify-spf-plus-all"]))
+    spf = next(r for r in report.records if r.record.label == "SPF")
+    assert _meant(spf.findings, "SPF_ALL_PASS", {"found": "+all"})
+    assert spf.reason == "does not fit the topology: SPF_ALL_DIFFERS"
+
+
+def test_keys_in_testing_mode_are_listed_but_do_not_align():
+    report = asyncio.run(verify_in_lab(FIT["verify-dkim-testing"]))
+    dmarc = next(r for r in report.records if r.record.label == "DMARC")
+    assert [(f.args["sender"], f.args["via"]) for f in dmarc.findings
+            if f.tag == "DMARC_SENDER_ALIGNED"] == [
+        ("proofpoint (include:spf-001234.pphosted.com)", "spf"),
+        ("exchange-online (include:spf.protection.outlook.com)", "spf")]
 
 
 def test_verify_watch_polls_until_the_timeout_when_a_cache_holds_on():
@@ -106,9 +169,11 @@ def test_precheck_reports_what_a_change_resolves():
             "DMARC_SENDER_UNALIGNED_MONITORED"} <= resolved
 
 
-@pytest.mark.parametrize("vs", [*VERIFY.values()], ids=sorted(VERIFY))
+@pytest.mark.parametrize("vs", [*VERIFY.values(), *FIT.values()],
+                         ids=[*VERIFY, *FIT])
 def test_the_verify_worlds_triage_as_they_say(vs):
-    """The worlds are real lab worlds: triage reaches the verdict each one records."""
+    """The worlds are real lab worlds: triage reaches the verdict each one records (mail
+    still arrives where a record contradicts the topology: verify is what says so)."""
     async def run() -> Any:
         async with Lab(vs.scenario) as lab:
             topology = load_topology(lab.topology_path)
@@ -224,8 +289,15 @@ def test_a_policy_that_misses_an_mx_host_is_caught_in_the_lab():
 @pytest.fixture(scope="module")
 def running_lab() -> Iterator[Lab]:
     """The healthy lab, served from a thread, for in-process command-line runs."""
+    with _serving(scenarios.get("healthy")) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def _serving(scenario: scenarios.Scenario) -> Iterator[Lab]:
+    """A lab world served from a thread while the block runs."""
     loop = asyncio.new_event_loop()
-    lab = Lab(scenarios.get("healthy"))
+    lab = Lab(scenario)
     ready = threading.Event()
     stop = asyncio.Event()
 
@@ -237,9 +309,11 @@ def running_lab() -> Iterator[Lab]:
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield lab
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
+    try:
+        yield lab
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
 
 
 def _flags(lab: Lab) -> list[str]:
@@ -281,6 +355,47 @@ def test_cli_precheck_junit_and_json(running_lab, capsys, tmp_path: Path):
     out = json.loads(capsys.readouterr().out)
     assert out["schema"] == "mailtrace/precheck-1" and out["verdict"] == "unsafe"
     assert [f["tag"] for f in out["unsafe"]] == ["DKIM_SELECTOR_MISSING"]
+
+
+def _declared_topology(lab: Lab, vs: auth_scenarios.VerifyScenario, folder: Path) -> Path:
+    """The lab's topology file as the world declares it (its domain, its expectations)."""
+    data = yaml.safe_load(lab.topology_path.read_text(encoding="utf-8"))
+    if vs.domain and vs.domain not in data["domains"]:
+        data["domains"].append(vs.domain)
+    for section, values in vs.expect.items():
+        data["tiers"]["public-dns"]["expect"][section].update(values)
+    path = folder / "topology.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["verify-spf-plus-all", "verify-dmarc-none",
+                                  "verify-dmarc-inherited-sp", "verify-spf-plus-all-undeclared"])
+def test_cli_verify_exits_1_on_each_contradiction(name, capsys, tmp_path: Path):
+    vs = FIT[name]
+    with _serving(vs.scenario) as lab:
+        flags = _flags(lab)
+        flags[flags.index("--topology") + 1] = str(_declared_topology(lab, vs, tmp_path))
+        domain = ["--domain", vs.domain] if vs.domain else []
+        code = main(["verify", *flags, *domain, "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == (1 if vs.status == "differs" else 0) and out["status"] == vs.status
+    statuses = {r["record"]: r["status"] for r in out["records"]}
+    assert {k: statuses[k] for k in vs.records} == dict(vs.records)
+    label, tag, args = FIT_MEANING[name]
+    record = next(r for r in out["records"] if r["record"] == label)
+    assert any(f["tag"] == tag and all(f["args"].get(k) == v for k, v in args.items())
+               for f in record["findings"])
+
+
+def test_cli_precheck_a_dmarc_downgrade_is_unsafe(running_lab, capsys, tmp_path: Path):
+    change = tmp_path / "change.yaml"
+    change.write_text(PRECHECK["dmarc-downgrade"].change, encoding="utf-8")
+    assert main(["precheck", *_flags(running_lab), "--change", str(change),
+                 "--format", "json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [(f["tag"], f["args"]["found"], f["args"]["expected"]) for f in out["unsafe"]] == [
+        ("DMARC_POLICY_DIFFERS", "none", "quarantine")]
 
 
 def test_cli_precheck_safe_change_text(running_lab, capsys, tmp_path: Path):
