@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from mailtrace.core.evidence import Observed
 from mailtrace.core.findings import Finding
-from mailtrace.intake.received import Hop, _comments, delays, hops
+from mailtrace.intake.received import Hop, delays, hops, strip_comments
 from mailtrace.intake.tiers import EXO_OUTBOUND, HostMap, normalize_host
 
 SLOW_HOP_SECONDS = 300.0
@@ -120,7 +120,7 @@ def _holder(position: int, chain: list[Hop], tiers: list[str | None]) -> str | N
 
 def parse_auth_results(value: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
     """(authserv-id, method → result, details) of one Authentication-Results field."""
-    text, _ = _comments(re.sub(r"\s+", " ", value[:MAX_FIELD]))
+    text, _ = strip_comments(re.sub(r"\s+", " ", value[:MAX_FIELD]))
     parts = [p.strip() for p in text.split(";")]
     writer: str | None = None
     if parts and parts[0] and "=" not in parts[0].split()[0]:

@@ -43,7 +43,7 @@ class Hop:
     problem: str | None = None
 
 
-def _comments(text: str) -> tuple[str, list[tuple[int, str]]]:
+def strip_comments(text: str) -> tuple[str, list[tuple[int, str]]]:
     """Text without its (nested) comments, and the top-level comments with the offset
     (in the stripped text) where each stood."""
     out: list[str] = []
@@ -106,7 +106,7 @@ def parse_received(raw: str, index: int, position: int) -> Hop:
     if not sep:
         body, date_text = value, ""
     at, problem = _date(date_text)
-    stripped, comments = _comments(body)
+    stripped, comments = strip_comments(body)
     words = {name: pattern.search(stripped) for name, pattern in _WORD.items()}
     from_host = from_rdns = from_ip = by_comment = None
     if found := words["from"]:

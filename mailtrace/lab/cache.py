@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from mailtrace.lab.dns_server import ForwardingResolver, _Resolution, normalise_name
+from mailtrace.lab.dns_server import ForwardingResolver, Resolution, normalise_name
 
 
 class CachingResolver(ForwardingResolver):
@@ -35,12 +35,12 @@ class CachingResolver(ForwardingResolver):
             for (name, rdtype), (data, ttl) in cached.items()
         }
 
-    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType) -> _Resolution:
+    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType) -> Resolution:
         entry = self.cache.get((normalise_name(name), qtype))
         if entry is not None:
             data, expires = entry
             left = int(expires - time.monotonic())
             if left > 0:
                 rrset = dns.rrset.from_text_list(name, left, "IN", qtype, data)
-                return _Resolution(dns.rcode.NOERROR, [rrset])
+                return Resolution(dns.rcode.NOERROR, [rrset])
         return await super()._resolve(name, qtype)

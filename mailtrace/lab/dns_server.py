@@ -565,7 +565,7 @@ _ROOT_NS = dns.rrset.from_text(".", 518400, "IN", "NS", "a.root-servers.lab.")
 
 
 @dataclass
-class _Resolution:
+class Resolution:
     rcode: dns.rcode.Rcode
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
@@ -626,36 +626,36 @@ class ForwardingResolver(_DnsService):
         response.authority.extend(result.authority)
         return response
 
-    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType) -> _Resolution:
+    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType) -> Resolution:
         answer: list[dns.rrset.RRset] = []
         seen = {name}
         for _ in range(MAX_CNAME_HOPS + 1):
             step = await self._resolve_one(name, qtype)
             if step is None:
-                return _Resolution(dns.rcode.SERVFAIL)
+                return Resolution(dns.rcode.SERVFAIL)
             answer.extend(step.answer)
             if step.rcode != dns.rcode.NOERROR or qtype in (dns.rdatatype.CNAME, dns.rdatatype.ANY):
-                return _Resolution(step.rcode, answer, step.authority)
+                return Resolution(step.rcode, answer, step.authority)
             target = _chain_end(name, step.answer)
             done = any(r.name == target and r.rdtype == qtype for r in step.answer)
             if target == name or done or target in seen:
-                return _Resolution(step.rcode, answer, step.authority)
+                return Resolution(step.rcode, answer, step.authority)
             name = target
             seen.add(name)
-        return _Resolution(dns.rcode.SERVFAIL)  # chain too long
+        return Resolution(dns.rcode.SERVFAIL)  # chain too long
 
     async def _resolve_one(
         self, name: dns.name.Name, qtype: dns.rdatatype.RdataType
-    ) -> _Resolution | None:
+    ) -> Resolution | None:
         if name == dns.name.root:
             if qtype == dns.rdatatype.SOA:
-                return _Resolution(dns.rcode.NOERROR, [_ROOT_SOA])
+                return Resolution(dns.rcode.NOERROR, [_ROOT_SOA])
             if qtype == dns.rdatatype.NS:
-                return _Resolution(dns.rcode.NOERROR, [_ROOT_NS])
-            return _Resolution(dns.rcode.NOERROR, authority=[_negative_soa(_ROOT_SOA)])
+                return Resolution(dns.rcode.NOERROR, [_ROOT_NS])
+            return Resolution(dns.rcode.NOERROR, authority=[_negative_soa(_ROOT_SOA)])
         zone = self._forward_zone(name)
         if zone is None:
-            return _Resolution(dns.rcode.NXDOMAIN, authority=[_negative_soa(_ROOT_SOA)])
+            return Resolution(dns.rcode.NXDOMAIN, authority=[_negative_soa(_ROOT_SOA)])
         for address, port in self.forwarders[zone]:
             reply = await self._ask(name, qtype, address, port)
             if reply is not None:
@@ -668,7 +668,7 @@ class ForwardingResolver(_DnsService):
 
     async def _ask(
         self, name: dns.name.Name, qtype: dns.rdatatype.RdataType, address: str, port: int
-    ) -> _Resolution | None:
+    ) -> Resolution | None:
         """One authoritative endpoint: UDP, then TCP if truncated. None if not usable."""
         # Iterative query: RD clear (RFC 1034 section 4.3.1).
         query = dns.message.make_query(name, qtype, use_edns=0, payload=OUR_PAYLOAD, flags=0)
@@ -683,4 +683,4 @@ class ForwardingResolver(_DnsService):
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not reply.flags & dns.flags.AA:
             return None
         negative = [r for r in reply.authority if r.rdtype == dns.rdatatype.SOA]
-        return _Resolution(rcode, list(reply.answer), negative)
+        return Resolution(rcode, list(reply.answer), negative)

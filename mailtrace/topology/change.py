@@ -31,7 +31,7 @@ import dns.rdata
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mailtrace.mailauth.lookup import Answer, Lookup, absolute
-from mailtrace.topology.loader import TopologyError, _Document
+from mailtrace.topology.loader import Document, TopologyError
 from mailtrace.topology.model import DomainName
 
 MAX_BYTES = 256 * 1024
@@ -100,7 +100,7 @@ def parse_change(text: str, source: str = "<change>") -> ChangeFile:
                                for line in text.splitlines()):
         raise ChangeError(source, None, None, "empty file; expected a mapping with 'records'")
     try:
-        document = _Document.compose(text, source)
+        document = Document.compose(text, source)
     except TopologyError as exc:
         message = exc.message.replace("keys topology, description, domains, flow, tiers",
                                       "keys " + ", ".join(ChangeFile.model_fields))

@@ -95,7 +95,7 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
     """Parse and validate topology YAML given as text; ``source`` names it in errors."""
     if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise TopologyError(source, None, None, _too_large())
-    document = _Document.compose(text, source)
+    document = Document.compose(text, source)
     try:
         topology = Topology.model_validate(document.data)
     except ValidationError as exc:
@@ -139,7 +139,7 @@ class _Spot:
 
 
 @dataclass
-class _Document:
+class Document:
     source: str
     text: str
     root: MappingNode
@@ -151,7 +151,7 @@ class _Document:
     model: type[BaseModel] = Topology
 
     @classmethod
-    def compose(cls, text: str, source: str) -> _Document:
+    def compose(cls, text: str, source: str) -> Document:
         loader: yaml.SafeLoader | None = None
         try:
             loader = _Loader(text)
