@@ -19,12 +19,28 @@ from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
 Command = Callable[[argparse.Namespace], int]
 
 
+class _Version(argparse.Action):
+    """``--version``: the distribution's name and version, looked up only when asked (an
+    unrelated project holds the name ``mailtrace`` on the package index)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from mailtrace import DISTRIBUTION, version
+
+        print(f"{DISTRIBUTION} {version()} (the mailtrace command)")
+        parser.exit()
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(
         prog="mailtrace",
         description="Localize a mail-flow fault to one tier of your declared topology, "
         "with the raw evidence, before suggesting any fix.",
     )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Command] = {}
     for module in (triage, lab, catalog, verify, intake):
@@ -38,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reconfigure is not None:
             reconfigure(errors="replace")
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a flag argparse refused (exit 2)
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -298,3 +298,8 @@ def test_help_is_fast():
     subprocess.run([sys.executable, "-m", "mailtrace", "--help"], capture_output=True,
                    timeout=30, cwd=ROOT, check=True)
     assert time.monotonic() - started < 5
+
+
+def test_version_names_the_distribution(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("mailtrace-diagnostics ")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mailtrace import DISTRIBUTION, version
 from tests.support.paths import ROOT
 
 
@@ -34,7 +35,7 @@ def test_installed_distribution_carries_its_data():
     # An in-tree build leaves mailtrace.egg-info in the checkout, first on sys.path:
     # look for the copy installed in a site-packages (a venv's may sit inside the checkout).
     installed = [
-        d for d in metadata.distributions(name="mailtrace")
+        d for d in metadata.distributions(name=DISTRIBUTION)
         if "site-packages" in Path(str(d.locate_file(""))).parts
     ]
     if not installed:
@@ -55,3 +56,10 @@ def test_installed_distribution_carries_its_data():
 def test_catalog_and_zones_load_as_package_resources():
     assert resources.files("mailtrace.probes").joinpath("catalog", "dns.yaml").is_file()
     assert resources.files("mailtrace.lab").joinpath("zones", "com.zone").is_file()
+
+
+def test_the_version_is_looked_up_under_the_distributions_own_name():
+    """`mailtrace` on the package index is another project: the lookup must use ours."""
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    assert DISTRIBUTION == name == "mailtrace-diagnostics"
+    assert version() == metadata.version(name)
