@@ -22,6 +22,7 @@ from mailtrace.clients.mta_sts import PolicyFetcher
 from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
 from mailtrace.clients.smtp import SmtpClient
 from mailtrace.core.findings import Finding
+from mailtrace.core.journey import JourneyStep
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import Topology
 
@@ -110,3 +111,6 @@ class Probe:
     #: The API permissions the probe needs, as data (``mailtrace permissions``): for
     #: Microsoft Graph, the least-privileged permission names.
     permissions: tuple[str, ...] = ()
+    #: For a per-message source (gateway logs, message trace): what its observation says
+    #: happened to the messages asked about, as journey steps (pure, like ``evaluate``).
+    journey: Callable[[Any], list[JourneyStep]] | None = None

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from mailtrace.core.evidence import Evidence
+from mailtrace.core.journey import JourneyStep
 
 
 class Level(StrEnum):
@@ -83,6 +84,8 @@ class ProbeResult:
     elapsed_ms: float = 0.0
     reported_by: str | None = None  # the tier whose probe reported these findings, if not this
     blocked_by: str | None = None  # the failed gate probe that made this one untested
+    #: What this probe's source says happened to the message asked about (its journey).
+    journey: list[JourneyStep] = field(default_factory=list)
 
 
 @dataclass
@@ -99,12 +102,27 @@ class TierResult:
 
 
 @dataclass(frozen=True)
+class Attention:
+    """A warning beside a verdict: something the user must act on that does not change
+    where the fault is (or that there is none)."""
+
+    tier: str
+    tag: str
+    summary: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"tier": self.tier, "tag": self.tag, "summary": self.summary}
+
+
+@dataclass(frozen=True)
 class Verdict:
     status: str  # healthy | degraded | fault | inconclusive
     tier: str | None
     tag: str | None
     summary: str
     not_tested: list[dict[str, str]] = field(default_factory=list)
+    #: Warnings that need attention, beside whatever the verdict is.
+    attention: list[Attention] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

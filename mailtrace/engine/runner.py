@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, ProbeResult, Scope, Status, TierResult
+from mailtrace.core.journey import JourneyStep
 from mailtrace.engine.clients import RunClients
 from mailtrace.probes.base import (
     OBSERVER_KIND,
@@ -206,11 +207,15 @@ class Engine:
             observations={d[1]: observations.get(d) for d in deps},
         )
 
+        journey: list[JourneyStep] = []
+
         def result(
-            status: Status, findings: list[Finding], reason: str | None = None
+            status: Status, findings: list[Finding], reason: str | None = None,
+            journey: list[JourneyStep] | None = None,
         ) -> ProbeResult:
             elapsed = (time.monotonic() - started) * 1000
-            return ProbeResult(pp.probe.id, pp.tier, status, findings, reason, elapsed)
+            return ProbeResult(pp.probe.id, pp.tier, status, findings, reason, elapsed,
+                               journey=journey or [])
 
         def broken(error: str) -> ProbeResult:
             finding = Finding("ENGINE_PROBE_ERROR", {"probe": pp.probe.id, "error": error})
@@ -222,9 +227,10 @@ class Engine:
             async with asyncio.timeout(max(deadline - time.monotonic(), 0) + 0.25):
                 observation = await pp.probe.collect(ctx)
             observations[pp.key] = observation
+            journey = pp.probe.journey(observation) if pp.probe.journey else []
             findings = pp.probe.evaluate(observation)
         except NotTested as exc:
-            return result(Status.NOT_TESTED, exc.findings, exc.reason)
+            return result(Status.NOT_TESTED, exc.findings, exc.reason, journey)
         except TimeoutError:
             budget = round(deadline - started, 2)
             finding = Finding("ENGINE_PROBE_TIMEOUT", {"probe": pp.probe.id, "seconds": budget})
@@ -234,7 +240,7 @@ class Engine:
         undeclared = [f.tag for f in findings if f.tag not in pp.probe.tags]
         if undeclared:
             return broken(f"emitted undeclared tags {undeclared}")
-        return result(probe_status(findings), findings)
+        return result(probe_status(findings), findings, journey=journey)
 
     async def _watch_gates(
         self,

@@ -56,7 +56,9 @@ def report_json(report: TriageReport) -> dict[str, Any]:
         "topology": report.topology.topology,
         "target": {"recipient": report.target.recipient, "domain": report.target.domain},
         "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
-                    "not_tested": v.not_tested},
+                    "not_tested": v.not_tested,
+                    "attention": [a.as_json() for a in v.attention]},
+        "journey": [step.as_json() for step in report.journey],
         "tiers": [tier_json(t, fixed) for t in report.tiers],
         "elapsed_ms": round(report.elapsed_ms, 1),
     }

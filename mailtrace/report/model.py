@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from mailtrace.core.findings import ProbeResult, TierResult, Verdict
+from mailtrace.core.journey import JourneyStep
 from mailtrace.probes.base import Target
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import Topology
@@ -39,3 +40,5 @@ class TriageReport:
     elapsed_ms: float
     timings: Timings
     queries_sent: int
+    #: The message asked about, tier by tier, in flow order (empty: no per-message source).
+    journey: list[JourneyStep] = field(default_factory=list)
