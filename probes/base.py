@@ -111,6 +111,11 @@ class Probe:
     #: The API permissions the probe needs, as data (``mailtrace permissions``): for
     #: Microsoft Graph, the least-privileged permission names.
     permissions: tuple[str, ...] = ()
+    #: What the probe asks: ``dns``, ``smtp`` (reachability: can mail get in), ``api`` (the
+    #: tier's own record of what it does with mail: a gateway's logs, the tenant), or
+    #: ``threats`` (threat-only feeds, never the tier's whole story). A tier whose ``api``
+    #: probes all could not run was not tested on what it did with the mail.
+    asks: str = ""
     #: For a per-message source (gateway logs, message trace): what its observation says
     #: happened to the messages asked about, as journey steps (pure, like ``evaluate``).
     journey: Callable[[Any], list[JourneyStep]] | None = None

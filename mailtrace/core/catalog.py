@@ -20,6 +20,9 @@ import yaml
 
 from mailtrace.core.findings import Finding, Level, Scope
 
+#: What a warning does to the verdict.
+EFFECTS = ("degrades", "note")
+
 
 class CatalogError(Exception):
     """The catalog data itself is broken: a packaging or development error."""
@@ -53,6 +56,15 @@ class TagInfo:
     #: SPF term or ``all``, a DMARC policy, an MX host...), as opposed to a finding about
     #: the record alone or about something the topology does not declare.
     contradicts: bool = False
+    #: For a warning: ``degrades`` when it means lost redundancy or delayed or diverted
+    #: mail (a partial failure: the verdict is degraded), ``note`` when it only needs
+    #: attention; ``because`` says why, in one sentence.
+    effect: str | None = None
+    because: str | None = None
+
+    @property
+    def degrades(self) -> bool:
+        return self.effect == "degrades"
 
     @property
     def fails(self) -> bool:
@@ -81,6 +93,12 @@ def _parse(tag: str, raw: Any) -> TagInfo:
     contradicts = raw.get("contradicts", False)
     if not isinstance(contradicts, bool):
         raise CatalogError(f"catalog entry {tag}: contradicts must be true or false")
+    effect, because = raw.get("effect"), raw.get("because")
+    if level is Level.WARNING and (effect not in EFFECTS or not because):
+        raise CatalogError(f"catalog entry {tag}: a warning states its effect "
+                           f"({' or '.join(EFFECTS)}) and why (because)")
+    if level is not Level.WARNING and effect is not None:
+        raise CatalogError(f"catalog entry {tag}: only a warning states an effect")
     rem = raw.get("remediation")
     remediation = None
     if rem is not None:
@@ -90,7 +108,8 @@ def _parse(tag: str, raw: Any) -> TagInfo:
             docs=tuple(rem.get("docs", ())),
             checked=str(rem["checked"]) if "checked" in rem else None,
         )
-    return TagInfo(tag, level, scope, message, description, remediation, contradicts)
+    return TagInfo(tag, level, scope, message, description, remediation, contradicts,
+                   effect, str(because) if because is not None else None)
 
 
 @cache

@@ -86,6 +86,11 @@ class ProbeResult:
     blocked_by: str | None = None  # the failed gate probe that made this one untested
     #: What this probe's source says happened to the message asked about (its journey).
     journey: list[JourneyStep] = field(default_factory=list)
+    asks: str = ""  # dns | smtp | api | threats: what kind of evidence the probe gathers
+
+    @property
+    def ran(self) -> bool:
+        return self.status not in (Status.NOT_TESTED, Status.SKIPPED)
 
 
 @dataclass
@@ -99,6 +104,32 @@ class TierResult:
     @property
     def findings(self) -> list[Finding]:
         return [f for p in self.probes for f in p.findings]
+
+    @property
+    def own(self) -> list[ProbeResult]:
+        """The tier's own probes (not findings another tier's probe filed here)."""
+        return [p for p in self.probes if p.reported_by is None]
+
+    @property
+    def coverage(self) -> str:
+        """``full`` (every probe ran), ``partial``, or ``none`` (no probe ran, or none
+        applies to the tier)."""
+        own = self.own
+        ran = [p for p in own if p.ran]
+        return "none" if not ran else "full" if len(ran) == len(own) else "partial"
+
+    @property
+    def untested(self) -> bool:
+        """Not tested on what matters: no probe ran (or none applies), or a whole kind of
+        evidence the tier has probes for is missing: none of its SMTP probes (can mail get
+        in?) or none of its API probes (what did the tier do with it?) could run."""
+        if self.coverage == "none":
+            return True
+        for kind in ("smtp", "api"):
+            probes = [p for p in self.own if p.asks == kind]
+            if probes and not any(p.ran for p in probes):
+                return True
+        return False
 
 
 @dataclass(frozen=True)

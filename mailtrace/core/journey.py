@@ -44,8 +44,12 @@ class JourneyStep:
     sender: str | None = None
     recipient: str | None = None
     subject: str | None = None
+    #: The finding that proves this step (it decides the verdict when the message stopped
+    #: here), e.g. EXO_TRACE_FILTERED_AS_SPAM.
+    tag: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"tier": self.tier, "at": self.at, "event": self.event.value,
                 "detail": self.detail, "source": self.source, "message_id": self.message_id,
-                "sender": self.sender, "recipient": self.recipient, "subject": self.subject}
+                "sender": self.sender, "recipient": self.recipient, "subject": self.subject,
+                "tag": self.tag}

@@ -114,7 +114,9 @@ def probe_status(findings: list[Finding]) -> Status:
 
 
 def tier_status(results: list[ProbeResult]) -> Status:
-    ran = [r for r in results if r.status not in (Status.NOT_TESTED, Status.SKIPPED)]
+    """The status of what was tested; a tier tested in part says so through its coverage
+    (``TierResult.coverage``), and the verdict lists it: never a silent pass."""
+    ran = [r for r in results if r.ran]
     if not ran:
         if results and all(r.status is Status.SKIPPED for r in results):
             return Status.SKIPPED
@@ -122,8 +124,7 @@ def tier_status(results: list[ProbeResult]) -> Status:
     for s in (Status.FAIL, Status.WARN):
         if any(r.status is s for r in ran):
             return s
-    # Some probes passed, others could not run: that is not a pass (never a silent one).
-    return Status.PASS if len(ran) == len(results) else Status.NOT_TESTED
+    return Status.PASS
 
 
 @dataclass
@@ -172,7 +173,7 @@ class Engine:
                 if d not in results or results[d].status in (Status.NOT_TESTED, Status.SKIPPED):
                     results[pp.key] = ProbeResult(
                         pp.probe.id, pp.tier, Status.SKIPPED,
-                        reason=f"depends on {d[1]}, which did not run",
+                        reason=f"depends on {d[1]}, which did not run", asks=pp.probe.asks,
                     )
                     return
             for hook in self.hooks:
@@ -215,7 +216,7 @@ class Engine:
         ) -> ProbeResult:
             elapsed = (time.monotonic() - started) * 1000
             return ProbeResult(pp.probe.id, pp.tier, status, findings, reason, elapsed,
-                               journey=journey or [])
+                               journey=journey or [], asks=pp.probe.asks)
 
         def broken(error: str) -> ProbeResult:
             finding = Finding("ENGINE_PROBE_ERROR", {"probe": pp.probe.id, "error": error})
@@ -274,7 +275,7 @@ class Engine:
                         reason=f"{gate.probe} {_outcome(gate.status)}: this probe's answers "
                                "cannot be trusted",
                         elapsed_ms=previous.elapsed_ms if previous else 0.0,
-                        blocked_by=gate.probe,
+                        blocked_by=gate.probe, asks=pp.probe.asks,
                     )
         for task in tasks.values():
             if not task.cancelled() and task.exception() is not None:
@@ -289,11 +290,10 @@ class Engine:
         tiers = []
         for tier, kind in plan.hops:
             probes = by_tier[tier]
+            # Each untested probe says why on its own result (reported once); the tier's
+            # reason is only for what no probe result says.
             reason = None if probes else f"no probe applies to this '{kind}' tier"
-            untested = [p for p in probes if p.status in (Status.NOT_TESTED, Status.SKIPPED)]
-            if untested and len(untested) < len(probes):
-                reason = "; ".join(f"{p.probe} not tested: {p.reason}" for p in untested)
-            elif tier in plan.need_recipient and probes:
+            if tier in plan.need_recipient and probes:
                 reason = (f"by domain: {', '.join(plan.need_recipient[tier])} not run "
                           "(give --recipient)")
             tiers.append(TierResult(tier, kind, tier_status(probes), probes, reason))

@@ -1,36 +1,61 @@
-"""The verdict: the first tier in flow order that fails, with the finding that decided it.
+"""The verdict: where the mail stops, with the finding that decided it.
 
-Order of reasoning (DESIGN, "Localize, don't guess"):
+Order of reasoning (DESIGN, "Localize, don't guess", "The message is the question"):
 1. the observer (this machine's resolvers, its port 25) is broken → ``inconclusive`` at
    ``observer``, unless a hop *before* the ones it keeps from being judged already
    fails: no tier is blamed for what the vantage point cannot see;
 2. a tier fails → ``fault`` at the first failing tier in flow order when every path from
    public DNS to a mailbox crosses a failing tier, else ``degraded`` (another path works);
-3. a finding says only some servers or paths fail (scope ``partial``) → ``degraded``;
-4. otherwise ``healthy`` — and the verdict lists every tier that was not tested.
+3. the message asked about stopped at a tier (quarantined, refused, junked, deferred...):
+   that tier, with the record that proves it, unless a path fault comes first in flow
+   order;
+4. a finding says only some servers or paths fail (scope ``partial``), or a warning means
+   lost redundancy or delayed or diverted mail (its catalog ``effect`` is ``degrades``)
+   → ``degraded``;
+5. a tier that every path crosses could not be tested on what matters (no probe ran, or
+   none of those that ask the tier's own record) → ``inconclusive``, naming what was
+   missing; so is a public-DNS tier tested only in part;
+6. otherwise ``healthy`` — saying so plainly when the message asked about was delivered.
+Every warning that does not decide is listed under the verdict (``attention``), and every
+tier not tested, or tested in part, in ``not_tested``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mailtrace.core import catalog
-from mailtrace.core.findings import Finding, Scope, Status, TierResult, Verdict
+from mailtrace.core.findings import Attention, Finding, Level, Scope, Status, TierResult, Verdict
+from mailtrace.core.journey import Event, JourneyStep
 from mailtrace.probes.base import OBSERVER_TIER
 from mailtrace.topology.flow import FlowGraph
 
+#: A journey's last event, and the verdict it makes at the tier where it happened.
+STOP_STATUS = {Event.QUARANTINED: "fault", Event.REJECTED: "fault", Event.BOUNCED: "fault",
+               Event.FAILED: "fault", Event.JUNKED: "degraded", Event.DEFERRED: "degraded",
+               Event.NOT_SEEN: "inconclusive"}
+
+
+def _decides(f: Finding, partial: bool) -> bool:
+    """Does this finding, on its own, decide a verdict: a failing one (scope ``partial``
+    or not, as asked), or, for ``partial``, a warning that degrades the flow?"""
+    info = catalog.info(f.tag)
+    if partial:
+        return (info.fails and info.scope is Scope.PARTIAL) or info.degrades
+    return info.fails and info.scope is not Scope.PARTIAL
+
 
 def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | None:
-    """The most severe failing finding of a tier (the first emitted among equals)."""
+    """The most severe deciding finding of a tier (the first emitted among equals)."""
     best: Finding | None = None
     best_rank = -1
     for probe in tier.probes:
-        if probe.status in (Status.NOT_TESTED, Status.SKIPPED):
+        if not probe.ran:
             continue
         for f in probe.findings:
-            info = catalog.info(f.tag)
-            if not info.fails or (info.scope is Scope.PARTIAL) != partial:
-                continue
-            if info.level.rank > best_rank:
-                best, best_rank = f, info.level.rank
+            rank = catalog.info(f.tag).level.rank
+            if _decides(f, partial) and rank > best_rank:
+                best, best_rank = f, rank
     return best
 
 
@@ -69,61 +94,117 @@ def _first(tiers: list[TierResult], partial: bool) -> tuple[int, TierResult] | N
     return None
 
 
-def decide(tiers: list[TierResult], flow: FlowGraph) -> Verdict:
-    not_tested = [
-        {"tier": t.id, "status": t.status.value, "reason": t.reason or _reason(t)}
-        for t in tiers
-        if t.id != OBSERVER_TIER and t.status in (Status.NOT_TESTED, Status.SKIPPED)
-    ]
+def journey_stop(journey: Sequence[JourneyStep]) -> JourneyStep | None:
+    """Where the message stopped: the last step, when it is one after which the message
+    went no further (a delivery is not a stop)."""
+    last = journey[-1] if journey else None
+    return last if last is not None and last.event in STOP_STATUS else None
+
+
+def _untested_reason(tier: TierResult) -> str:
+    """What was missing, in the probes' own words (each reason once)."""
+    reasons = [f"{p.probe}: {p.reason}" for p in tier.own if not p.ran and p.reason]
+    return "; ".join(dict.fromkeys(reasons)) or tier.reason or "not tested"
+
+
+def _not_tested(hops: list[TierResult]) -> list[dict[str, str]]:
+    """Every tier not tested, or tested in part, once, with what was not tested."""
+    out = []
+    for t in hops:
+        if t.coverage == "full":
+            continue
+        status = t.status.value if t.coverage == "none" else "partly_tested"
+        out.append({"tier": t.id, "status": status, "reason": _untested_reason(t)})
+    return out
+
+
+def _attention(hops: list[TierResult], decided: Finding | None) -> list[Attention]:
+    """Every warning that does not decide the verdict, once per tier and tag."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for tier in hops:
+        for probe in tier.probes:
+            for f in probe.findings:
+                if f is decided or catalog.info(f.tag).level is not Level.WARNING:
+                    continue
+                if (tier.id, f.tag) not in seen:
+                    seen.add((tier.id, f.tag))
+                    out.append(Attention(tier.id, f.tag, catalog.message(f)))
+    return out
+
+
+def _untested_tag(tier: TierResult) -> str | None:
+    return next((f.tag for p in tier.own if not p.ran for f in p.findings), None)
+
+
+def decide(tiers: list[TierResult], flow: FlowGraph,
+           journey: Sequence[JourneyStep] = ()) -> Verdict:
     hops = [t for t in tiers if t.id != OBSERVER_TIER]  # in flow order
+    index = {t.id: i for i, t in enumerate(hops)}
+    not_tested = _not_tested(hops)
     observer = _observer_problem(tiers)
     failing = _first(hops, partial=False)
     partial = _first(hops, partial=True)
+    stop = journey_stop(journey)
+    stop_at = index.get(stop.tier, len(hops)) if stop is not None else None
+
+    def verdict(status: str, tier: str | None, f: Finding | None, summary: str,
+                tag: str | None = None) -> Verdict:
+        return Verdict(status, tier, f.tag if f else tag, summary, not_tested,
+                       _attention(hops, f))
+
     # A failing hop decides if it comes before the hops the observer's problem keeps from
-    # being judged; the observer wins a tie, so no tier is blamed for what the vantage
-    # point cannot see. Partial findings decide only when nothing fails.
-    if failing is not None and (observer is None or failing[0] < observer[1]):
+    # being judged, and before where the message stopped (path faults come first in flow
+    # order); the observer wins a tie, so no tier is blamed for what it cannot see.
+    if failing is not None and (observer is None or failing[0] < observer[1]) and (
+            stop_at is None or failing[0] <= stop_at):
         first = failing[1]
         f = deciding_finding(first)
         failed = {t.id for t in hops if t.status is Status.FAIL}
         degraded = flow.delivers_without(failed)
         prefix = "Another path still delivers; " if degraded else ""
-        return Verdict(
-            "degraded" if degraded else "fault", first.id, f.tag if f else None,
-            prefix + (catalog.message(f) if f else f"tier {first.id} fails."), not_tested,
-        )
+        return verdict("degraded" if degraded else "fault", first.id, f,
+                       prefix + (catalog.message(f) if f else f"tier {first.id} fails."))
 
-    if observer is not None and (partial is None or observer[1] <= partial[0]):
+    if observer is not None and (partial is None or observer[1] <= partial[0]) and (
+            stop_at is None or observer[1] <= stop_at):
         problem = observer[0]
-        return Verdict(
-            "inconclusive", OBSERVER_TIER, problem.tag,
-            "The observer itself is limited, so no tier can be judged from here: "
-            + catalog.message(problem), not_tested,
-        )
+        return verdict("inconclusive", OBSERVER_TIER, problem,
+                       "The observer itself is limited, so no tier can be judged from here: "
+                       + catalog.message(problem))
+
+    if stop is not None:
+        status = STOP_STATUS[stop.event]
+        tier = stop.tier if status != "inconclusive" else None
+        decided = next((f for t in hops if t.id == stop.tier for f in t.findings
+                        if f.tag == stop.tag), None)
+        return verdict(status, tier, decided, stop.detail, stop.tag)
 
     if partial is not None:
         f = deciding_finding(partial[1], partial=True)
         assert f is not None
-        return Verdict("degraded", partial[1].id, f.tag, catalog.message(f), not_tested)
+        return verdict("degraded", partial[1].id, f, catalog.message(f))
 
-    # Never a silent pass: without the first hop's evidence nothing downstream is sound.
-    dns_tier = next((t for t in tiers if t.id == flow.dns_tier()), None)
-    if dns_tier is not None and dns_tier.status in (Status.NOT_TESTED, Status.SKIPPED):
-        tag = next((f.tag for p in dns_tier.probes if p.status in (Status.NOT_TESTED,
-                                                                   Status.SKIPPED)
-                    for f in p.findings), None)
-        return Verdict("inconclusive", dns_tier.id, tag,
+    # Never a silent pass: without the first hop's evidence nothing downstream is sound,
+    # and a tier every path crosses that could not be tested is not healthy.
+    dns_tier = next((t for t in hops if t.id == flow.dns_tier()), None)
+    if dns_tier is not None and dns_tier.coverage != "full":
+        return verdict("inconclusive", dns_tier.id, None,
                        f"{dns_tier.id} could not be fully tested: "
-                       f"{dns_tier.reason or _reason(dns_tier)}.",
-                       not_tested)
+                       f"{_untested_reason(dns_tier)}.", _untested_tag(dns_tier))
+    for hop in hops:
+        if hop.untested and not flow.delivers_without({hop.id}):
+            return verdict("inconclusive", hop.id, None,
+                           f"{hop.id} could not be tested, and every path crosses it: "
+                           f"{_untested_reason(hop)}.", _untested_tag(hop))
 
     tested = [t.id for t in hops if t.status in (Status.PASS, Status.WARN)]
-    summary = "No fault found in " + (", ".join(tested) if tested else "any tier")
+    if journey and journey[-1].event is Event.DELIVERED:
+        summary = journey[-1].detail
+    else:
+        summary = "No fault found in " + (", ".join(tested) if tested else "any tier") + "."
     if not_tested:
-        summary += "; not tested: " + ", ".join(n["tier"] for n in not_tested)
-    return Verdict("healthy", None, None, summary + ".", not_tested)
-
-
-def _reason(tier: TierResult) -> str:
-    reasons = [p.reason for p in tier.probes if p.reason]
-    return reasons[0] if reasons else tier.reason or "not tested"
+        summary = summary.rstrip(".") + "; not tested: " + ", ".join(
+            n["tier"] + (" (in part)" if n["status"] == "partly_tested" else "")
+            for n in not_tested) + "."
+    return verdict("healthy", None, None, summary)

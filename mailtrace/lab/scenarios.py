@@ -311,9 +311,9 @@ _ALL: tuple[Scenario, ...] = (
     ),
     _exo(
         "exo-graph-forbidden",
-        "The app lacks every Graph permission (403; 401 for message trace): "
-        "Exchange Online is not tested, never blamed.",
-        Expectation("healthy"),
+        "The app lacks every Graph permission (403; 401 for message trace): Exchange "
+        "Online's records are not tested, never blamed, and the verdict is inconclusive.",
+        Expectation("inconclusive", "exchange-online", "EXO_GRAPH_DENIED"),
         deny=frozenset({"*"}),
     ),
     _exo(
@@ -359,15 +359,16 @@ _ALL: tuple[Scenario, ...] = (
     ),
     _contoso(
         "pp-api-unauthorized",
-        "The Proofpoint APIs refuse mailtrace's credentials (401): the gateway is not tested.",
-        Expectation("healthy"),
+        "The Proofpoint APIs refuse mailtrace's credentials (401): the gateway's records are "
+        "not tested, and the verdict is inconclusive.",
+        Expectation("inconclusive", "proofpoint", "PP_API_UNAVAILABLE"),
         gateway_api=GatewayApi(refuse="unauthorized"),
     ),
     _contoso(
         "pp-api-throttled",
-        "The Proofpoint APIs throttle mailtrace (429, no Retry-After): the gateway is not "
-        "tested.",
-        Expectation("healthy"),
+        "The Proofpoint APIs throttle mailtrace (429, no Retry-After): the gateway's records "
+        "are not tested, and the verdict is inconclusive.",
+        Expectation("inconclusive", "proofpoint", "PP_API_UNAVAILABLE"),
         gateway_api=GatewayApi(refuse="throttled"),
     ),
     Scenario(

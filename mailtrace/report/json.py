@@ -35,6 +35,7 @@ def tier_json(tier: TierResult, fixed: set[int]) -> dict[str, Any]:
         "id": tier.id,
         "kind": tier.kind,
         "status": tier.status.value,
+        "coverage": tier.coverage,  # full | partial | none: which probes could run
         "reason": tier.reason,
         "probes": [
             {"id": p.probe, "status": p.status.value, "reason": p.reason,

@@ -53,9 +53,11 @@ def fix_lines(rem: Remediation, filled: Mapping[str, Any], indent: str = "  ",
 
     lines = [f"{indent}fix: {' '.join(rem.summary.split())}"]
     lines += [f"{indent}  {shown(prompt(c))} {fill(c, filled)}" for c in rem.commands]
-    lines += [f"{indent}  docs: {d}" for d in rem.docs]
-    if rem.checked:
-        lines.append(f"{indent}  (commands and links checked {rem.checked})")
+    checked = f" (commands and links checked {rem.checked})" if rem.checked else ""
+    if rem.docs:
+        lines.append(f"{indent}  docs: {' · '.join(rem.docs)}{checked}")
+    elif checked:
+        lines.append(f"{indent} {checked}")
     return lines
 
 

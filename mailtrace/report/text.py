@@ -1,13 +1,19 @@
-"""The text report: hops in flow order, findings with their evidence, the verdict, and the
-fix for the localized tier only. Colour only on a terminal and never with NO_COLOR."""
+"""The text report: the answer first (verdict, the message's journey, what needs
+attention), then the hops in flow order with one line per finding, evidence only under
+failing findings and those that need attention (all of it with --verbose, each piece
+once), and the fix for the localized tier only. Colour only on a terminal, never with
+NO_COLOR."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from mailtrace.core import catalog
+from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Status, TierResult
 from mailtrace.probes.base import OBSERVER_TIER
 from mailtrace.report.model import TriageReport
@@ -37,18 +43,50 @@ class _Painter:
         return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m" if self.colour else text
 
 
-def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Painter,
-                verbose: bool) -> list[str]:
-    label = "this machine" if tier.id == OBSERVER_TIER else tier.kind
+class _Shown:
+    """Evidence already printed: each transcript or answer once, however many findings
+    rest on it."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def lines(self, evidence: Sequence[Evidence], verbose: bool, indent: str) -> list[str]:
+        out: list[str] = []
+        repeated = 0
+        shown = list(evidence) if verbose else list(evidence)[:EVIDENCE_LINES]
+        for ev in shown:
+            key = json.dumps(ev.as_json(), sort_keys=True, default=str)
+            if key in self.keys:
+                repeated += 1
+                continue
+            self.keys.add(key)
+            out += [f"{indent}{line}" for line in ev.lines(verbose)]
+        if repeated:
+            out.append(f"{indent}(and {repeated} shown above)")
+        if len(evidence) > len(shown):
+            out.append(f"{indent}… {len(evidence) - len(shown)} more (--verbose)")
+        return out
+
+
+def _tier_label(tier: TierResult, paint: _Painter) -> str:
     status = paint(tier.status.value.upper().replace("_", " "), _STATUS_COLOUR[tier.status])
+    if tier.coverage == "partial":
+        status += paint(", partly tested", "dim")
+    return status
+
+
+def _tier_lines(index: int, tier: TierResult, attention: set[tuple[str, str]],
+                paint: _Painter, verbose: bool, shown: _Shown) -> list[str]:
+    """The tier's head, one line per finding, and evidence under failing findings and
+    those that need attention only (all of it with ``verbose``)."""
+    label = "this machine" if tier.id == OBSERVER_TIER else tier.kind
     head = f"[{index}] {tier.id} ({label})"
-    lines = [f"{paint(f'{head:<40}', 'bold')} {status}"]
+    lines = [f"{paint(f'{head:<40}', 'bold')} {_tier_label(tier, paint)}"]
     if tier.reason:
         lines.append(f"    {paint(tier.reason, 'dim')}")
     for probe in tier.probes:
-        if probe.status in (Status.NOT_TESTED, Status.SKIPPED) and probe.reason:
-            note = f"{probe.probe}: {probe.status.value} — {probe.reason}"
-            lines.append(f"    {paint(note, 'dim')}")
+        if not probe.ran and probe.reason:
+            lines.append("    " + paint(f"· {probe.probe} not tested: {probe.reason}", "dim"))
         if probe.reported_by and probe.findings:
             note = f"reported by {probe.reported_by}'s probe {probe.probe}:"
             lines.append(f"    {paint(note, 'dim')}")
@@ -57,29 +95,53 @@ def _tier_lines(index: int, tier: TierResult, report: TriageReport, paint: _Pain
             mark = MARK[info.level]
             colour = {"✗": "red", "!": "yellow"}.get(mark, "green")
             lines.append(f"    {paint(mark, colour)} {f.tag}  {info.render(f.args)}")
-            shown = f.evidence if verbose else f.evidence[:EVIDENCE_LINES]
-            lines += [f"        {line}" for ev in shown for line in ev.lines(verbose)]
-            if len(f.evidence) > len(shown):
-                lines.append(f"        … {len(f.evidence) - len(shown)} more (--verbose)")
+            if verbose or info.fails or (tier.id, f.tag) in attention:
+                lines += shown.lines(f.evidence, verbose, "        ")
+    return lines
+
+
+def _journey_lines(report: TriageReport) -> list[str]:
+    if not report.journey:
+        return []
+    first = report.journey[0]
+    about = first.message_id or "the latest message"
+    who = " from " + first.sender if first.sender else ""
+    lines = ["", f"Journey of {about}{who}:"]
+    width = max(len(s.tier) for s in report.journey)
+    for step in report.journey:
+        at = (step.at or "")[:19].replace("T", " ")
+        lines.append(f"  {step.tier:<{width}}  {at:<19}  {step.event.value:<11} {step.detail}")
     return lines
 
 
 def render(report: TriageReport, *, colour: bool = False, verbose: bool = False) -> str:
+    """The answer first: the verdict, the message's journey, what needs attention; then
+    the tiers, one line per finding; then the fix for the localized tier only."""
     paint = _Painter(colour)
     target = report.target.recipient or report.target.domain
+    v = report.verdict
     out = [
-        f"mailtrace triage — topology {report.topology.topology} — {target}",
+        f"mailtrace triage — topology {report.topology.topology} — {target} — "
+        f"{report.elapsed_ms / 1000:.1f} s",
         "flow: " + " | ".join(" → ".join(chain) for chain in report.flow.chains()),
         "",
     ]
-    for i, tier in enumerate(report.tiers):
-        out += _tier_lines(i, tier, report, paint, verbose)
-    v = report.verdict
-    out.append("")
     where = f" at {v.tier}" if v.tier else ""
     tag = f"  [{v.tag}]" if v.tag else ""
-    out.append(paint(f"VERDICT: {v.status.upper()}{where}{tag}", _VERDICT_COLOUR[v.status]))
+    need = len(v.attention)
+    note = f" — {need} thing{'s' if need != 1 else ''} need{'' if need != 1 else 's'} " \
+        "attention" if need else ""
+    out.append(paint(f"VERDICT: {v.status.upper()}{where}{tag}{note}",
+                     _VERDICT_COLOUR[v.status]))
     out.append(f"  {v.summary}")
+    for a in v.attention:
+        out.append(f"  {paint('!', 'yellow')} {a.tier}: {a.tag}  {a.summary}")
+    out += _journey_lines(report)
+    out.append("")
+    attention = {(a.tier, a.tag) for a in v.attention}
+    shown = _Shown()
+    for i, tier in enumerate(report.tiers):
+        out += _tier_lines(i, tier, attention, paint, verbose, shown)
     if v.tier is not None:
         fixes = [(f, catalog.info(f.tag)) for f in localized(report.tiers, v)]
         fixes = [(f, i) for f, i in fixes if i.remediation]
@@ -97,13 +159,14 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
                 out += fix_lines(info.remediation, filled, "    ", paint)
     if v.not_tested:
         out.append("")
-        out.append("Not tested: " + "; ".join(f"{n['tier']} ({n['reason']})" for n in v.not_tested))
+        out.append("Not tested: " + ", ".join(
+            n["tier"] + (" (in part)" if n["status"] == "partly_tested" else "")
+            for n in v.not_tested) + " (why: under each tier above)")
     if verbose:
         out.append("")
         out.append(f"Timings (ms from start; {report.queries_sent} DNS queries sent):")
         for tier_id, probe, start, elapsed in sorted(report.timings.rows, key=lambda r: r[2]):
             out.append(f"  {start:8.1f} +{elapsed:8.1f}  {tier_id}/{probe}")
-    out.append(f"\nelapsed {report.elapsed_ms:.0f} ms")
     return "\n".join(out) + "\n"
 
 

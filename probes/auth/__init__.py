@@ -83,6 +83,7 @@ def _evaluate_mta_sts(obs: Any) -> list[Finding]:
 
 RECORDS = Probe(
     id="auth.records",
+    asks="dns",
     kinds=frozenset({"dns"}),
     tags=RECORD_TAGS,
     collect=_collect_records,
@@ -92,6 +93,7 @@ RECORDS = Probe(
 )
 MTA_STS = Probe(
     id="auth.mta-sts",
+    asks="dns",
     kinds=frozenset({"dns"}),
     tags=MTA_STS_TAGS,
     collect=_collect_mta_sts,

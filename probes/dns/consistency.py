@@ -91,6 +91,7 @@ def evaluate(check: ConsistencyCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="dns.consistency",
+    asks="dns",
     kinds=frozenset({"dns"}),
     tags=frozenset({"DNS_NS_STALE", "DNS_NS_SPLIT_BRAIN", "DNS_RESOLVER_ANSWER_DIFFERS",
                     "DNS_NS_MX_QUERY_FAILS", "DNS_ANSWERS_CONSISTENT"}),

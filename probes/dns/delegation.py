@@ -175,6 +175,7 @@ def _names(names: list[str]) -> str:
 
 PROBE = Probe(
     id="dns.delegation",
+    asks="dns",
     kinds=frozenset({"dns"}),
     tags=frozenset({
         "DNS_DOMAIN_NXDOMAIN", "DNS_RESOLUTION_FAILED", "DNS_NS_MISSING", "DNS_NS_UNRESOLVABLE",

@@ -201,6 +201,7 @@ def evaluate(check: MxCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="dns.mx",
+    asks="dns",
     kinds=frozenset({"dns"}),
     tags=frozenset({
         "DNS_MX_MISSING", "DNS_MX_LOOKUP_FAILED", "DNS_MX_NULL", "DNS_MX_BYPASSES_GATEWAY",

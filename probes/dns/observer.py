@@ -70,6 +70,7 @@ def evaluate(check: ResolverCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="dns.observer",
+    asks="dns",
     kinds=frozenset({OBSERVER_KIND}),
     tags=frozenset(
         {"OBSERVER_RESOLVER_UNREACHABLE", "OBSERVER_RESOLVER_PARTIAL", "OBSERVER_RESOLVER_OK"}

@@ -210,6 +210,7 @@ def mailbox_user(ctx: ProbeContext) -> DirectoryObject:
 
 PROBE = Probe(
     id=PROBE_ID,
+    asks="api",
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=GRAPH_FAILURE_TAGS,

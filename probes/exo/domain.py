@@ -238,6 +238,7 @@ def evaluate(check: DomainCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.domain",
+    asks="api",
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({
         "EXO_DOMAIN_NOT_IN_TENANT", "EXO_DOMAIN_UNVERIFIED", "EXO_DOMAIN_NO_EMAIL_SERVICE",

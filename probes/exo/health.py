@@ -83,6 +83,7 @@ def evaluate(check: HealthCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.health",
+    asks="api",
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_SERVICE_INCIDENT", "EXO_SERVICE_ADVISORY", "EXO_SERVICE_HEALTHY",
                     *GRAPH_FAILURE_TAGS}),

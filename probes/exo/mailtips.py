@@ -90,6 +90,7 @@ def evaluate(tips: MailTips) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.mailtips",
+    asks="api",
     depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),

@@ -136,6 +136,7 @@ def evaluate(check: RecipientCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.recipient",
+    asks="api",
     depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),

@@ -147,6 +147,7 @@ def folder_label(folder_id: str) -> str:
 
 PROBE = Probe(
     id="exo.rules",
+    asks="api",
     depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),

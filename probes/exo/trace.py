@@ -170,6 +170,7 @@ def evaluate(check: TraceCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="exo.trace",
+    asks="api",
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_TRACE_QUARANTINED", "EXO_TRACE_FAILED", "EXO_TRACE_FILTERED_AS_SPAM",

@@ -150,6 +150,7 @@ def _destination(check: RoutingCheck, domain: EssentialsDomain,
 
 ROUTING = Probe(
     id="proofpoint.essentials_routing",
+    asks="api",
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({"PP_API_UNAVAILABLE", "PPE_OTHER_STACK", "PPE_DOMAIN_NOT_ACTIVE",
                     "PPE_DESTINATION_MISMATCH", "PPE_DESTINATION_IS_ADDRESS",
@@ -196,6 +197,7 @@ def evaluate_user(check: UserCheck) -> list[Finding]:
 
 USER = Probe(
     id="proofpoint.essentials_user",
+    asks="api",
     needs_recipient=True,
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({"PP_API_UNAVAILABLE", "PPE_RECIPIENT_KNOWN", "PPE_RECIPIENT_UNKNOWN"}),

@@ -77,6 +77,7 @@ def evaluate(check: QuarantineCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="proofpoint.quarantine",
+    asks="api",
     needs_recipient=True,
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({"PP_API_UNAVAILABLE", "PP_QUARANTINE_CLEAR", "PP_QUARANTINE_HOLDS"}),

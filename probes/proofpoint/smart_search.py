@@ -174,6 +174,7 @@ def _onward(latest: SearchRecord, base: dict[str, Any], check: SearchCheck, span
 
 PROBE = Probe(
     id="proofpoint.smart_search",
+    asks="api",
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({
         "PP_API_UNAVAILABLE", "PP_SEARCH_LIMIT_REACHED", "PP_SEARCH_NO_MESSAGES",

@@ -133,6 +133,7 @@ def evaluate(check: TapCheck) -> list[Finding]:
 
 PROBE = Probe(
     id="proofpoint.tap",
+    asks="threats",
     kinds=frozenset({"proofpoint"}),
     tags=frozenset({"PP_API_UNAVAILABLE", "PP_TAP_THREATS_BLOCKED", "PP_TAP_THREATS_DELIVERED",
                     "PP_TAP_NO_THREATS", "PP_TAP_PARTIAL"}),

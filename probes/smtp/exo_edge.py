@@ -48,6 +48,7 @@ def evaluate(obs: HopObservation) -> list[Finding]:
 
 PROBE = Probe(
     id="smtp.exo_edge",
+    asks="smtp",
     kinds=frozenset({"exchange-online"}),
     tags=TAGS | {"EXO_EDGE_RECIPIENT_UNKNOWN", "EXO_EDGE_DOMAIN_NOT_ACCEPTED",
                  "EXO_EDGE_CONNECTOR_REJECTED", "EXO_EDGE_RESTRICTED_TO_GATEWAY",

@@ -68,6 +68,7 @@ def evaluate(obs: HopObservation) -> list[Finding]:
 
 PROBE = Probe(
     id="smtp.gateway",
+    asks="smtp",
     kinds=frozenset({"proofpoint", "smtp-gateway"}),
     tags=TAGS | {"PP_RECIPIENT_UNKNOWN", "PP_BANNER_FLAVOUR_MISMATCH",
                  "PP_BANNER_NOT_PROOFPOINT"},

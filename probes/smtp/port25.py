@@ -81,6 +81,7 @@ def evaluate(check: Port25Check) -> list[Finding]:
 
 PROBE = Probe(
     id="observer.port25",
+    asks="smtp",
     kinds=frozenset({OBSERVER_KIND}),
     tags=frozenset({"OBSERVER_PORT25_OK", "OBSERVER_PORT25_BLOCKED"}),
     collect=collect,

@@ -138,14 +138,30 @@ def test_healthy_demo_exits_0_and_strict_exits_3(capsys, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "r.json").read_text())["verdict"]["status"] == "healthy"
     code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")
     assert code == 0  # every tier was tested
-    # without a probe for the Exchange Online tier, --strict will not call that healthy
+    # a tier tested in part (here TAP, threat-only, could not run) is listed; the verdict
+    # stays healthy, but --strict will not call that healthy
+    import dataclasses
+
     from mailtrace.probes import registry as probes
+    from mailtrace.probes.base import NotTested
+
+    async def off(ctx):
+        raise NotTested("TAP is off in this test")
+
+    monkeypatch.setattr(probes, "TRIAGE", tuple(
+        dataclasses.replace(p, collect=off) if p.id == "proofpoint.tap" else p
+        for p in probes.TRIAGE))
+    code, out, _ = run(capsys, "demo", "healthy", "--format", "json")
+    [entry] = json.loads(out)["verdict"]["not_tested"]
+    assert (code, entry["tier"], entry["status"]) == (0, "proofpoint", "partly_tested")
+    code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")
+    assert code == 3
+    # a tier no probe can test, on every path, is not healthy even without --strict
     monkeypatch.setattr(probes, "TRIAGE", tuple(p for p in probes.TRIAGE
                                              if "exchange-online" not in p.kinds))
     code, out, _ = run(capsys, "demo", "healthy", "--format", "json")
-    assert (code, json.loads(out)["verdict"]["not_tested"][0]["tier"]) == (0, "exchange-online")
-    code, _, _ = run(capsys, "demo", "healthy", "--strict", "--format", "json")
-    assert code == 3
+    verdict = json.loads(out)["verdict"]
+    assert (code, verdict["status"], verdict["tier"]) == (3, "inconclusive", "exchange-online")
     # a fault keeps its own exit code under --strict
     code, _, _ = run(capsys, "demo", "mx-missing", "--strict", "--format", "json")
     assert code == 1

@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterator
+from unittest import mock
 
 import jsonschema
 import pytest
@@ -204,7 +206,9 @@ def lab_flags(lab: Lab) -> list[str]:
 
 
 def _triage(capsys, scenario: str, bounce: str) -> tuple[int, dict]:
-    with lab_in_thread(scenario) as lab:
+    """ndr --triage as an admin runs it, with the lab's API credentials in the
+    environment (the stand-ins accept only this lab run's throwaway values)."""
+    with lab_in_thread(scenario) as lab, mock.patch.dict(os.environ, lab.environ):
         code, out, err = run(capsys, "ndr", str(NDR / bounce), "--topology",
                              str(lab.topology_path), "--triage", *lab_flags(lab),
                              "--timeout", "20", "--format", "json")

@@ -141,3 +141,15 @@ def test_a_tag_declared_in_two_catalog_files_is_refused(monkeypatch: pytest.Monk
     finally:
         monkeypatch.undo()
         catalog.load.cache_clear()
+
+
+def test_every_warning_states_what_it_does_to_the_verdict():
+    from mailtrace.core.catalog import CatalogError, _parse
+
+    for tag, info in catalog.load().items():
+        if info.level is Level.WARNING:
+            assert info.effect in ("degrades", "note") and info.because, tag
+    with pytest.raises(CatalogError, match="effect"):
+        _parse("X", {"level": "warning", "message": "m", "description": "d"})
+    with pytest.raises(CatalogError, match="only a warning"):
+        _parse("X", {"level": "error", "message": "m", "description": "d", "effect": "note"})

@@ -175,7 +175,7 @@ def test_observer_problem_met_inside_a_tier_makes_the_verdict_inconclusive():
     blocked = Probe("b", frozenset({"dns"}), frozenset({"OBSERVER_DIRECT_DNS_BLOCKED"}),
                     collect, lambda o: [])
     tiers, verdict = run([blocked, probe("m", emits=["DNS_MX_OK"])])
-    assert tier(tiers, "public-dns").status is Status.NOT_TESTED  # one probe could not judge
+    assert tier(tiers, "public-dns").coverage == "partial"  # one probe could not judge
     assert (verdict.status, verdict.tier, verdict.tag) == (
         "inconclusive", "observer", "OBSERVER_DIRECT_DNS_BLOCKED")
 
@@ -202,13 +202,17 @@ def test_fault_or_degraded_is_decided_by_reachability_even_on_dense_flows():
 
 
 def test_a_tier_where_one_probe_could_not_run_is_never_a_pass():
+    """The tier says what passed and is listed, once, as tested in part; a public-DNS tier
+    tested in part leaves the verdict inconclusive."""
     async def collect(ctx: ProbeContext) -> Any:
         raise NotTested("budget ran out")
 
     short = Probe("s", frozenset({"dns"}), frozenset({"DNS_MX_OK"}), collect, lambda o: [])
     tiers, verdict = run([probe("a", emits=["DNS_DELEGATION_OK"]), short])
     t = tier(tiers, "public-dns")
-    assert t.status is Status.NOT_TESTED and "s not tested: budget ran out" in (t.reason or "")
+    assert (t.status, t.coverage) == (Status.PASS, "partial")
+    [entry] = [n for n in verdict.not_tested if n["tier"] == "public-dns"]
+    assert entry["status"] == "partly_tested" and entry["reason"] == "s: budget ran out"
     assert (verdict.status, verdict.tier, verdict.tag) == ("inconclusive", "public-dns", None)
 
 
@@ -226,11 +230,42 @@ def test_undeclared_tag_is_a_probe_error():
 
 
 def test_tier_without_probes_is_not_tested_with_a_reason():
+    """Untested is not healthy: a tier every path crosses with no probe at all leaves the
+    verdict inconclusive, naming it."""
     tiers, verdict = run([probe("a")])
     assert tier(tiers, "proofpoint").status is Status.NOT_TESTED
     assert "no probe" in (tier(tiers, "proofpoint").reason or "")
-    assert verdict.status == "healthy"
+    assert (verdict.status, verdict.tier) == ("inconclusive", "proofpoint")
     assert [n["tier"] for n in verdict.not_tested] == ["proofpoint", "exchange-online"]
+
+
+def test_a_tier_off_some_path_that_could_not_be_tested_is_listed_not_inconclusive():
+    flows = "flow: ['dns -> gw1 -> exo', 'dns -> gw2 -> exo']\n"
+    text = ("topology: t\ndomains: [contoso.com]\n" + flows + "tiers:\n"
+            "  dns: {kind: dns}\n  gw1: {kind: smtp-gateway, hosts: [a.example]}\n"
+            "  gw2: {kind: proofpoint, flavour: pod, hosts: [b.example]}\n"
+            "  exo: {kind: exchange-online, inbound_host: x.example}\n")
+    _tiers, verdict = run([probe("a"), probe("g", kinds={"smtp-gateway"}),
+                           probe("e", kinds={"exchange-online"})], text)
+    assert (verdict.status, [n["tier"] for n in verdict.not_tested]) == ("healthy", ["gw2"])
+
+
+def test_a_tier_whose_api_could_not_be_asked_is_not_tested_on_what_matters():
+    """SMTP passed, but none of the tier's own records (its API) could be read: the
+    tier is tested in part and the verdict, since every path crosses it, inconclusive."""
+    async def denied(ctx: ProbeContext) -> Any:
+        raise NotTested("PROOFPOINT_API_USER unset", [Finding("PP_API_UNAVAILABLE", {
+            "api": "Proofpoint Smart Search", "reason": "PROOFPOINT_API_USER unset"})])
+
+    api = Probe("pp.api", frozenset({"proofpoint"}), frozenset({"PP_API_UNAVAILABLE"}),
+                denied, lambda o: [], asks="api")
+    smtp = probe("pp.smtp", kinds={"proofpoint"})
+    tiers, verdict = run([probe("a"), smtp, api, probe("e", kinds={"exchange-online"})])
+    assert (tier(tiers, "proofpoint").status, tier(tiers, "proofpoint").coverage) == (
+        Status.PASS, "partial")
+    assert (verdict.status, verdict.tier, verdict.tag) == (
+        "inconclusive", "proofpoint", "PP_API_UNAVAILABLE")
+    assert "PROOFPOINT_API_USER unset" in verdict.summary
 
 
 def test_first_failing_tier_in_flow_order_decides():
@@ -326,3 +361,20 @@ def test_a_probe_that_does_not_apply_to_a_tier_is_not_planned():
     assert [p.probe for p in tier(tiers, "proofpoint").probes] == ["pod-only"]
     exo = tier(tiers, "exchange-online")
     assert exo.reason == "no probe applies to this 'exchange-online' tier"
+
+
+def test_a_warning_that_degrades_decides_and_a_note_is_listed_for_attention():
+    """The catalog states for every warning whether it means lost redundancy or delayed
+    or diverted mail (degrades) or only a note; neither is ever silent."""
+    _tiers, verdict = run([probe("d", emits=["DNS_MX_TARGET_CNAME"]),
+                           probe("g", kinds={"proofpoint"}, emits=["SMTP_TLS_CERT_EXPIRING"]),
+                           probe("e", kinds={"exchange-online"})])
+    assert (verdict.status, verdict.tier, verdict.tag) == (
+        "degraded", "public-dns", "DNS_MX_TARGET_CNAME")
+    assert [(a.tier, a.tag) for a in verdict.attention] == [
+        ("proofpoint", "SMTP_TLS_CERT_EXPIRING")]
+    _tiers, verdict = run([probe("d"), probe("g", kinds={"proofpoint"},
+                                             emits=["SMTP_TLS_CERT_EXPIRING"]),
+                           probe("e", kinds={"exchange-online"})])
+    assert (verdict.status, [a.tag for a in verdict.attention]) == (
+        "healthy", ["SMTP_TLS_CERT_EXPIRING"])

@@ -51,7 +51,8 @@ def test_healthy_tenant_evidence():
 def test_forbidden_names_each_missing_permission_and_the_trace_prerequisite():
     report = triage("exo-graph-forbidden")
     exo = next(t for t in report.tiers if t.id == EXO)
-    assert exo.status is Status.NOT_TESTED
+    assert exo.untested and exo.coverage == "partial"  # the edge answered over SMTP
+    assert verdict(report) == ("inconclusive", EXO, "EXO_GRAPH_DENIED")
     denied = {(f.args["permission"], f.args["status"]) for p in exo.probes for f in p.findings
               if f.tag == "EXO_GRAPH_DENIED"}
     assert denied >= {("Domain.Read.All", 403), ("User.Read.All", 403),
@@ -183,14 +184,18 @@ def test_an_unset_token_variable_is_not_tested_and_names_the_variable():
     async def main() -> TriageReport:
         async with Lab(scenarios.get("healthy")) as lab:
             topology = load_topology(lab.topology_path)
-            options = dataclasses.replace(lab_options(lab, 20), environ={})
+            environ = {k: v for k, v in lab.environ.items() if k != GRAPH_TOKEN_ENV}
+            options = dataclasses.replace(lab_options(lab, 20), environ=environ)
             return await run_triage(topology, make_target(topology, lab.recipient, None),
                                     options)
 
     report = asyncio.run(main())
     f = finding(report, "EXO_GRAPH_NOT_CONFIGURED")
     assert GRAPH_TOKEN_ENV in f.args["reason"]
-    assert verdict(report) == ("healthy", None, None)
+    # untested is not healthy: the tenant's records could not be read, and every path
+    # crosses it
+    assert verdict(report) == ("inconclusive", EXO, "EXO_GRAPH_NOT_CONFIGURED")
+    assert GRAPH_TOKEN_ENV in report.verdict.summary
 
 
 def test_no_token_reaches_a_report_or_a_log(caplog: pytest.LogCaptureFixture):
@@ -218,7 +223,7 @@ def test_no_token_reaches_a_report_or_a_log(caplog: pytest.LogCaptureFixture):
     assert caplog.records, "nothing was logged at DEBUG"
     for out in [*outputs, caplog.text]:
         assert token not in out
-    assert json.loads(outputs[0])["verdict"]["status"] == "healthy"
+    assert json.loads(outputs[0])["verdict"]["status"] == "inconclusive"
 
 
 def test_a_graph_server_error_is_unavailable_not_a_fault():

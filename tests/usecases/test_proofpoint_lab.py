@@ -120,9 +120,10 @@ def test_essentials_wrong_destination_compares_with_the_next_tiers_host():
                                               ("pp-api-throttled", "HTTP 429")])
 def test_refused_or_throttled_apis_are_not_tested_never_a_fault(name, status):
     r = run(name)
-    assert verdict(r.report) == ("healthy", None, None)
+    # not a fault, and not healthy either: the gateway's own records could not be read
+    assert verdict(r.report) == ("inconclusive", "proofpoint", "PP_API_UNAVAILABLE")
     gateway = tier(r.report, "proofpoint")
-    assert gateway.status is Status.NOT_TESTED
+    assert gateway.untested and gateway.coverage == "partial"  # SMTP answered
     api = [p for p in gateway.probes if p.probe.startswith("proofpoint.")]
     assert len(api) == 3 and {p.status for p in api} == {Status.NOT_TESTED}
     assert all(status in (p.reason or "") for p in api)
@@ -176,7 +177,9 @@ def test_since_bounds_smart_search():
 def test_missing_credentials_are_not_tested_and_name_the_variable():
     r = run("healthy", environ={})
     gateway = tier(r.report, "proofpoint")
-    assert gateway.status is Status.NOT_TESTED
+    assert gateway.untested
+    assert verdict(r.report) == ("inconclusive", "proofpoint", "PP_API_UNAVAILABLE")
+    assert "PROOFPOINT_API_USER" in r.report.verdict.summary
     reasons = " ".join(p.reason or "" for p in gateway.probes)
     assert "PROOFPOINT_API_USER" in reasons and "PROOFPOINT_TAP_SECRET" in reasons
     assert all(not v for v in r.requests.values())  # nothing was sent without them

@@ -37,7 +37,7 @@ SCENARIOS = [
     ("exo-service-incident", ("degraded", "exchange-online", "EXO_SERVICE_INCIDENT")),
     ("exo-trace-quarantined", ("degraded", "exchange-online", "EXO_TRACE_QUARANTINED")),
     # could not test is never a fault: DNS is sound, the tenant is listed as not tested
-    ("exo-graph-forbidden", ("healthy", None, None)),
+    ("exo-graph-forbidden", ("inconclusive", "exchange-online", "EXO_GRAPH_DENIED")),
     ("exo-graph-throttled", ("healthy", None, None)),
     ("essentials-healthy", ("healthy", None, None)),
     ("direct-healthy", ("healthy", None, None)),
@@ -45,8 +45,8 @@ SCENARIOS = [
     ("pp-quarantined", ("fault", "proofpoint", "PP_MESSAGE_QUARANTINED")),
     ("pp-onward-delivery-failed", ("fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED")),
     ("pp-essentials-wrong-destination", ("fault", "proofpoint", "PPE_DESTINATION_MISMATCH")),
-    ("pp-api-unauthorized", ("healthy", None, None)),
-    ("pp-api-throttled", ("healthy", None, None)),
+    ("pp-api-unauthorized", ("inconclusive", "proofpoint", "PP_API_UNAVAILABLE")),
+    ("pp-api-throttled", ("inconclusive", "proofpoint", "PP_API_UNAVAILABLE")),
     ("gateway-port-closed", ("fault", "proofpoint", "SMTP_CONNECT_REFUSED")),
     ("gateway-banner-421", ("fault", "proofpoint", "SMTP_BANNER_REJECTED")),
     ("gateway-tarpit", ("fault", "proofpoint", "SMTP_BANNER_TIMEOUT")),
@@ -288,10 +288,11 @@ MX_OK = ("10 mx0a-001234.pphosted.com.", "10 mx0b-001234.pphosted.com.")
     (dict(zone_edits=(ZoneEdit("contoso.com", "@", "MX", (
         *MX_OK, "20 contoso-com.mail.protection.outlook.com.")),)),
      ("degraded", "public-dns", "DNS_MX_BACKUP_BYPASSES_GATEWAY")),
-    # an MX target that is an alias of the declared gateway host: a warning, not a fault
+    # an MX target that is an alias of one declared gateway host: mail flows, but the
+    # alias is forbidden (RFC 2181 §10.3) and the other gateway host is lost: degraded
     (dict(zone_edits=(ZoneEdit("contoso.com", "@", "MX", ("10 mail.contoso.com.",)),
                       ZoneEdit("contoso.com", "mail", "CNAME", ("mx0a-001234.pphosted.com.",)))),
-     ("healthy", None, None)),
+     ("degraded", "public-dns", "DNS_MX_EXPECTED_HOST_MISSING")),
     # ... and an alias of Exchange Online's host is still a bypass
     (dict(zone_edits=(ZoneEdit("contoso.com", "@", "MX", ("10 mail.contoso.com.",)),
                       ZoneEdit("contoso.com", "mail", "CNAME",
