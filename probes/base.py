@@ -49,6 +49,26 @@ class Target:
     recipient: str | None = None
     #: How far back logs and message traces are searched (``--since``).
     since: timedelta = timedelta(hours=24)
+    #: The message asked about (``--from``, ``--message-id``, ``--subject``): the sender's
+    #: address, or a whole sending domain as ``@domain``.
+    sender: str | None = None
+    message_id: str | None = None  # as written, angle brackets or not
+    subject: str | None = None  # a part of the subject
+
+    @property
+    def asks_message(self) -> bool:
+        """Is the triage about one message (or one sender's), not only the path?"""
+        return any((self.sender, self.message_id, self.subject))
+
+    @property
+    def message(self) -> str:
+        """The message asked about, in words: "carol@fabrikam.example's message"."""
+        if self.message_id:
+            return f"message {self.message_id}"
+        who = f"{self.sender}'s" if self.sender and not self.sender.startswith("@") else (
+            f"{self.sender[1:]}'s" if self.sender else "the")
+        about = f" about {self.subject!r}" if self.subject else ""
+        return f"{who} message{about}"
 
 
 class ClientUnavailable(Exception):

@@ -18,6 +18,7 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     d.add_argument("scenario", nargs="?", default="mx-missing",
                    help="scenario (default mx-missing)")
     d.add_argument("--list", action="store_true", help="list the scenarios")
+    opt.add_message(d)
     opt.add_output(d, ["text", "json", "html"], strict=True)
     opt.add_run(d)
 
@@ -54,7 +55,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     timeout = opt.positive(args.timeout)
     since = opt.since(args)
     opt.check_output(args)
-    return emit(asyncio.run(demo(scenario, timeout, since)), args)
+    from mailtrace.usecases.triage import TargetError
+
+    try:
+        report = asyncio.run(demo(scenario, timeout, since, sender=args.sender,
+                                  message_id=args.message_id, subject=args.subject))
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    return emit(report, args)
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

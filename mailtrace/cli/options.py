@@ -66,6 +66,16 @@ def add_smtp(p: argparse.ArgumentParser, *, when: str = "") -> None:
                    "works from here (repeatable)")
 
 
+def add_message(p: argparse.ArgumentParser) -> None:
+    """The message to follow across the tiers (its journey)."""
+    p.add_argument("--from", dest="sender", metavar="ADDR|DOMAIN",
+                   help="follow the message(s) from this sender (an address, or a whole "
+                   "domain) to the recipient")
+    p.add_argument("--message-id", metavar="ID", help="follow the message with this Message-ID")
+    p.add_argument("--subject", metavar="TEXT",
+                   help="follow the message whose subject contains TEXT")
+
+
 def add_run(p: argparse.ArgumentParser, *, since: bool = True) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="budget for the whole run (default 30)")

@@ -24,6 +24,7 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     opt.add_endpoints(t)
     opt.add_ca_file(t, "trust these CA certificates for STARTTLS and the HTTPS APIs "
                     "instead of the system's")
+    opt.add_message(t)
     opt.add_smtp(t)
     opt.add_output(t, ["text", "json", "html"], strict=True)
     opt.add_run(t)
@@ -38,7 +39,9 @@ def cmd_triage(args: argparse.Namespace) -> int:
     opt.check_output(args)
     topology = opt.load_topology(args.topology)
     try:
-        target = make_target(topology, args.recipient, args.domain, since)
+        target = make_target(topology, args.recipient, args.domain, since,
+                             sender=args.sender, message_id=args.message_id,
+                             subject=args.subject)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     report = asyncio.run(run_triage(topology, target, run_options(args, timeout)))

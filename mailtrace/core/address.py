@@ -33,3 +33,22 @@ def check_mailbox(address: str) -> str:
         return f"{local}@{check_domain(domain)}"
     except ValueError:
         raise ValueError(f"invalid address {address!r}: its domain is not valid") from None
+
+
+def check_sender(text: str) -> str:
+    """A sender to follow (``--from``): an address, or a whole domain as ``@domain``
+    (``fabrikam.example`` and ``@fabrikam.example`` both mean the domain)."""
+    text = text.strip()
+    if "@" in text.lstrip("@"):
+        return check_mailbox(text)
+    return "@" + check_domain(text.lstrip("@"))
+
+
+def check_text(text: str, what: str, limit: int = 998) -> str:
+    """A search key (a Message-ID, a subject part): printable, one line, bounded (RFC 5322
+    §2.1.1), so it can neither inject a header nor a filter."""
+    if not text.strip() or len(text) > limit or any(
+            ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{what}: expected one line of printable text (no CR, LF or other "
+                         f"control characters), at most {limit} characters")
+    return text.strip()

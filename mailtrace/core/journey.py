@@ -5,6 +5,8 @@ happened to it, in flow order and time — and where it stopped, which is the an
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -53,3 +55,26 @@ class JourneyStep:
                 "detail": self.detail, "source": self.source, "message_id": self.message_id,
                 "sender": self.sender, "recipient": self.recipient, "subject": self.subject,
                 "tag": self.tag}
+
+
+def iso(when: dt.datetime | None) -> str | None:
+    """A time as journeys show it: ISO 8601 in UTC, to the second."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+@dataclass(frozen=True)
+class TierOutcomes:
+    """The recent messages to the recipient at one tier, by what the tier last did with
+    each (the journey's summary when no message is asked about)."""
+
+    tier: str
+    outcomes: Counter[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tier": self.tier, "messages": sum(self.outcomes.values()),
+                "outcomes": dict(self.outcomes)}
+
+    def text(self) -> str:
+        counts = ", ".join(f"{n} {event}" for event, n in self.outcomes.most_common())
+        total = sum(self.outcomes.values())
+        return f"{self.tier}: {total} message{'s' if total != 1 else ''} ({counts})"

@@ -102,9 +102,14 @@ def journey_stop(journey: Sequence[JourneyStep]) -> JourneyStep | None:
 
 
 def _untested_reason(tier: TierResult) -> str:
-    """What was missing, in the probes' own words (each reason once)."""
-    reasons = [f"{p.probe}: {p.reason}" for p in tier.own if not p.ran and p.reason]
-    return "; ".join(dict.fromkeys(reasons)) or tier.reason or "not tested"
+    """What was missing, in the probes' own words: each reason once, with the probes it
+    stopped (a probe skipped because another did not run follows from that one)."""
+    by_reason: dict[str, list[str]] = {}
+    for p in tier.own:
+        if not p.ran and p.reason and p.status is not Status.SKIPPED:
+            by_reason.setdefault(p.reason, []).append(p.probe)
+    return "; ".join(f"{', '.join(probes)}: {reason}" for reason, probes in by_reason.items()
+                     ) or tier.reason or "not tested"
 
 
 def _not_tested(hops: list[TierResult]) -> list[dict[str, str]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from mailtrace.lab import maillog
 from mailtrace.lab.http_server import HttpServer, Request, Response
 
 API = "/v1.0"
@@ -82,6 +83,9 @@ class LabTenant:
     recipient: str
     tenant: str
     faults: TenantFaults = field(default_factory=TenantFaults)
+    #: The scenario's mail log: the messages that reached the tenant, as message trace
+    #: shows them (None: the traces of ``faults``).
+    messages: tuple[maillog.LabMessage, ...] | None = None
 
     def domain(self, name: str) -> dict[str, Any] | None:
         if name.lower() not in self.domains:
@@ -153,10 +157,11 @@ class LabTenant:
         return [resolved, *issues]
 
     def traces(self, now: dt.datetime) -> list[dict[str, Any]]:
+        if self.messages is not None or self.faults.traces is None:
+            messages = maillog.DEFAULT_MESSAGES if self.messages is None else self.messages
+            return [maillog.trace(m, self.recipient, now) for m in messages
+                    if m.reaches_tenant]
         wanted = self.faults.traces
-        if wanted is None:
-            wanted = ({"status": "delivered", "subject": "Quarterly report"},
-                      {"status": "delivered", "subject": "Lunch?"})
         out = []
         for i, t in enumerate(wanted):
             out.append({"id": f"4451a062-48cb-e80d-e8c0-19633043{i:04d}",
@@ -341,10 +346,15 @@ class GraphStandIn:
         if end - start > dt.timedelta(days=10):
             return _error(400, "BadRequest", "The time range cannot exceed 10 days.")
         now = dt.datetime.now(dt.UTC)
+        keys = maillog.trace_filter(text)
         traces = [t for t in self.tenant.traces(now)
                   if t["recipientAddress"].lower() == match.group(1).lower()
                   and start <= dt.datetime.fromisoformat(
-                      t["receivedDateTime"].replace("Z", "+00:00")) <= end]
+                      t["receivedDateTime"].replace("Z", "+00:00")) <= end
+                  and (not keys["sender"] or t["senderAddress"].lower() == keys["sender"].lower())
+                  and (not keys["message_id"] or t["messageId"] == keys["message_id"])
+                  and (not keys["subject"]
+                       or keys["subject"].lower() in t["subject"].lower())]
         return Response.json(_collection("admin/exchange/tracing/messageTraces", traces))
 
     def _traceDetails(self, params: tuple[str, ...], request: Request) -> Response:
@@ -353,6 +363,12 @@ class GraphStandIn:
         trace = next((t for t in self.tenant.traces(now) if t["id"] == trace_id), None)
         if trace is None:
             return _error(404, "NotFound", f"Message trace '{trace_id}' not found.")
+        logged = next((m for m in self.tenant.messages or () if maillog.trace_id(m) == trace_id),
+                      None)
+        if logged is not None:
+            return Response.json(_collection(
+                "Collection(microsoft.graph.exchangeMessageTraceDetail)",
+                maillog.details(logged, now)))
         events = [{"id": f"{trace_id}-1", "messageId": trace["messageId"],
                    "dateTime": trace["receivedDateTime"], "event": "Receive", "action": "",
                    "description": "Message received by: MN2PR00MB0670.namprd00.prod.outlook.com",
@@ -369,9 +385,10 @@ class GraphStandIn:
 
 
 def lab_tenant(topology: Mapping[str, Any], tier: str, recipient: str,
-               faults: TenantFaults) -> LabTenant:
+               faults: TenantFaults,
+               messages: tuple[maillog.LabMessage, ...] | None = None) -> LabTenant:
     """The lab tenant of an Exchange Online tier of a topology file (as loaded YAML)."""
     data = topology["tiers"][tier]
     domains = [str(d).lower() for d in topology["domains"]]
     tenant = str(data.get("tenant") or f"{domains[0].split('.')[0]}.onmicrosoft.com")
-    return LabTenant(domains, str(data["inbound_host"]), recipient, tenant, faults)
+    return LabTenant(domains, str(data["inbound_host"]), recipient, tenant, faults, messages)

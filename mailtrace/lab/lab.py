@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.name
 import dns.rdatatype
@@ -116,7 +116,10 @@ class Lab:
         self.urls: dict[tuple[str, str], str] = {}
         #: (tier id, access key) -> settings merged into that section of the lab's copy of
         #: the topology, e.g. the Graph auth: the lab never signs in to a real authority.
-        self.settings: dict[tuple[str, str], dict[str, str]] = {}
+        #: Per (tier, section) of the topology, values the lab's copy sets: the scenario's
+        #: own (quarantine folders, say), and what the stand-ins need (a token source).
+        self.settings: dict[tuple[str, str], dict[str, Any]] = {
+            key: dict(values) for key, values in scenario.topology_settings.items()}
         #: The Graph stand-in of each Exchange Online tier that declares graph:.
         self.graph: dict[str, GraphStandIn] = {}
         #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
@@ -221,7 +224,8 @@ class Lab:
             if spec.get("kind") != "exchange-online" or "graph" not in spec:
                 continue
             token = self.environ.setdefault(GRAPH_TOKEN_ENV, secrets.token_urlsafe(32))
-            tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant)
+            tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant,
+                                self.scenario.messages)
             server = GraphStandIn(tenant, token, delay=self.graph_delay)
             await self._start(server)
             self.graph[tier] = server

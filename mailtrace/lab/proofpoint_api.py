@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from mailtrace.clients.proofpoint.records import parse_time
+from mailtrace.lab import maillog
 from mailtrace.lab.http_server import HttpServer, Request, Response
 from mailtrace.lab.scenarios import GatewayApi, MessageFate, Scenario
 from mailtrace.topology.flow import FlowGraph
@@ -38,6 +39,8 @@ class World:
     next_host: str
     settings: GatewayApi
     now: dt.datetime
+    #: The scenario's mail log (None: the latest-message fate of ``settings``).
+    messages: tuple[maillog.LabMessage, ...] | None = None
 
 
 def _ago(world: World, **delta: float) -> dt.datetime:
@@ -51,7 +54,8 @@ def _pps_date(when: dt.datetime) -> str:
 
 
 def _search_record(world: World, when: dt.datetime, fate: MessageFate, n: int) -> dict[str, Any]:
-    sender = "orders@fabrikam-supplier.example" if n else "newsletter@contoso-partner.example"
+    message = maillog.DEFAULT_MESSAGES[min(n, 1)]
+    sender = message.sender
     relay = f"relay={world.next_host}. [192.0.2.25]"
     record: dict[str, Any] = {
         "GUID" if n % 2 else "guid": f"lab{n}-{secrets.token_hex(8)}",
@@ -59,8 +63,8 @@ def _search_record(world: World, when: dt.datetime, fate: MessageFate, n: int) -
         "Date": _pps_date(when), "Duration": "0.21",
         "Sender": sender, "Recipients": world.recipient,
         "Sender_Host": "mail.fabrikam-supplier.example", "Sender_IP_Address": "192.0.2.10",
-        "country": "**", "TLS": "TLSv1.3", "Message_ID": f"<lab{n}@fabrikam-supplier.example>",
-        "Subject": "Purchase order" if n else "Monthly news", "Message_Size": "18230",
+        "country": "**", "TLS": "TLSv1.3", "Message_ID": message.message_id(),
+        "Subject": message.subject, "Message_Size": "18230",
         "Final_Action": "accept", "Final_Rule": "system", "Module_ID": "access",
         "Rule_ID": "system", "module_rules": ["access.system"],
         "Policy_Routes": "default_inbound", "Quarantine_Folder": "", "Quarantine_Rule": "",
@@ -97,7 +101,8 @@ def _quarantine_record(world: World, when: dt.datetime) -> dict[str, Any]:
             "folder": "Quarantine", "rule": "impostor.policy_impostor",
             "date": when.strftime("%Y-%m-%d %H:%M:%S"),
             "from": "orders@fabrikam-supplier.example", "rcpts": [world.recipient],
-            "subject": "Purchase order", "messageid": "<lab1@fabrikam-supplier.example>",
+            "subject": "Purchase order",
+            "messageid": maillog.DEFAULT_MESSAGES[1].message_id(),
             "size": "18230", "spamscore": "12", "host_ip": "[192.0.2.10] [192.0.2.10]"}
 
 
@@ -195,6 +200,8 @@ class ProofpointStandIn:
             rcpt = (request.arg("env_rcpt") or "").lower()
             if rcpt not in (w.recipient, f"*@{w.domain}"):
                 return Response.json({"result": []})
+            if w.messages is not None:
+                return self._search_log(request, start, end)
             # A rule that blocks the recipient blocks all its mail; a failing next hop
             # refuses what comes after the change that broke it.
             fate = w.settings.message
@@ -209,6 +216,8 @@ class ProofpointStandIn:
             if not (rcpt or request.arg("from") or request.arg("subject")):
                 return _error(400, "one of from, rcpt, subject is required")
             folder = request.arg("folder") or "Quarantine"
+            if w.messages is not None:
+                return self._quarantine_log(request, folder)
             held = [_quarantine_record(w, _ago(w, minutes=20))] \
                 if w.settings.message == "quarantined" and folder == "Quarantine" \
                 and rcpt.lower() == w.recipient else []
@@ -216,6 +225,39 @@ class ProofpointStandIn:
         if path == "/rest/v1/pss/health":
             return Response.json({"status": "ok"})
         return _error(404, "not found")
+
+    def _search_log(self, request: Request, start: dt.datetime, end: dt.datetime) -> Response:
+        """Smart Search over the scenario's mail log: by sender (``env_from``, an address
+        or ``*@domain``), Message-ID (``hdr_mid``) and subject, newest first."""
+        w = self.world
+        assert w.messages is not None
+        found = [m for m in maillog.in_window(w.messages, w.now, start, end)
+                 if maillog.matches(m, sender=request.arg("env_from"),
+                                    message_id=request.arg("hdr_mid"),
+                                    subject=request.arg("subject"))]
+        found.sort(key=lambda m: m.minutes_ago)
+        result = []
+        for n, m in enumerate(found):
+            record = _search_record(w, m.when(w.now), "delivered", n)
+            record.update(maillog.search_fields(m, w.recipient, w.next_host))
+            result.append(record)
+        return Response.json({"result": result[:int(request.arg("count") or 100)]})
+
+    def _quarantine_log(self, request: Request, folder: str) -> Response:
+        """The quarantine list over the scenario's mail log: one folder per call."""
+        w = self.world
+        assert w.messages is not None
+        start = parse_time(request.arg("startdate")) or _ago(w, days=1)
+        end = parse_time(request.arg("enddate")) or w.now
+        rcpt = (request.arg("rcpt") or "").lower()
+        held = [m for m in maillog.in_window(w.messages, w.now, start, end)
+                if m.gateway == "quarantined" and m.folder.lower() == folder.lower()
+                and (not rcpt or rcpt == w.recipient)
+                and maillog.matches(m, sender=request.arg("from"),
+                                    subject=request.arg("subject"))]
+        records = [{**_quarantine_record(w, m.when(w.now)), **maillog.quarantine_fields(m)}
+                   for m in held]
+        return Response.json({"count": len(records), "records": records})
 
     # -- Essentials --------------------------------------------------------------------
 
@@ -299,7 +341,7 @@ def stand_ins(scenario: Scenario, topology: Topology, environ: dict[str, str],
         domain = scenario.recipient.rpartition("@")[2]
         org = (tier.api.org if tier.api and tier.api.org else None) or topology.domains[0]
         world = World(scenario.recipient.lower(), domain, org, next_host, scenario.gateway_api,
-                      now)
+                      now, scenario.messages)
         if tier.api is not None and tier.api.username_env and tier.api.password_env:
             user = f"mailtrace-lab-api@{domain}"
             environ[tier.api.username_env] = user

@@ -21,6 +21,7 @@ import dns.zone
 
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.graph_api import TenantFaults, Throttle
+from mailtrace.lab.maillog import LabMessage
 from mailtrace.lab.smtp_server import SmtpScript
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
@@ -112,6 +113,17 @@ class Scenario:
     gateway_api: GatewayApi = field(default_factory=GatewayApi)
     #: What the lab's Microsoft Graph says about the tenant (default: all is well).
     tenant: TenantFaults = field(default_factory=TenantFaults)
+    #: The world's mail log: what every tier did with each message, which the gateway's
+    #: Smart Search and quarantine and the tenant's message trace all answer from
+    #: (None: the gateway's ``gateway_api.message`` and the tenant's ``tenant.traces``).
+    messages: tuple[LabMessage, ...] | None = None
+    #: The sender whose message the demo follows (``triage --from``), if any.
+    sender: str | None = None
+    #: Values the lab's copy of the topology sets, per (tier, section): e.g. the
+    #: quarantine folders the gateway's API lists.
+    topology_settings: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    #: Credential variables the triage is not given (the stand-ins still expect them).
+    withheld: frozenset[str] = frozenset()
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}
@@ -458,7 +470,73 @@ _SMTP: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (*_ALL, *_SMTP)}
+_CAROL = "carol@fabrikam.example"
+_EARLIER = LabMessage("orders@fabrikam-supplier.example", "Purchase order", 180)
+
+
+def _journey(name: str, description: str, expect: Expectation, carol: LabMessage,
+             **changes: Any) -> Scenario:
+    """A contoso world whose mail log holds carol's message to alice (the demo follows
+    it, as ``triage --from carol@fabrikam.example``) after one delivered earlier."""
+    return dataclasses.replace(_contoso(name, description, expect),
+                               messages=(_EARLIER, carol), sender=_CAROL, **changes)
+
+
+#: Following one message across the tiers (the journey), and the verdicts it decides.
+_JOURNEYS: tuple[Scenario, ...] = (
+    _journey(
+        "journey-delivered",
+        "carol's message to alice: received and relayed by Proofpoint, delivered to the "
+        "inbox by Exchange Online; the journey shows each hop with its time.",
+        Expectation("healthy"),
+        LabMessage(_CAROL, "Invoice 4471", 12),
+    ),
+    _journey(
+        "exo-junked",
+        "Exchange Online filtered carol's message as spam (SCL 5, SFV:SPM) and moved it to "
+        "Junk Email: the path is healthy, the message was diverted.",
+        Expectation("degraded", _EXO_TIER, "EXO_TRACE_FILTERED_AS_SPAM"),
+        LabMessage(_CAROL, "Invoice 4471", 12, tenant="filteredAsSpam", junk=True, scl=5,
+                   sfv="SPM"),
+    ),
+    _journey(
+        "pp-onward-deferred",
+        "Proofpoint accepted carol's message; Exchange Online answers 451 4.7.500 Server "
+        "busy when Proofpoint passes it on: delayed at exchange-online.",
+        Expectation("degraded", _EXO_TIER, "PP_ONWARD_DELIVERY_DEFERRED"),
+        LabMessage(_CAROL, "Invoice 4471", 12, gateway="deferred", tenant=None,
+                   reply="451 4.7.500 Server busy. Please try again later from "
+                         "[192.0.2.25]. (S77719) [BN8NAM12FT046.eop-nam12.prod.protection"
+                         ".outlook.com]"),
+    ),
+    _journey(
+        "pp-quarantined-phish",
+        "Proofpoint quarantined carol's message in its Phish folder (Smart Search and the "
+        "quarantine list, which is asked folder by folder as the topology declares).",
+        Expectation("fault", "proofpoint", "PP_MESSAGE_QUARANTINED"),
+        LabMessage(_CAROL, "Invoice 4471", 12, gateway="quarantined", folder="Phish",
+                   rule="phish.policy_phish", tenant=None),
+        topology_settings={("proofpoint", "api"): {"quarantine_folders": [
+            "Quarantine", "Phish"]}},
+    ),
+    _contoso(
+        "mx-one-host-cname",
+        "contoso.com's only MX is an alias (CNAME, forbidden by RFC 2181 §10.3) of one of "
+        "the two Proofpoint hosts: mail flows, the gateway's redundancy is gone.",
+        Expectation("degraded", "public-dns", "DNS_MX_EXPECTED_HOST_MISSING"),
+        _contoso_mx("10 mail.contoso.com."),
+        ZoneEdit("contoso.com", "mail", "CNAME", ("mx0a-001234.pphosted.com.",)),
+    ),
+    dataclasses.replace(_contoso(
+        "tenant-untested",
+        "The tenant's Graph credential is not in the environment: Exchange Online's "
+        "records cannot be read, so the triage cannot call it healthy (exit 3).",
+        Expectation("inconclusive", _EXO_TIER, "EXO_GRAPH_NOT_CONFIGURED")),
+        withheld=frozenset({"MAILTRACE_LAB_GRAPH_TOKEN"})),
+)
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario
+                                  for scenario in (*_ALL, *_SMTP, *_JOURNEYS)}
 
 
 def get(name: str) -> Scenario:

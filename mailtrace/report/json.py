@@ -60,6 +60,7 @@ def report_json(report: TriageReport) -> dict[str, Any]:
                     "not_tested": v.not_tested,
                     "attention": [a.as_json() for a in v.attention]},
         "journey": [step.as_json() for step in report.journey],
+        "journey_summary": [o.as_json() for o in report.journey_summary],
         "tiers": [tier_json(t, fixed) for t in report.tiers],
         "elapsed_ms": round(report.elapsed_ms, 1),
     }

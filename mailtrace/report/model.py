@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from mailtrace.core.findings import ProbeResult, TierResult, Verdict
-from mailtrace.core.journey import JourneyStep
+from mailtrace.core.journey import JourneyStep, TierOutcomes
 from mailtrace.probes.base import Target
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import Topology
@@ -40,5 +40,8 @@ class TriageReport:
     elapsed_ms: float
     timings: Timings
     queries_sent: int
-    #: The message asked about, tier by tier, in flow order (empty: no per-message source).
+    #: The message asked about (or the latest one), tier by tier, in flow order (empty: no
+    #: per-message source).
     journey: list[JourneyStep] = field(default_factory=list)
+    #: The recent messages to the recipient per tier, by outcome.
+    journey_summary: list[TierOutcomes] = field(default_factory=list)

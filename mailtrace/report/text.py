@@ -101,16 +101,22 @@ def _tier_lines(index: int, tier: TierResult, attention: set[tuple[str, str]],
 
 
 def _journey_lines(report: TriageReport) -> list[str]:
-    if not report.journey:
-        return []
-    first = report.journey[0]
-    about = first.message_id or "the latest message"
-    who = " from " + first.sender if first.sender else ""
-    lines = ["", f"Journey of {about}{who}:"]
-    width = max(len(s.tier) for s in report.journey)
-    for step in report.journey:
-        at = (step.at or "")[:19].replace("T", " ")
-        lines.append(f"  {step.tier:<{width}}  {at:<19}  {step.event.value:<11} {step.detail}")
+    """The message asked about (or the latest one) tier by tier; without a message asked
+    about, the recent messages per tier by outcome."""
+    lines: list[str] = []
+    if report.journey:
+        target = report.target
+        first = next((s for s in report.journey if s.message_id), report.journey[0])
+        about = target.message if target.asks_message else "the latest message"
+        ident = f" {first.message_id}" if first.message_id and not target.message_id else ""
+        lines += ["", f"Journey of {about}{ident}:"]
+        width = max(len(s.tier) for s in report.journey)
+        for step in report.journey:
+            at = (step.at or "")[:19].replace("T", " ")
+            lines.append(f"  {step.tier:<{width}}  {at:<19}  {step.event.value:<11} "
+                         f"{step.detail}")
+    if report.journey_summary and not report.target.asks_message:
+        lines.append("Recent messages: " + "; ".join(o.text() for o in report.journey_summary))
     return lines
 
 

@@ -27,16 +27,23 @@ from mailtrace.usecases.verify import verify
 
 def lab_options(lab: Lab, timeout: float = 30.0) -> Options:
     """Triage options that reach only this lab: its resolver, its connection rules, its
-    CA and the throwaway credentials of its stand-ins."""
-    return Options([lab.resolver_endpoint], lab.connect_to, timeout, lab.environ,
+    CA and the throwaway credentials of its stand-ins (but those the scenario withholds)."""
+    environ = {k: v for k, v in lab.environ.items() if k not in lab.scenario.withheld}
+    return Options([lab.resolver_endpoint], lab.connect_to, timeout, environ,
                    ca_file=lab.ca_file)
 
 
-async def demo(scenario: Scenario, timeout: float, since: timedelta | None = None
-               ) -> TriageReport:
+async def demo(scenario: Scenario, timeout: float, since: timedelta | None = None, *,
+               sender: str | None = None, message_id: str | None = None,
+               subject: str | None = None) -> TriageReport:
+    """The scenario's triage; it follows the scenario's sender's message unless other
+    keys are given."""
     async with Lab(scenario) as lab:
         topology = load_topology(lab.topology_path)
-        target = make_target(topology, lab.recipient, None, since)
+        if not (sender or message_id or subject):
+            sender = scenario.sender
+        target = make_target(topology, lab.recipient, None, since, sender=sender,
+                             message_id=message_id, subject=subject)
         return await run_triage(topology, target, lab_options(lab, timeout))
 
 

@@ -6,8 +6,9 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from mailtrace.core.address import check_domain, check_mailbox
+from mailtrace.core.address import check_domain, check_mailbox, check_sender, check_text
 from mailtrace.engine.clients import RunClients
+from mailtrace.engine.journey import follow, outcomes
 from mailtrace.engine.runner import Engine, Hook
 from mailtrace.engine.settings import Options
 from mailtrace.engine.verdict import decide
@@ -24,9 +25,17 @@ class TargetError(ValueError):
 
 
 def make_target(topology: Topology, recipient: str | None, domain: str | None,
-                since: timedelta | None = None) -> Target:
+                since: timedelta | None = None, *, sender: str | None = None,
+                message_id: str | None = None, subject: str | None = None) -> Target:
     """Validate what to triage. Refuses CR, LF and non-ASCII: nothing here reaches a wire
-    unchecked (no SMTP or DNS injection)."""
+    unchecked (no SMTP or DNS injection, no header or filter injection through the keys
+    of the message asked about)."""
+    try:
+        sender = check_sender(sender) if sender is not None else None
+        message_id = check_text(message_id, "--message-id") if message_id is not None else None
+        subject = check_text(subject, "--subject", 255) if subject is not None else None
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
     if recipient is not None:
         try:
             recipient = check_mailbox(recipient)
@@ -47,9 +56,12 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None,
             f"{domain} is not a domain of topology {topology.topology} "
             f"({', '.join(topology.domains)})"
         )
-    if since is None:
-        return Target(domain=domain, recipient=recipient)
-    return Target(domain=domain, recipient=recipient, since=since)
+    if (sender or message_id or subject) and recipient is None:
+        raise TargetError("--from, --message-id and --subject follow a message to one "
+                          "recipient: give --recipient")
+    return Target(domain=domain, recipient=recipient,
+                  since=since if since is not None else Target.since,
+                  sender=sender, message_id=message_id, subject=subject)
 
 
 async def run_triage(
@@ -72,7 +84,10 @@ async def run_triage(
         tiers = await engine.run(probes)
     finally:
         await clients.aclose()
-    verdict = decide(tiers, flow)
+    journey = follow(tiers, flow, target.message_id)
+    # Where the message asked about stopped decides; without one, the latest message's
+    # journey is shown, and the probes' findings judge it with the others.
+    verdict = decide(tiers, flow, journey if target.asks_message else ())
     elapsed = (time.monotonic() - started) * 1000
     return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings,
-                        clients.dns.queries_sent)
+                        clients.dns.queries_sent, journey, outcomes(tiers, flow))

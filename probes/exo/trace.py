@@ -11,7 +11,9 @@ the first call works, the tenant must have the service principal of Microsoft's 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 from mailtrace.clients.msgraph.client import GraphDenied, GraphError
 from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
-from mailtrace.probes.base import NotTested, Probe, ProbeContext
+from mailtrace.core.journey import Event, JourneyStep
+from mailtrace.probes.base import NotTested, Probe, ProbeContext, Target
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 from mailtrace.probes.exo.directory import quoted
 
@@ -41,10 +44,13 @@ class TracedMessage:
     received: str | None
     status: str  # lower-case exchangeMessageTraceStatus, "unknown" when unreadable
     events: tuple[dict[str, Any], ...] = ()  # details by recipient, when asked
+    message_id: str | None = None  # the Message-ID header, the join key across tiers
 
     def evidence(self) -> dict[str, Any]:
         ev: dict[str, Any] = {"id": self.id, "senderAddress": self.sender, "subject": self.subject,
-                        "receivedDateTime": self.received, "status": self.status}
+                              "receivedDateTime": self.received, "status": self.status}
+        if self.message_id:
+            ev["messageId"] = self.message_id
         if self.events:
             ev["details"] = list(self.events)
         return ev
@@ -57,6 +63,9 @@ class TraceCheck:
     messages: tuple[TracedMessage, ...]
     truncated: bool = False
     evidence: tuple[Evidence, ...] = ()
+    tier: str = "exchange-online"
+    #: The message asked about, in words, when the triage follows one (--from...).
+    asked: str | None = None
 
 
 def window_text(since: dt.timedelta) -> str:
@@ -68,9 +77,23 @@ def _time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def trace_filter(address: str, start: dt.datetime, end: dt.datetime) -> str:
-    return (f"recipientAddress eq {quoted(address)} and receivedDateTime ge {_time(start)} "
+def trace_filter(address: str, start: dt.datetime, end: dt.datetime,
+                 target: Target | None = None) -> str:
+    """The $filter: the recipient and the window, and the keys of the message asked about
+    that message trace can filter on (graph-exo reference §5: senderAddress and messageId
+    eq, subject contains; a sending domain is matched here, after the answer)."""
+    text = (f"recipientAddress eq {quoted(address)} and receivedDateTime ge {_time(start)} "
             f"and receivedDateTime le {_time(end)}")
+    if target is not None:
+        if target.sender and not target.sender.startswith("@"):
+            text += f" and senderAddress eq {quoted(target.sender)}"
+        if target.message_id:
+            wanted = target.message_id.strip()
+            wanted = wanted if wanted.startswith("<") else f"<{wanted}>"
+            text += f" and messageId eq {quoted(wanted)}"
+        if target.subject:
+            text += f" and contains(subject,{quoted(target.subject)})"
+    return text
 
 
 def _status(value: Any) -> str:
@@ -106,7 +129,7 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     since = min(ctx.target.since, MAX_WINDOW)
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)
     params = MessageTracesRequestBuilder.MessageTracesRequestBuilderGetQueryParameters(
-        filter=trace_filter(address, end - since, end), top=1000)
+        filter=trace_filter(address, end - since, end, ctx.target), top=1000)
     config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=params)
     traces = graph.sdk.admin.exchange.tracing.message_traces
     try:
@@ -117,9 +140,10 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     messages = [TracedMessage(str(m.id or ""), str(m.sender_address or ""),
                               str(m.subject or ""),
                               _time(m.received_date_time) if m.received_date_time else None,
-                              _status(m.status))
+                              _status(m.status), message_id=m.message_id or None)
                 for m in page.value or ()
-                if (m.recipient_address or address).lower() == address.lower()]
+                if (m.recipient_address or address).lower() == address.lower()
+                and _from_sender(str(m.sender_address or ""), ctx.target.sender)]
     evidence = [exchange.evidence(count=len(messages))]
 
     async def details(message: TracedMessage) -> TracedMessage:
@@ -132,24 +156,105 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
             return TracedMessage(**{**vars(message), "events": (
                 {"error": str(exc), "request": exc.exchange.evidence()["request"]},)})
         events = tuple({"dateTime": _time(d.date_time) if d.date_time else None,
-                        "event": d.event, "action": d.action, "description": d.description}
+                        "event": d.event, "action": d.action, "description": d.description,
+                        "data": (d.data or "")[:2048] or None}
                        for d in answer.value or ())
         evidence.append(ex.evidence(message=message.id, events=len(events)))
         return TracedMessage(**{**vars(message), "events": events})
 
-    undelivered = [m for m in messages if m.status in NOT_DELIVERED and m.id][:MAX_DETAILS]
-    detailed = {m.id: m for m in await asyncio.gather(*(details(m) for m in undelivered))}
+    # The details of what was not delivered, and of the message asked about whatever its
+    # status (a message can be delivered to Junk Email): a few at most, at the same time.
+    wanted = [m for m in messages if m.id and (m.status in NOT_DELIVERED
+                                                or ctx.target.asks_message)]
+    wanted.sort(key=lambda m: m.received or "", reverse=True)
+    detailed = {m.id: m for m in await asyncio.gather(
+        *(details(m) for m in wanted[:MAX_DETAILS]))}
     messages = [detailed.get(m.id, m) for m in messages]
     return TraceCheck(address, window_text(since), tuple(messages),
-                      bool(page.odata_next_link), tuple(evidence))
+                      bool(page.odata_next_link), tuple(evidence), ctx.tier,
+                      ctx.target.message if ctx.target.asks_message else None)
+
+
+def _from_sender(address: str, sender: str | None) -> bool:
+    """A sending domain (``@domain``) is matched here; an address, by the $filter."""
+    return not sender or not sender.startswith("@") or address.lower().endswith(sender)
 
 
 TAG_OF = {"quarantined": "EXO_TRACE_QUARANTINED", "failed": "EXO_TRACE_FAILED",
           "filteredasspam": "EXO_TRACE_FILTERED_AS_SPAM", "pending": "EXO_TRACE_PENDING",
           "gettingstatus": "EXO_TRACE_PENDING"}
+EVENT_OF = {"delivered": Event.DELIVERED, "filteredasspam": Event.JUNKED,
+            "quarantined": Event.QUARANTINED, "failed": Event.FAILED,
+            "pending": Event.PENDING, "gettingstatus": Event.PENDING,
+            "expanded": Event.EXPANDED}
+_MEP = re.compile(r'Name="(SCL|SFV|CAT)"\s+(?:Integer|String)="([^"]{1,16})"')
+
+
+def junked(m: TracedMessage) -> bool:
+    """Moved to Junk Email (the MoveToJmf event), whatever the status says."""
+    return any(str(e.get("event") or "").lower() == "movetojmf" for e in m.events)
+
+
+def status_of(m: TracedMessage) -> str:
+    """The status as judged: a message moved to Junk Email was filtered as spam."""
+    return "filteredasspam" if junked(m) and m.status == "delivered" else m.status
+
+
+def spam_verdict(m: TracedMessage) -> str:
+    """SCL, SFV and CAT from the details' event data (exchangeMessageTraceDetail.data)."""
+    found = {k: v for e in m.events for k, v in _MEP.findall(str(e.get("data") or "")[:4096])}
+    return ", ".join(f"{k} {found[k]}" for k in ("SCL", "SFV", "CAT") if k in found)
+
+
+def journey(check: TraceCheck) -> list[JourneyStep]:
+    """What message trace says Exchange Online did with each message: received, then
+    its outcome (the details' events — Spam, MoveToJmf, Deliver, Fail, Quarantine — in
+    the detail); for a message asked about that is not there, that it was not seen."""
+    if not check.messages:
+        if check.asked is None:
+            return []
+        return [JourneyStep(check.tier, Event.NOT_SEEN,
+                            f"Exchange Online's message trace has no {check.asked} for "
+                            f"{check.address} in the last {check.window}",
+                            "message-trace", recipient=check.address,
+                            tag="EXO_TRACE_NO_MESSAGES")]
+    steps = []
+    for m in sorted(check.messages, key=lambda m: m.received or ""):
+        common: dict[str, Any] = {"source": "message-trace", "message_id": m.message_id,
+                                  "sender": m.sender or None, "recipient": check.address,
+                                  "subject": m.subject or None}
+        steps.append(JourneyStep(check.tier, Event.RECEIVED,
+                                 f"Exchange Online received the message from "
+                                 f"{m.sender or 'an unknown sender'}", at=m.received,
+                                 **common))
+        status = status_of(m)
+        event = EVENT_OF.get(status, Event.PENDING)
+        events = [e for e in m.events if str(e.get("event") or "").lower() != "receive"]
+        names = [str(e.get("event")) for e in events if e.get("event")]
+        failure = next((str(e.get("description")) for e in events if str(
+            e.get("event") or "").lower() in ("fail", "defer") and e.get("description")), "")
+        verdict = spam_verdict(m)
+        whose = f"the message from {m.sender}" if m.sender else "the message"
+        detail = {
+            Event.DELIVERED: f"Exchange Online delivered {whose} to the mailbox",
+            Event.JUNKED: f"Exchange Online delivered {whose} to Junk Email",
+            Event.QUARANTINED: f"Exchange Online quarantined {whose}",
+            Event.FAILED: f"Exchange Online could not deliver {whose}",
+            Event.EXPANDED: f"Exchange Online expanded {whose} to the group's members",
+        }.get(event, f"Exchange Online has not finished with {whose} ({m.status})")
+        detail += "".join((f": {verdict}" if verdict else "",
+                           f": {failure}" if failure else "",
+                           f" (events: {', '.join(names)})" if names else ""))
+        at = max((str(e.get("dateTime")) for e in events if e.get("dateTime")),
+                 default=m.received)
+        steps.append(JourneyStep(check.tier, event, detail, at=at,
+                                 tag=TAG_OF.get(status, "EXO_TRACE_SUMMARY"), **common))
+    return steps
 
 
 def evaluate(check: TraceCheck) -> list[Finding]:
+    messages = [dataclasses.replace(m, status=status_of(m)) for m in check.messages]
+    check = dataclasses.replace(check, messages=tuple(messages))
     counts = Counter(m.status for m in check.messages)
     base = {"address": check.address, "window": check.window}
     if not check.messages:
@@ -179,6 +284,7 @@ PROBE = Probe(
                     *GRAPH_FAILURE_TAGS}),
     collect=collect,
     evaluate=evaluate,
+    journey=journey,
     deadline=12.0,
     summary="message trace for the recipient over --since: what was quarantined, filtered "
             "as spam, failed or pending, with the details by recipient",

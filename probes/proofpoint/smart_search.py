@@ -24,9 +24,10 @@ from typing import Any
 
 from mailtrace.clients.proofpoint import SMART_SEARCH_COUNT
 from mailtrace.clients.proofpoint.http import ApiResponse
-from mailtrace.clients.proofpoint.records import SearchRecord, parse_smart_search
+from mailtrace.clients.proofpoint.records import PayloadError, SearchRecord, parse_smart_search
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
+from mailtrace.core.journey import Event, JourneyStep, iso
 from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.proofpoint.access import (
     NextHop,
@@ -51,6 +52,9 @@ class SearchCheck:
     count: int  # the count asked for
     response: ApiResponse
     next_hops: tuple[NextHop, ...]
+    tier: str = "proofpoint"
+    #: The message asked about, in words, when the triage follows one (--from...).
+    asked: str | None = None
 
 
 def searched_for(ctx: ProbeContext) -> str:
@@ -61,8 +65,12 @@ async def collect(ctx: ProbeContext) -> SearchCheck:
     pps = client(API, lambda: ctx.clients.pps(ctx.tier))
     start, end = window(ctx)
     recipient = searched_for(ctx)
-    response = await ask(API, pps.smart_search(recipient, start, end, ctx.deadline))
-    return SearchCheck(recipient, since(ctx), SMART_SEARCH_COUNT, response, next_hops(ctx))
+    target = ctx.target
+    response = await ask(API, pps.smart_search(
+        recipient, start, end, ctx.deadline, sender=target.sender,
+        message_id=target.message_id, subject=target.subject))
+    return SearchCheck(recipient, since(ctx), SMART_SEARCH_COUNT, response, next_hops(ctx),
+                       ctx.tier, target.message if target.asks_message else None)
 
 
 def _for_recipient(records: list[SearchRecord], recipient: str) -> list[SearchRecord]:
@@ -172,6 +180,71 @@ def _onward(latest: SearchRecord, base: dict[str, Any], check: SearchCheck, span
             Finding(tag, args, evidence, about=hop.tier if hop else None)]
 
 
+def _steps(r: SearchRecord, check: SearchCheck) -> list[JourneyStep]:
+    """What the gateway's log says of one message: received, then its final action and,
+    when it passed it on, the next hop's answer (filed at that next hop's tier)."""
+    common: dict[str, Any] = {"source": "smart-search", "message_id": r.message_id,
+                              "sender": r.sender, "subject": r.subject,
+                              "recipient": check.recipient, "at": iso(r.when)}
+    who = r.sender or "an unknown sender"
+    steps = [JourneyStep(check.tier, Event.RECEIVED,
+                         f"Proofpoint received the message from {who}", **common)]
+    rule = r.quarantine_rule or r.final_rule or "none"
+    outcome = _outcome(r)
+    if outcome == "rejected":
+        steps.append(JourneyStep(check.tier, Event.REJECTED, f"Proofpoint refused the "
+                                 f"message from {who}: final action {r.action}, rule {rule}",
+                                 tag="PP_MESSAGE_REJECTED", **common))
+    elif outcome == "quarantined":
+        steps.append(JourneyStep(check.tier, Event.QUARANTINED, f"Proofpoint quarantined "
+                                 f"the message from {who} in folder "
+                                 f"{r.quarantine_folder or 'unknown'}, rule {rule}",
+                                 tag="PP_MESSAGE_QUARANTINED", **common))
+    elif outcome == "retry":
+        steps.append(JourneyStep(check.tier, Event.DEFERRED, f"Proofpoint told the sender "
+                                 f"to retry later (rule {rule})", tag="PP_MESSAGE_RETRY",
+                                 **common))
+    elif outcome == "accepted" and r.onward != "unknown":
+        hop = _subject(r, check.next_hops)
+        there = hop.tier if hop else check.tier
+        name = hop.tier if hop else "the next hop"
+        if r.onward == "sent":
+            steps.append(JourneyStep(check.tier, Event.RELAYED, f"Proofpoint relayed it to "
+                                     f"{name}: {r.sendmail_stat or 'sent'}",
+                                     tag="PP_MESSAGE_DELIVERED", **common))
+        elif r.onward == "deferred":
+            steps.append(JourneyStep(there, Event.DEFERRED, f"{name} answered "
+                                     f"{r.reply or 'a temporary error'} when Proofpoint passed "
+                                     "the message on: it waits in Proofpoint's queue",
+                                     tag="PP_ONWARD_DELIVERY_DEFERRED", **common))
+        else:
+            steps.append(JourneyStep(there, Event.BOUNCED, f"{name} refused the message when "
+                                     f"Proofpoint passed it on: {r.reply or 'refused'}",
+                                     tag="PP_ONWARD_DELIVERY_FAILED", **common))
+    return steps
+
+
+def journey(check: SearchCheck) -> list[JourneyStep]:
+    """Every message Smart Search found, step by step; for a message asked about that it
+    did not find, that Proofpoint did not see it (itself evidence)."""
+    try:
+        records, _ = parse_smart_search(check.response.data) if check.response.is_json \
+            else ([], 0)
+    except PayloadError:
+        return []  # evaluate says why the answer cannot be read
+    mine = _for_recipient(records, check.recipient)
+    if not mine:
+        if check.asked is None:
+            return []
+        return [JourneyStep(check.tier, Event.NOT_SEEN,
+                            f"Proofpoint has no {check.asked} for {check.recipient} in the "
+                            f"last {duration(check.since)} (Smart Search)",
+                            "smart-search", recipient=check.recipient,
+                            tag="PP_SEARCH_NO_MESSAGES")]
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return [s for r in sorted(mine, key=lambda r: r.when or epoch) for s in _steps(r, check)]
+
+
 PROBE = Probe(
     id="proofpoint.smart_search",
     asks="api",
@@ -185,6 +258,7 @@ PROBE = Probe(
     }),
     collect=collect,
     evaluate=evaluate,
+    journey=journey,
     deadline=12.0,
     summary="Smart Search: the gateway's final action on the latest message, and the "
     "next hop's answer when it passed it on",

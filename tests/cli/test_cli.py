@@ -319,3 +319,22 @@ def test_help_is_fast():
 def test_version_names_the_distribution(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("mailtrace-diagnostics ")
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--from", "carol@fabrikam.example\r\nRCPT TO:<x@y>"], "invalid address"),
+    (["--from", "fabrikam..example"], "invalid domain"),
+    (["--message-id", "<a@b>\nBcc: x@y"], "--message-id"),
+    (["--subject", "Invoice\x00"], "--subject"),
+    (["--subject", "x" * 300], "--subject"),
+])
+def test_the_keys_of_a_message_are_refused_with_control_characters(capsys, flags, needle):
+    code, _, err = run(capsys, "triage", "--topology", CONTOSO, "--recipient",
+                       "alice@contoso.com", "--resolver", "127.0.0.1:9", *flags)
+    assert_usage_error(code, err, needle)
+
+
+def test_following_a_message_needs_a_recipient(capsys):
+    code, _, err = run(capsys, "triage", "--topology", CONTOSO, "--domain", "contoso.com",
+                       "--resolver", "127.0.0.1:9", "--from", "carol@fabrikam.example")
+    assert_usage_error(code, err, "--recipient")

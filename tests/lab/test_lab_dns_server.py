@@ -593,6 +593,8 @@ SCENARIO_CHECKS: dict[str, tuple[str, str, str | None, str, str]] = {
                     "pp-api-unauthorized", "pp-api-throttled")},
     "pp-essentials-wrong-destination": ("fabrikam.com", "MX", None, "NOERROR",
                                         "mx1-us1.ppe-hosted.com."),
+    # the only MX is an alias: a resolver follows the CNAME to one gateway host
+    "mx-one-host-cname": ("contoso.com", "MX", None, "NOERROR", "10 mail.contoso.com."),
 }
 # The Exchange Online scenarios change the tenant (its Graph), not DNS: healthy zones.
 SCENARIO_CHECKS.update({name: SCENARIO_CHECKS["healthy"] for name in (

@@ -22,7 +22,7 @@ async def triage_in_lab(scenario: Scenario, *, timeout: float = 20.0,
                         dns_delay: float = 0.0, **options: Any) -> TriageReport:
     async with Lab(scenario, dns_delay=dns_delay) as lab:
         topology = load_topology(lab.topology_path)
-        target = make_target(topology, lab.recipient, None)
+        target = make_target(topology, lab.recipient, None, sender=scenario.sender)
         run = dataclasses.replace(lab_options(lab, timeout), **{"smtp_timeouts": SMTP_TIMEOUTS,
                                                            **options})
         return await run_triage(topology, target, run)

@@ -73,19 +73,36 @@ class PpsClient(_Client):
         super().__init__(url, creds, "basic", ca_file, redirects)
 
     async def smart_search(self, recipient: str, start: dt.datetime, end: dt.datetime,
-                           deadline: float, count: int = SMART_SEARCH_COUNT) -> ApiResponse:
+                           deadline: float, count: int = SMART_SEARCH_COUNT, *,
+                           sender: str | None = None, message_id: str | None = None,
+                           subject: str | None = None) -> ApiResponse:
+        """``sender``: an address, or a domain as ``@domain`` (Smart Search matches
+        ``*@domain``); ``message_id``: the Message-ID header (``hdr_mid``)."""
         params: dict[str, str | int | list[str]] = {
             "env_rcpt": recipient, "from": pps_time(start), "to": pps_time(end),
             "count": count}
+        if sender:
+            params["env_from"] = f"*{sender}" if sender.startswith("@") else sender
+        if message_id:
+            params["hdr_mid"] = message_id if message_id.startswith("<") else f"<{message_id}>"
+        if subject:
+            params["subject"] = subject
         return await self._get("/rest/v1/pss/filter", params, deadline)
 
     async def quarantine(self, recipient: str, start: dt.datetime, end: dt.datetime,
-                         deadline: float, folder: str | None = None) -> ApiResponse:
+                         deadline: float, folder: str | None = None, *,
+                         sender: str | None = None, subject: str | None = None
+                         ) -> ApiResponse:
+        """``sender``: an address, or a domain as ``@domain`` (the list matches a domain)."""
         params: dict[str, str | int | list[str]] = {
             "rcpt": recipient, "startdate": quarantine_time(start),
             "enddate": quarantine_time(end)}
         if folder:
             params["folder"] = folder
+        if sender:
+            params["from"] = sender.lstrip("@")
+        if subject:
+            params["subject"] = subject
         return await self._get("/rest/v1/quarantine", params, deadline)
 
 

@@ -162,6 +162,7 @@ class SearchRecord:
     sendmail_stat: str | None
     sendmail_errorcode: str | None
     sendmail_raw: str | None
+    message_id: str | None = None  # the Message-ID header, the join key across tiers
 
     @property
     def action(self) -> str:
@@ -208,7 +209,7 @@ class SearchRecord:
             "Quarantine_Rule": self.quarantine_rule,
             "Sendmail_Action": self.sendmail_action, "Sendmail_To": self.sendmail_to,
             "Sendmail_Stat": self.sendmail_stat, "Sendmail_Errorcode": self.sendmail_errorcode,
-            "SendmailRaw_Log": self.sendmail_raw,
+            "SendmailRaw_Log": self.sendmail_raw, "Message_ID": self.message_id,
         })
 
 
@@ -231,6 +232,7 @@ def search_record(raw: Mapping[str, Any]) -> SearchRecord:
         sendmail_stat=text(raw, "Sendmail_Stat", "Sendmail_To_Stat"),
         sendmail_errorcode=text(raw, "Sendmail_Errorcode"),
         sendmail_raw=text(raw, "SendmailRaw_Log"),
+        message_id=text(raw, "Message_ID", "message_id", "messageid"),
     )
 
 
@@ -255,12 +257,13 @@ class QuarantineRecord:
     recipients: tuple[str, ...]
     subject: str | None
     spamscore: str | None
+    message_id: str | None = None  # the Message-ID header, the join key across tiers
 
     def evidence(self) -> Observed:
         return _compact({
             "guid": self.guid, "folder": self.folder, "rule": self.rule, "date": self.date,
             "from": self.sender, "rcpts": ", ".join(self.recipients), "subject": self.subject,
-            "spamscore": self.spamscore,
+            "spamscore": self.spamscore, "messageid": self.message_id,
         })
 
 
@@ -280,6 +283,7 @@ def parse_quarantine(data: Any) -> tuple[list[QuarantineRecord], int]:
             recipients=addresses(raw.get("rcpts", raw.get("rcpt", raw.get("recipients")))),
             subject=text(raw, "subject", "Subject"),
             spamscore=text(raw, "spamscore", "spamScore"),
+            message_id=text(raw, "messageid", "messageId", "Message_ID"),
         ))
     return records, skipped
 

@@ -1,0 +1,90 @@
+"""Follow one message across the tiers: the steps every per-message source reported
+(the gateway's Smart Search and quarantine, Exchange Online's message trace), joined by
+Message-ID — by sender and subject where a source has none — and put in flow order.
+
+The message followed is the one asked about (``--message-id``), else the latest one that
+matches the keys given (``--from``, ``--subject``), else the latest message to the
+recipient. Where its journey stopped is the answer; the steps after a stop that only say
+"not seen" are dropped (the message never got there), and a run of "not seen" keeps only
+its first, the tier the message never reached.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from mailtrace.core.findings import TierResult
+from mailtrace.core.journey import STOPS, Event, JourneyStep, TierOutcomes
+from mailtrace.topology.flow import FlowGraph
+
+
+def bare_id(message_id: str | None) -> str | None:
+    """A Message-ID as a join key: without angle brackets and surrounding space."""
+    if not message_id:
+        return None
+    return message_id.strip().strip("<>").strip() or None
+
+
+def _key(step: JourneyStep) -> tuple[str, ...]:
+    found = bare_id(step.message_id)
+    if found:
+        return ("id", found)
+    return ("from", (step.sender or "").lower(), (step.subject or "").lower())
+
+
+def _steps(tiers: Iterable[TierResult]) -> list[JourneyStep]:
+    return [s for t in tiers for p in t.probes if p.reported_by is None for s in p.journey]
+
+
+def _order(flow: FlowGraph) -> dict[str, int]:
+    return {tier: i for i, tier in enumerate(flow.hops())}
+
+
+def follow(tiers: list[TierResult], flow: FlowGraph, message_id: str | None = None
+           ) -> list[JourneyStep]:
+    """The journey of one message, in flow order."""
+    steps = _steps(tiers)
+    order = _order(flow)
+    seen = [s for s in steps if s.event is not Event.NOT_SEEN]
+    groups: dict[tuple[str, ...], list[JourneyStep]] = {}
+    for s in seen:
+        groups.setdefault(_key(s), []).append(s)
+    chosen: list[JourneyStep] = []
+    wanted = bare_id(message_id)
+    if wanted is not None:
+        chosen = groups.get(("id", wanted), [])
+    elif groups:
+        chosen = max(groups.values(), key=lambda g: max(s.at or "" for s in g))
+    saw = {s.tier for s in chosen}
+    asked_none = [s for s in steps if s.event is Event.NOT_SEEN and s.tier not in saw]
+    journey = sorted([*chosen, *asked_none], key=lambda s: (
+        order.get(s.tier, len(order)), s.event is not Event.RECEIVED, s.at or ""))
+    return _trim(journey)
+
+
+def _trim(journey: list[JourneyStep]) -> list[JourneyStep]:
+    out: list[JourneyStep] = []
+    stopped = False
+    for step in journey:
+        if step.event is Event.NOT_SEEN and (stopped or (out and out[-1].event
+                                                          is Event.NOT_SEEN)):
+            continue  # it never got there: that is already said
+        out.append(step)
+        stopped = stopped or step.event in STOPS
+    return out
+
+
+def outcomes(tiers: list[TierResult], flow: FlowGraph) -> list[TierOutcomes]:
+    """Per tier in flow order, how many of the recent messages ended how there."""
+    per: dict[str, dict[tuple[str, ...], JourneyStep]] = {}
+    for s in _steps(tiers):
+        if s.event is Event.NOT_SEEN:
+            continue
+        last = per.setdefault(s.tier, {})
+        previous = last.get(_key(s))
+        if previous is None or (s.at or "") >= (previous.at or ""):
+            last[_key(s)] = s
+    order = _order(flow)
+    return [TierOutcomes(tier, Counter(s.event.value for s in last.values()))
+            for tier, last in sorted(per.items(), key=lambda kv: order.get(kv[0], 99))]
