@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.message
 import os
+import re
 import stat
 import sys
 from email import policy
@@ -126,8 +127,45 @@ def to_text(data: bytes, name: str = "input") -> str:
     return text
 
 
+#: The separator line of an mbox file (RFC 4155 §2): "From ", the envelope sender and a
+#: date, at the start of a line, followed by the message's first header field.
+_FROM_LINE = re.compile(r"^From \S{1,500} +.{0,200}\d{4}[^\n]{0,40}\n(?=[A-Za-z][\w-]{0,76}:)",
+                        re.M)
+MAX_MESSAGES = 100
+
+
+def split_mbox(text: str) -> list[str]:
+    """The messages of an mbox file, in order; a single message is a list of one."""
+    if not text.startswith("From "):
+        return [text]
+    starts = [m.start() for m in _FROM_LINE.finditer(text)][:MAX_MESSAGES]
+    if not starts or starts[0] != 0:
+        return [text]
+    ends = [*starts[1:], len(text)]
+    return [text[a:b] for a, b in zip(starts, ends, strict=True) if text[a:b].strip()]
+
+
+#: A Content-Type parameter written on a line of its own, without the folding whitespace
+#: RFC 5322 §2.2.3 requires (seen in Apache James and other Java mailers' bounces).
+_UNFOLDED_PARAMETER = re.compile(
+    r"(?im)^(content-type:[^\n]{0,500};[ \t]*\n)((?:boundary|charset|name|report-type)=)")
+_BOUNDARY = re.compile(r"(?i)\bboundary=\s{0,5}\"?([^\";\s]{1,200})")
+MAX_BOUNDARIES = 20
+
+
+def repair_mime(text: str) -> str:
+    """Undo the two MIME slips real bounces make so the parser can split their parts: a
+    parameter line left unfolded, and boundary lines indented (RFC 2046 §5.1.1 wants the
+    delimiter at the start of a line)."""
+    text = _UNFOLDED_PARAMETER.sub(r"\1\t\2", text)
+    for boundary in dict.fromkeys(_BOUNDARY.findall(text[:1_000_000])[:MAX_BOUNDARIES]):
+        indented = re.compile(rf"(?m)^[ \t]+(--{re.escape(boundary)}(?:--)?)[ \t]*$")
+        text = indented.sub(r"\1", text)
+    return text
+
+
 def parse_message(text: str) -> email.message.Message:
     """Parse leniently (compat32 copes with broken input; defects are recorded, never
     raised). Leading blank lines, as a paste often has, are dropped."""
-    text = text.lstrip("\r\n")
+    text = repair_mime(text.lstrip("\r\n"))
     return email.message_from_string(text, policy=policy.compat32)
