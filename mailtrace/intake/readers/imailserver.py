@@ -1,0 +1,37 @@
+"""Ipswitch IMail Server: one line per recipient, ``reason: address`` ("Unknown user:
+kijitora@example.com", "Invalid final delivery userid: ...", "Delivery failed N
+attempts: ..."), followed by "Original message follows.".
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailtrace.intake.dsn import RecipientStatus
+from mailtrace.intake.readers.base import Found, Reader
+from mailtrace.intake.readers.mail import Mail
+from mailtrace.intake.readers.text import ADDR, clean, remote_host
+
+_LINE = re.compile(rf"^\s*([A-Za-z][^:]{{2,80}}):\s*<?({ADDR})>?\s*$")
+
+
+def _claims(mail: Mail) -> bool:
+    return mail.header("x-mailer").startswith("<SMTP32") or mail.subject.startswith(
+        "Undeliverable Mail")
+
+
+def _read(mail: Mail) -> Found | None:
+    if not _claims(mail):
+        return None
+    found = []
+    lines = mail.lines
+    for i, line in enumerate(lines[:200]):
+        if match := _LINE.match(line):
+            rest = [x.strip() for x in lines[i + 1:i + 6] if x.strip()][:3]
+            reason = clean(" ".join([match.group(1), *rest[:1]]))
+            found.append(RecipientStatus(match.group(2), "failed", None, reason, None,
+                                         remote_host(reason)))
+    return Found(found) if found else None
+
+
+READER = Reader("imailserver", _claims, _read)

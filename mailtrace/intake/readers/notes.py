@@ -1,0 +1,50 @@
+"""Lotus Notes and HCL Domino. Domino: "Your message ... was not delivered to:" with the
+address indented on its own line, then "because:" and the reason. Notes' SMTP MTA:
+"------- Failure Reasons --------", the reason and the address, before
+"------- Returned Message --------".
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailtrace.intake.dsn import RecipientStatus
+from mailtrace.intake.readers.base import Found, Reader
+from mailtrace.intake.readers.mail import Mail
+from mailtrace.intake.readers.text import address_in, clean, span
+
+_DOMINO = re.compile(r"was not delivered to:", re.I)
+_BECAUSE = re.compile(r"^\s*because:\s*$", re.I)
+_NOTES = re.compile(r"-{3,}\s*Failure Reasons\s*-{3,}", re.I)
+
+
+def _claims(mail: Mail) -> bool:
+    return bool(re.search(r"^(?:DELIVERY FAILURE:|Undeliverable message)", mail.subject,
+                          re.I))
+
+
+def _domino(mail: Mail) -> list[RecipientStatus]:
+    listed = span(mail.lines, _DOMINO, _BECAUSE)
+    reason = clean(" ".join(span(mail.lines, _BECAUSE)))
+    addresses = [a for line in listed if (a := address_in(line))]
+    return [RecipientStatus(a, "failed", None, reason, None, None) for a in addresses]
+
+
+def _notes(mail: Mail) -> list[RecipientStatus]:
+    lines = [line for line in span(mail.lines, _NOTES) if line.strip()]
+    addresses = [a for line in lines if (a := address_in(line)) and line.strip().endswith(a)]
+    reason = clean(" ".join(line for line in lines if not address_in(line)))
+    return [RecipientStatus(a, "failed", None, reason, None, None) for a in addresses]
+
+
+def _read(mail: Mail) -> Found | None:
+    if _DOMINO.search(mail.notification):
+        found = _domino(mail)
+    elif _NOTES.search(mail.notification):
+        found = _notes(mail)
+    else:
+        return None
+    return Found(found) if found else None
+
+
+READER = Reader("notes", _claims, _read)
