@@ -192,3 +192,12 @@ def test_headers_corpus_saved_with_windows_line_endings(name):
     analysis = headers_of(data, hosts(expected["topology"]))
     assert analysis.tiers == expected["tiers"]
     assert analysis.bypassed_gateway is expected["bypassed_gateway"]
+
+
+def test_every_advice_names_a_declared_triage_tag_with_a_remediation():
+    from mailtrace.intake import advice
+
+    for tag in advice.triage_tags():
+        assert catalog.info(tag).remediation is not None, tag
+    for tag in advice.ADVICE:
+        assert tag in codes.TAGS
