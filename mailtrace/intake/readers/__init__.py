@@ -15,7 +15,9 @@ report's fields first, the text's words where they add to them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import Message
+from typing import TypeVar
 
 from mailtrace.intake.dsn import DeliveryReport, NotABounce
 from mailtrace.intake.readers import (
@@ -87,6 +89,7 @@ ORDER: tuple[Reader, ...] = (
     smail.READER,
 )
 MAX_NESTING = 3
+T = TypeVar("T")
 
 NOT_A_BOUNCE = (
     "no delivery status found: this is not a bounce (expected an RFC 3464 report or the "
@@ -95,12 +98,21 @@ NOT_A_BOUNCE = (
 
 
 def _text(mail: Mail) -> tuple[str, Found] | None:
-    claimed = [r for r in ORDER if r.claims(mail)]
+    claimed = [r for r in ORDER if _safely(r.claims, mail, False)]
     for reader in [*claimed, *(r for r in ORDER if r not in claimed)]:
-        found = reader.read(mail)
+        found = _safely(reader.read, mail, None)
         if found is not None and found.recipients:
             return reader.name, found
     return None
+
+
+def _safely(step: Callable[[Mail], T], mail: Mail, otherwise: T) -> T:
+    """A reader that trips on a malformed message has not recognized it: the next one
+    is tried, and the command never ends in a traceback."""
+    try:
+        return step(mail)
+    except (LookupError, ValueError, TypeError, AttributeError):
+        return otherwise
 
 
 def _attached(msg: Message) -> list[Message]:

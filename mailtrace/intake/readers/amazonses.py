@@ -27,8 +27,8 @@ from mailtrace.intake.readers.text import ADDR, address_line, blocks, clean, spa
 _LISTED = re.compile(r"An error occurred while trying to deliver the mail to the following "
                      r"recipients:", re.I)
 _OLD = re.compile(rf"The following message to <?({ADDR})>? was undeliverable", re.I)
-_REASON = re.compile(r"^\s*The reason for the problem:", re.I)
-_END = re.compile(r"^\s*(?:Technical report:|Reporting-MTA:)", re.I)
+_REASON = re.compile(r"^[ \t]*The reason for the problem:", re.I)
+_END = re.compile(r"^[ \t]*(?:Technical report:|Reporting-MTA:)", re.I)
 _MAX_JSON = 200_000
 
 
@@ -69,7 +69,7 @@ def _from_json(data: dict[str, Any]) -> Found | None:
             action = str(item.get("action") or ("delayed" if delayed else "failed"))
             out.append(RecipientStatus(
                 str(item["emailAddress"]), action.lower(), str(item.get("status") or "") or None,
-                clean(re.sub(r"^\s*smtp;\s*", "", str(item.get("diagnosticCode") or ""))),
+                clean(re.sub(r"^[ \t]*smtp;\s*", "", str(item.get("diagnosticCode") or ""))),
                 reporting, None))
         return Found(out, reporting) if out else None
     if kind == "Delivery":

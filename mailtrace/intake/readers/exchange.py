@@ -19,12 +19,12 @@ from mailtrace.intake.readers.text import address_line, blocks, clean, span
 from mailtrace.intake.tiers import normalize_host
 
 _MARK = re.compile(r"Diagnostic information for administrators", re.I)
-_END = re.compile(r"^\s*Original message headers|^\s*Original Message Headers", re.I)
-_GENERATING = re.compile(r"^\s*Generating server:\s*(\S+)", re.I)
-_RECEIVING = re.compile(r"^\s*Receiving server:\s*(\S+)", re.I)
+_END = re.compile(r"^[ \t]*Original message headers|^[ \t]*Original Message Headers", re.I)
+_GENERATING = re.compile(r"^[ \t]*Generating server:\s*(\S+)", re.I)
+_RECEIVING = re.compile(r"^[ \t]*Receiving server:\s*(\S+)", re.I)
 _RETURNED = re.compile(
-    r"(?:Remote Server|Server at (\S+?)) returned\s+['\"‘’]?(.*?)['\"‘’]?\s*$", re.I)
-_HASHED = re.compile(r"^\s*#(.*?)(?:##.*)?$")
+    r"(?:Remote Server|Server at (\S+?)) returned\s+['\"‘’]?(.*?)['\"‘’]?[ \t]*$", re.I)
+_HASHED = re.compile(r"^[ \t]*#(.*?)(?:##.*)?$")
 _EXO_HOST = re.compile(r"(^|\.)(outlook\.com|mx\.microsoft|office365\.com)$")
 
 

@@ -13,7 +13,7 @@ from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, blocks, statuses
 
 _START = re.compile(r"did not reach the following recipient", re.I)
-_ANCHOR = re.compile(rf"^\s*<?({ADDR})>?(?:\s+on\s+.*|\s*)$")
+_ANCHOR = re.compile(rf"^[ \t]*<?({ADDR})>?(?:\s+on\s+.*|\s*)$")
 _INLINE = re.compile(rf"did not reach the following recipient(?:\(s\)|s)?:\s*<?({ADDR})", re.I)
 
 

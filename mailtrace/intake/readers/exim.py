@@ -22,9 +22,9 @@ _START = re.compile(
     r"|A message that you (?:have )?sent (?:could not|was rejected|contained|has not yet)"
     r"|following address(?:\(es\)|es)? failed|router encountered the following error"
     r"|has been frozen|was frozen on arrival", re.I)
-_LIST = re.compile(r"address(?:\(es\)|es)? failed:?\s*$|following address(?:es)?\b.*:\s*$"
-                   r"|has not yet been delivered is:\s*$|has not yet been delivered are:\s*$"
-                   r"|recipients?\.\s+This is a permanent error\.?\s*$", re.I)
+_LIST = re.compile(r"address(?:\(es\)|es)? failed:?[ \t]*$|following address(?:es)?\b.*:[ \t]*$"
+                   r"|has not yet been delivered is:[ \t]*$|has not yet been delivered are:[ \t]*$"
+                   r"|recipients?\.\s+This is a permanent error\.?[ \t]*$", re.I)
 _ANCHOR = re.compile(rf"^ {{0,2}}\"?<?({ADDR})>?\"?(?:\s*:.*|\s+<[^>]*>:?.*|\s*)$")
 _DELAYED = re.compile(r"has not yet been delivered|Delay reason:", re.I)
 
@@ -43,10 +43,25 @@ def _anchor(line: str) -> str | None:
     return found.group(1)
 
 
+def _without_sender(lines: list[str]) -> list[str]:
+    """The lines without the sender's address that "A message sent by" introduces."""
+    out: list[str] = []
+    after_sent_by = False
+    for line in lines:
+        if re.search(r"A message sent by[ \t]*$", line):
+            after_sent_by = True
+        elif after_sent_by and line.strip():
+            after_sent_by = False
+            if _anchor(line):
+                continue
+        out.append(line)
+    return out
+
+
 def _read(mail: Mail) -> Found | None:
     if not _START.search(mail.notification[:5000]):
         return None
-    lines = span(mail.lines, _START)
+    lines = _without_sender(span(mail.lines, _START))
     listing = span(lines, _LIST) or lines
     action = "delayed" if _DELAYED.search(mail.notification[:5000]) else "failed"
     found = blocks(listing, _anchor, paragraph=True)

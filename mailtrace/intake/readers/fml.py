@@ -12,7 +12,7 @@ from mailtrace.intake.readers.base import Found, Reader, subject_matches
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import address_in, clean
 
-_CAUSE = re.compile(r"^\s*(.*?\b(?:in|to|from)\s+<[^<>]+@[^<>]+>.*)$", re.M)
+_CAUSE = re.compile(r"^[ \t]*(.*?\b(?:in|to|from)\s+<[^<>]+@[^<>]+>.*)$", re.M)
 
 
 def _read(mail: Mail) -> Found | None:

@@ -26,10 +26,10 @@ from mailtrace.intake.readers.text import (
 )
 
 _START = re.compile(r"Delivery to the following recipients? (?:failed|has been delayed)"
-                    r"|^\s*\*\* (?:Address not found|Message not delivered|Message blocked"
+                    r"|^[ \t]*\*\* (?:Address not found|Message not delivered|Message blocked"
                     r"|Delivery incomplete|Message delayed) \*\*", re.I | re.M)
 _DETAILS = re.compile(r"Technical details of (?:permanent|temporary) failure:"
-                      r"|^\s*The response (?:was|from the remote server was):", re.I)
+                      r"|^[ \t]*The response (?:was|from the remote server was):", re.I)
 _LISTED = re.compile(r"Delivery to the following recipients?", re.I)
 
 

@@ -12,7 +12,7 @@ from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, clean, remote_host
 
-_LINE = re.compile(rf"^\s*([A-Za-z][^:]{{2,80}}):\s*<?({ADDR})>?\s*$")
+_LINE = re.compile(rf"^[ \t]*([A-Za-z][^:]{{2,80}}):\s*<?({ADDR})>?[ \t]*$")
 
 
 def _claims(mail: Mail) -> bool:

@@ -13,8 +13,8 @@ from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, clean
 
-_SENT = re.compile(rf"^\s*Sent\s*<<<\s*RCPT TO:\s*<?({ADDR})>?", re.I)
-_RECEIVED = re.compile(r"^\s*Received\s*>>>\s*(.*)$", re.I)
+_SENT = re.compile(rf"^[ \t]*Sent\s*<<<\s*RCPT TO:\s*<?({ADDR})>?", re.I)
+_RECEIVED = re.compile(r"^[ \t]*Received\s*>>>\s*(.*)$", re.I)
 _UNABLE = re.compile(rf"Unable to deliver (?:the )?message to <?({ADDR})>?(.*)$", re.I)
 
 

@@ -10,7 +10,7 @@ from mailtrace.intake.readers.base import Found, Reader, sender_matches
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, blocks, statuses
 
-_ANCHOR = re.compile(rf"^\s*Could not be delivered to:\s*<?({ADDR})>?", re.I)
+_ANCHOR = re.compile(rf"^[ \t]*Could not be delivered to:\s*<?({ADDR})>?", re.I)
 
 
 def _anchor(line: str) -> str | None:

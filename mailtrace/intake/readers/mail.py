@@ -32,9 +32,9 @@ _RETURNED_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",
 # deliver.c, qmail-send, Postfix, Sendmail, Gmail, Notes, and the like): everything from
 # there on is the original message, not the report.
 _RETURNED = re.compile(
-    r"^\s*(?:-{2,}\s*)?(?:"
+    r"^[ \t]*(?:-{2,}\s*)?(?:"
     r"This is a copy of the message|Below this line is a copy of the message"
-    r"|Original message(?: follows| headers| text)?\s*(?:[-:.].*)?$"
+    r"|Original message(?: follows| headers| text)?\s*(?:[-:.].*)?$|Message header follows"
     r"|Message headers follow|The header of the original message is following"
     r"|Included is a copy of the message header|Unsent Message below|Unsent message follows"
     r"|Returned message|Undelivered Message Headers|Your message reads \(in part\)"
@@ -95,10 +95,30 @@ def payload_text(part: Message) -> str:
     return payload if isinstance(payload, str) else ""
 
 
+_HIDDEN = re.compile(r"<(style|script)\b", re.I)
+
+
+def _without_hidden(markup: str) -> str:
+    """The markup without its ``<style>`` and ``<script>`` elements, in one pass: each is
+    cut up to its closing tag (or to the end when it has none)."""
+    out: list[str] = []
+    at = 0
+    low = markup.lower()
+    while (found := _HIDDEN.search(markup, at)) is not None:
+        out.append(markup[at:found.start()])
+        end = low.find(f"</{found.group(1).lower()}", found.end())
+        if end < 0:
+            return "".join(out)
+        at = low.find(">", end)
+        at = len(markup) if at < 0 else at + 1
+    out.append(markup[at:])
+    return "".join(out)
+
+
 def html_text(markup: str) -> str:
     """Visible text of an HTML part, well enough to find a bounce's lines. Tags are
     matched without crossing another ``<``, so hostile markup stays linear."""
-    markup = re.sub(r"(?is)<(style|script)\b[^<>]*>.*?</\1\s*>", " ", markup[:2_000_000])
+    markup = _without_hidden(markup[:2_000_000])
     markup = re.sub(r"(?i)<\s*(br|p|/p|div|/div|tr|/tr|li|/li|/h\d|/table|hr)\b[^<>]*>",
                     "\n", markup)
     text = html.unescape(re.sub(r"<[^<>]*>", "", markup)).replace("\xa0", " ")

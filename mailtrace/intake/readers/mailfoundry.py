@@ -10,7 +10,7 @@ from mailtrace.intake.readers.base import Found, Reader, subject_matches
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, blocks, statuses
 
-_ANCHOR = re.compile(rf"^\s*Unable to deliver message to:\s*<?({ADDR})>?", re.I)
+_ANCHOR = re.compile(rf"^[ \t]*Unable to deliver message to:\s*<?({ADDR})>?", re.I)
 
 
 def _anchor(line: str) -> str | None:

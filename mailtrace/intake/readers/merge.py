@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from mailtrace.intake.dsn import DeliveryReport, RecipientStatus
+from mailtrace.intake.dsn import MAX_RECIPIENTS, DeliveryReport, RecipientStatus
 from mailtrace.intake.readers.base import Found
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import addresses_in
@@ -109,6 +109,8 @@ def combine(mail: Mail, report: Found | None, text: tuple[str, Found] | None
         notes += words.notes
         name = words.format or name
     recipients = _unique(recipients, notes)
+    if len(recipients) >= MAX_RECIPIENTS:
+        notes.append(f"only the first {MAX_RECIPIENTS} recipients are read")
     reporting = (report.reporting_mta if report else None) or (
         words.reporting_mta if words else None)
     for r in recipients:

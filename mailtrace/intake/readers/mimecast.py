@@ -13,7 +13,7 @@ from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import address_in, clean, remote_host
 
 _START = re.compile(r"attempted to send to the following address(?:es)? could not be", re.I)
-_VALUE = re.compile(r"^\s*--\s+(.*)$")
+_VALUE = re.compile(r"^[ \t]*--\s+(.*)$")
 
 
 def _read(mail: Mail) -> Found | None:

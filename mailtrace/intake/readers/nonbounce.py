@@ -23,7 +23,7 @@ AUTO_REPLY = ("an automatic reply such as an out-of-office message (RFC 3834), n
               "bounce: the message was delivered and the recipient's mailbox answered")
 
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|auto:|out of (?:the )?office"
+    r"^[ \t]*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|auto:|out of (?:the )?office"
     r"|away (?:from|until)|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique"
     r"|risposta automatica|respuesta autom[áa]tica|i am (?:out|away)|autoreply"
     r"|\[auto(?:reply|-reply)\])", re.I)

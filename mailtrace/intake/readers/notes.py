@@ -14,7 +14,7 @@ from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import address_in, clean, span
 
 _DOMINO = re.compile(r"was not delivered to:", re.I)
-_BECAUSE = re.compile(r"^\s*because:\s*$", re.I)
+_BECAUSE = re.compile(r"^[ \t]*because:[ \t]*$", re.I)
 _NOTES = re.compile(r"-{3,}\s*Failure Reasons\s*-{3,}", re.I)
 
 

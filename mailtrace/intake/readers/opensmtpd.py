@@ -15,7 +15,7 @@ from mailtrace.intake.readers.text import ADDR, blocks, span, statuses
 _START = re.compile(r"following list of recipients:|This is the MAILER-DAEMON, please DO NOT",
                     re.I)
 _END = re.compile(r"Below is a copy of the original message", re.I)
-_ANCHOR = re.compile(rf"^\s*<?({ADDR})>?:\s")
+_ANCHOR = re.compile(rf"^[ \t]*<?({ADDR})>?:\s")
 
 
 def _anchor(line: str) -> str | None:

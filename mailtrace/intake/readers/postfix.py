@@ -16,13 +16,13 @@ from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import MAX_RECIPIENTS, address_in, clean
 from mailtrace.intake.tiers import normalize_host
 
-_MARK = re.compile(r"^\s*This is the (?:mail system|Postfix program) at host (\S+?)\.?\s*$",
+_MARK = re.compile(r"^[ \t]*This is the (?:mail system|Postfix program) at host (\S+?)\.?[ \t]*$",
                    re.M | re.I)
-_HEAD = re.compile(r"^\s*<([^<>\s]{1,200}@[^<>\s]{1,255})>(?:\s*\(expanded from <[^<>]*>\))?"
+_HEAD = re.compile(r"^[ \t]*<([^<>\s]{1,200}@[^<>\s]{1,255})>(?:\s*\(expanded from <[^<>]*>\))?"
                    r":\s*(.*)$")
 _SAID = re.compile(r"host (\S+?)\[[^\]]*\] said:\s*(.*?)(?:\s*\(in reply to (.*?) command\))?$")
 _CONNECT = re.compile(r"connect to (\S+?)\[[^\]]*\](?::\d+)?:\s*(.*)$")
-_SESSION = re.compile(r"^\s*(In|Out):\s+(.*)$")
+_SESSION = re.compile(r"^[ \t]*(In|Out):\s+(.*)$")
 
 
 def _paragraphs(text: str) -> list[list[str]]:
@@ -75,7 +75,7 @@ def _session(mail: Mail) -> Found | None:
             failure, command = said, last_in.split(" ")[0].upper() or None
     if not recipients or not failure:
         return None
-    reporting = normalize_host(mail.sender.rpartition("@")[2].split()[0].strip(">)"))
+    reporting = normalize_host((address_in(mail.sender) or "").rpartition("@")[2])
     return Found([RecipientStatus(r, "failed", None, clean(failure), reporting, None,
                                   command=command) for r in recipients], reporting)
 

@@ -25,7 +25,7 @@ _START = re.compile(
     r"|could not deliver your message to the following address"
     r"|Unable to deliver message to the following address"
     r"|Your mail message to the following address(?:\(es\)|es)? could not be delivered", re.I)
-_ANCHOR = re.compile(rf"^\s*(?:To\s*:\s*)?<({ADDR})>\s*:?\s*(.*)$")
+_ANCHOR = re.compile(rf"^[ \t]*(?:To\s*:\s*)?<({ADDR})>\s*:?\s*(.*)$")
 _HOST = re.compile(r"(?:remote host|Giving up on|Connected to)\s+\[?([A-Za-z0-9.:-]+?)\]?\.?"
                    r"(?:\s|$)", re.I)
 

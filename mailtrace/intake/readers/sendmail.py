@@ -24,12 +24,12 @@ _SECTION = re.compile(
     r"|delivery errors|delivery problems|permanent delivery errors)\s*-*", re.I)
 _TRANSCRIPT = re.compile(r"-{3,}\s*(?:Transcript of session follows|Non-delivered "
                          r"information)", re.I)
-_INLINE = re.compile(r"^\s*(?:\[(.*)\]|\((.*)\))\s*$")
-_TALKING = re.compile(r"while talking to \[?([A-Za-z0-9.-]+?)\]?\.?:\s*$")
-_REASON = re.compile(r"^\s*\(reason:\s*(.*?)\)?\s*$")
-_RECIPIENT = re.compile(rf"^\s*(?:>>>\s*)?<?({ADDR})>?(?:\s.*)?$")
-_REPLY = re.compile(r"^\s*<<<\s*([45]\d\d[ -].*)$")
-_SENT = re.compile(r"^\s*>>>\s*(\S+)")
+_INLINE = re.compile(r"^[ \t]*(?:\[(.*)\]|\((.*)\))[ \t]*$")
+_TALKING = re.compile(r"while talking to \[?([A-Za-z0-9.-]+?)\]?\.?:[ \t]*$", re.I | re.M)
+_REASON = re.compile(r"^[ \t]*\(reason:\s*(.*?)\)?[ \t]*$")
+_RECIPIENT = re.compile(rf"^[ \t]*(?:>>>\s*)?<?({ADDR})>?(?:\s.*)?$")
+_REPLY = re.compile(r"^[ \t]*<<<\s*([45]\d\d[ -].*)$")
+_SENT = re.compile(r"^[ \t]*>>>\s*(\S+)")
 
 
 def _read(mail: Mail) -> Found | None:

@@ -14,7 +14,7 @@ from mailtrace.intake.readers.text import ADDR, clean, span
 
 _FAILED = re.compile(r"^\|?-{5,}\s*Failed addresses follow:", re.I)
 _NEXT = re.compile(r"^\|?-{5,}\s*Message (?:text|log) follows", re.I)
-_LINE = re.compile(rf"^\s*<?({ADDR})>?\s*\.\.\.\s*(.*)$")
+_LINE = re.compile(rf"^[ \t]*<?({ADDR})>?\s*\.\.\.\s*(.*)$")
 
 
 def _read(mail: Mail) -> Found | None:

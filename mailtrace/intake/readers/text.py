@@ -26,7 +26,7 @@ _DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,10}[A-Za-z0-9-]{1,63}"
 ADDR = rf"{_LOCAL}@{_DOMAIN}"
 ADDRESS = re.compile(rf"(?<![A-Za-z0-9._%+-])({ADDR})(?![A-Za-z0-9-])")
 #: A line that is an address and nothing else: ``  user@example.com``, ``<user@x.y>:``.
-ADDRESS_LINE = re.compile(rf"^\s*<?({ADDR})>?\s*:?\s*$")
+ADDRESS_LINE = re.compile(rf"^[ \t]*<?({ADDR})>?\s*:?[ \t]*$")
 
 
 def address_in(text: str) -> str | None:

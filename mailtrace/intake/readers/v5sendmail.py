@@ -12,10 +12,10 @@ from mailtrace.intake.readers.base import Found, Reader, subject_matches
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, addresses_in, clean, span
 
-_START = re.compile(r"^\s*-{3,}\s*Transcript of session follows", re.I | re.M)
-_UNSENT = re.compile(r"^\s*-{3,}\s*Unsent message follows", re.I)
-_FAILED = re.compile(rf"^\s*([45]\d\d)\s+<?({ADDR})>?\.\.\.\s*(.*)$")
-_DEFERRED = re.compile(r"^\s*([45]\d\d)\s+(\S+)\s+\(\w+\)\.\.\.\s*(.*)$")
+_START = re.compile(r"^[ \t]*-{3,}\s*Transcript of session follows", re.I | re.M)
+_UNSENT = re.compile(r"^[ \t]*-{3,}\s*Unsent message follows", re.I)
+_FAILED = re.compile(rf"^[ \t]*([45]\d\d)\s+<?({ADDR})>?\.\.\.\s*(.*)$")
+_DEFERRED = re.compile(r"^[ \t]*([45]\d\d)\s+(\S+)\s+\(\w+\)\.\.\.\s*(.*)$")
 _TO = re.compile(r"^To:\s*(.*)$", re.I | re.M)
 
 

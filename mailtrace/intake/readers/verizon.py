@@ -12,8 +12,8 @@ from mailtrace.intake.readers.base import Found, Reader, sender_matches
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import addresses_in, clean
 
-_ERROR = re.compile(r"^\s*Error:\s*(.*)$", re.I | re.M)
-_TO = re.compile(r"^\s*To:\s*(.*)$", re.I | re.M)
+_ERROR = re.compile(r"^[ \t]*Error:\s*(.*)$", re.I | re.M)
+_TO = re.compile(r"^[ \t]*To:\s*(.*)$", re.I | re.M)
 
 
 def _read(mail: Mail) -> Found | None:

@@ -15,7 +15,7 @@ from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, blocks, statuses
 
 _START = re.compile(r"Your delivery to the following address(?:es)? has been failed", re.I)
-_ANCHOR = re.compile(rf"^\s*Delivery failed:\s*<?({ADDR})>?", re.I)
+_ANCHOR = re.compile(rf"^[ \t]*Delivery failed:\s*<?({ADDR})>?", re.I)
 
 
 def _anchor(line: str) -> str | None:

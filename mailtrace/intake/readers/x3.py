@@ -15,9 +15,9 @@ from mailtrace.intake.readers.text import ADDR, clean, command_in, span
 from mailtrace.intake.tiers import normalize_host
 
 _START = re.compile(r"Del[ie]very to the following recipients? failed", re.I)
-_DETAILS = re.compile(r"^\s*Technical details:", re.I)
-_ITEM = re.compile(rf"^\s*\*\s*<?({ADDR})>?\s*$")
-_RULE = re.compile(r"^\s*={10,}")
+_DETAILS = re.compile(r"^[ \t]*Technical details:", re.I)
+_ITEM = re.compile(rf"^[ \t]*\*\s*<?({ADDR})>?[ \t]*$")
+_RULE = re.compile(r"^[ \t]*={10,}")
 _SMTP = re.compile(r"^SMTP:(\w+)\s+host\s+(\S+?):\s*(.*)$")
 
 

@@ -11,7 +11,7 @@ from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, blocks, statuses
 
-_ANCHOR = re.compile(rf"^\s*<?({ADDR})>?\s+[A-Z][A-Za-z ]{{0,40}},\s*ERROR_CODE\s*:")
+_ANCHOR = re.compile(rf"^[ \t]*<?({ADDR})>?\s+[A-Z][A-Za-z ]{{0,40}},\s*ERROR_CODE\s*:")
 
 
 def _claims(mail: Mail) -> bool:
