@@ -34,7 +34,7 @@ from mailtrace.intake.phrases import infer
 #: An enhanced status code (RFC 3463 §2: class.subject.detail; subjects 0-7), with the
 #: SMTP reply code before it when there is one (``550-5.7.1``, ``550 5.7.1``).
 _CODE = re.compile(
-    r"(?<![\d.A-Za-z])(?:([245]\d\d)[ -]{1,2}(?:#\s?)?)?\(?#?"
+    r"(?<![\d.A-Za-z])(?:([245]\d\d)[ -]{1,2}['\"]?(?:#\s?)?)?\(?#?"
     r"([245])\.([0-7])\.(\d{1,3})(?!\d|\.\d)"
 )
 _REPLY = re.compile(r"(?<![\d.#A-Za-z-])([245][0-5]\d)(?=[ -]|$)")

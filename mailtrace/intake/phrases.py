@@ -25,7 +25,7 @@ def _p(pattern: str) -> re.Pattern[str]:
 PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
     # X.4.6 routing loop (RFC 3463 §3.5)
     (_p(r"mail(?:ing)? loop|loops back to myself|too many (?:hops|\"?received)"
-        r"|hop count exceeded"), "4.6"),
+        r"|hop count exceeded|maximum hop count|routing loop"), "4.6"),
     # X.2.2 mailbox full
     (_p(r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|exceed|full)|exceeded (?:the )?"
         r"(?:storage|quota|mailbox)|mailbox (?:size )?limit|insufficient (?:disk )?space"
@@ -54,9 +54,10 @@ PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
         r"|unrouteable address|bad destination mailbox|could not be found"
         r"|email account (?:that )?you tried to reach does not exist|doesn't have a "
         r"|(?:user|recipient) (?:is )?not (?:local|here|known)|no account by that name"
-        r"|undeliverable address|unknown or illegal"), "1.1"),
+        r"|undeliverable address|unknown or illegal|recipient name is not recognized"), "1.1"),
     # X.1.2 / X.4.4 the destination domain does not resolve
     (_p(r"host (?:or domain name )?(?:not found|unknown)|domain (?:not found|does not exist"
+        r"|doesn'?t exist"
         r"|name not found)|unknown (?:host|domain)|no (?:mx|mail exchanger|such domain)"
         r"|name service error|name or service not known|nxdomain|unresolvable"
         r"|all host address lookups failed|mx records point to non-existent hosts"

@@ -1,5 +1,6 @@
 """Exchange 2000/2003 and its Internet Mail Service: "Your message ... did not reach the
-following recipient(s):", then per recipient ``address on <date>`` and the reason
+following recipient(s):", then per recipient ``address on <date>`` (or ``Display Name
+(SMTP=address) on <date>``) and the reason
 indented under it, such as "The recipient name is not recognized" and the MSEXCH code
 line ``MSEXCH:IMS:...:0 (000C05A6) Unknown Recipient``.
 """
@@ -18,8 +19,11 @@ _INLINE = re.compile(rf"did not reach the following recipient(?:\(s\)|s)?:\s*<?(
 
 
 def _claims(mail: Mail) -> bool:
-    return "internet mail service" in mail.header("x-mailer").lower() or (
-        mail.subject.lower().startswith("undeliverable"))
+    mailer = mail.header("x-mailer").lower()
+    return ("internet mail service" in mailer or "internet mail connector" in mailer
+            or mail.header("x-mimeole").startswith("Produced By Microsoft Exchange")
+            or bool(mail.header("x-ms-embedded-report"))
+            or mail.subject.lower().startswith("undeliverable"))
 
 
 def _anchor(line: str) -> str | None:

@@ -43,6 +43,24 @@ def _anchor(line: str) -> str | None:
     return found.group(1)
 
 
+_NAMELESS = re.compile(r"^ {1,2}(?:an undisclosed address|pipe to \||save to )", re.I)
+_GENERATED = re.compile(rf"^\s+\(?generated (?:from|by) <?({ADDR})>?\)?", re.I)
+
+
+def _named(lines: list[str]) -> list[str]:
+    """Exim prints a delivery to a pipe, a file or an undisclosed address without an
+    address; the alias it was "generated from" (or "by") names the recipient."""
+    out = list(lines)
+    for i, line in enumerate(lines):
+        if not _NAMELESS.match(line):
+            continue
+        for nxt in lines[i + 1:i + 4]:
+            if found := _GENERATED.match(nxt):
+                out[i] = f"  {found.group(1)}"
+                break
+    return out
+
+
 def _without_sender(lines: list[str]) -> list[str]:
     """The lines without the sender's address that "A message sent by" introduces."""
     out: list[str] = []
@@ -61,7 +79,7 @@ def _without_sender(lines: list[str]) -> list[str]:
 def _read(mail: Mail) -> Found | None:
     if not _START.search(mail.notification[:5000]):
         return None
-    lines = _without_sender(span(mail.lines, _START))
+    lines = _named(_without_sender(span(mail.lines, _START)))
     listing = span(lines, _LIST) or lines
     action = "delayed" if _DELAYED.search(mail.notification[:5000]) else "failed"
     found = blocks(listing, _anchor, paragraph=True)

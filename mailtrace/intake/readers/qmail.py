@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from mailtrace.intake.readers.base import Found, Reader, subject_matches
+from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, blocks, span, statuses
 from mailtrace.intake.tiers import normalize_host
@@ -24,7 +24,12 @@ _START = re.compile(
     r"|This is the mail delivery agent at|I wasn't able to deliver your message"
     r"|could not deliver your message to the following address"
     r"|Unable to deliver message to the following address"
-    r"|Your mail message to the following address(?:\(es\)|es)? could not be delivered", re.I)
+    r"|Your mail message to the following address(?:\(es\)|es)? could not be delivered"
+    r"|Your message to the following addresses|Unfortunately, your mail was not delivered"
+    r"|unable to deliver your message to the following addresses|Su mensaje no pudo ser "
+    r"entregado|This is the machine generated message from mail service|We're sorry\."
+    r"|He/Her is not\b", re.I)
+_QMAIL_BOUNCE = re.compile(r"\(qmail \d+ invoked for bounce\)")
 _ANCHOR = re.compile(rf"^[ \t]*(?:To\s*:\s*)?<({ADDR})>\s*:?\s*(.*)$")
 _HOST = re.compile(r"(?:remote host|Giving up on|Connected to)\s+\[?([A-Za-z0-9.:-]+?)\]?\.?"
                    r"(?:\s|$)", re.I)
@@ -35,13 +40,20 @@ def _anchor(line: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _qmail(mail: Mail) -> bool:
+    """qmail's header signs: its subject, or qmail-send's Received field for a bounce."""
+    return bool(re.match(r"(?:failure notice|Permanent Delivery Failure)", mail.subject, re.I)
+                or any(_QMAIL_BOUNCE.search(str(r)) for r in mail.msg.get_all("Received", [])))
+
+
 def _read(mail: Mail) -> Found | None:
-    if not _START.search(mail.notification[:5000]):
+    if not _START.search(mail.notification[:5000]) and not _qmail(mail):
         return None
     head = mail.notification[:3000]
     action = "delayed" if re.search(r"This is a temporary|will keep trying|"
                                     r"not yet been delivered", head, re.I) else "failed"
-    found = blocks(span(mail.lines, _START), _anchor)
+    lines = span(mail.lines, _START) if _START.search(mail.notification[:5000]) else mail.lines
+    found = blocks(lines, _anchor)
     recipients = statuses(found, action)
     for r in recipients:
         if r.remote_mta is None and (host := _HOST.search(r.diagnostic)):
@@ -49,4 +61,4 @@ def _read(mail: Mail) -> Found | None:
     return Found(recipients) if recipients else None
 
 
-READER = Reader("qmail", subject_matches(r"^failure notice"), _read)
+READER = Reader("qmail", _qmail, _read)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mailtrace.intake.dsn import RecipientStatus
-from mailtrace.intake.readers.mail import MAX_LINE
+from mailtrace.intake.readers.mail import MAX_LINE, Mail
 from mailtrace.intake.tiers import normalize_host
 
 MAX_RECIPIENTS = 500
@@ -108,6 +108,18 @@ def blocks(lines: Iterable[str], anchor: Callable[[str], str | None],
         elif found and open_block and len(found[-1].lines) < MAX_BLOCK_LINES:
             found[-1].lines.append(line.strip())
     return found
+
+
+_TO = re.compile(r"^To:[ \t]*(.{1,2000})$", re.I | re.M)
+
+
+def returned_to(mail: Mail) -> list[str]:
+    """The recipients the returned message was addressed to (its To field), for the
+    reports that name none themselves: the attached header section, or the copy that
+    follows the report in the text."""
+    copy = mail.returned_headers or mail.body[len(mail.notification):][:50_000]
+    found = _TO.search(copy)
+    return addresses_in(found.group(1)) if found else []
 
 
 def address_line(line: str) -> str | None:
