@@ -38,7 +38,8 @@ def document(text: str) -> dict[str, Any] | None:
     if start < 0 or end <= start or end - start > _MAX_JSON:
         return None
     raw = text[start:end + 1]
-    for candidate in (raw, re.sub(r"\n ?", "", raw)):
+    # SNS e-mail folds long lines, ending each folded piece with "!".
+    for candidate in (raw, re.sub(r"!\n ?", "", raw), re.sub(r"\n ?", "", raw)):
         try:
             data = json.loads(candidate)
         except ValueError:

@@ -31,13 +31,17 @@ _FAILURE = re.compile(
     r"|couldn't be delivered|returned to sender|following address(?:es)? failed"
     r"|delivery (?:to the following|error|problem)|could not deliver|has not (?:yet )?been "
     r"delivered|has been delayed|did not reach|rejected|failed to deliver|delivery failure"
-    r"|errors? (?:has )?(?:occurred|delivering|sending|while)|not delivered|undelivered", re.I)
+    r"|errors? (?:has )?(?:occurred|delivering|sending|while)|not delivered|undelivered"
+    r"|could not be sent|wasn't delivered|couldn't be delivered", re.I)
 _HEADER_LINE = re.compile(r"^[ \t]*(?:From|Reply-To|Sender|Return-Path|Received|Message-Id|"
                           r"Date|Subject|Cc|Bcc|Errors-To|X-[\w-]+)\s*:", re.I)
 _LEADING = re.compile(
     rf"^[ \t]*(?:[*>-]{{1,3}}\s*)?(?:(?:Recipient|Failed recipient|Original recipient|Rcpt to|To|"
     rf"Address|Recipient address)\s*:\s*)?\"?<?({ADDR})>?\"?"
-    rf"(?:\s*|\s*:\s+\S.*|\s*:\s*|\s+\.\.\.?\s*.*|\s+--?\s+.*|\s+[\[(].*[\])]\s*)$", re.I)
+    rf"(?:\s*|\s*:\s+\S.*|\s*:\s*|\s*\.\.\.?\s*.*|\s+--?\s+.*|\s+[\[(].*[\])]\s*)$", re.I)
+#: An address in angle brackets opening a line, whatever follows ("<a@b>  delivery
+#: failed; will not continue trying").
+_BRACKETED = re.compile(rf"^[ \t]*(?:[*>-]{{1,3}}\s*)?<({ADDR})>(?:\s|:|$)")
 _SENTENCE = re.compile(
     rf"\b(?:deliver|sen[dt]|transmit|forward)\w{{0,5}}(?: \w{{1,12}}){{0,3}} to:?\s*<?({ADDR})>?",
     re.I)
@@ -64,7 +68,7 @@ def _read(mail: Mail) -> Found | None:
     def anchor(line: str) -> str | None:
         if _HEADER_LINE.match(line):
             return None
-        found = _LEADING.match(line)
+        found = _LEADING.match(line) or _BRACKETED.match(line)
         if found is None or found.group(1).lower() in own:
             return None
         return found.group(1)

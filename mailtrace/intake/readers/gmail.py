@@ -16,6 +16,7 @@ from mailtrace.intake.dsn import RecipientStatus
 from mailtrace.intake.readers.base import Found, Reader, sender_matches
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import (
+    ADDR,
     address_line,
     addresses_in,
     blocks,
@@ -31,6 +32,8 @@ _START = re.compile(r"Delivery to the following recipients? (?:failed|has been d
 _DETAILS = re.compile(r"Technical details of (?:permanent|temporary) failure:"
                       r"|^[ \t]*The response (?:was|from the remote server was):", re.I)
 _LISTED = re.compile(r"Delivery to the following recipients?", re.I)
+_SENTENCE = re.compile(rf"(?:wasn't|was not|couldn't be|could not be) delivered to <?({ADDR})>?",
+                       re.I)
 
 
 def _read(mail: Mail) -> Found | None:
@@ -42,7 +45,8 @@ def _read(mail: Mail) -> Found | None:
     listed = blocks(span(mail.lines, _LISTED, _DETAILS), address_line) if _LISTED.search(
         mail.notification) else []
     addresses = [b.address for b in listed] or addresses_in(
-        mail.header("x-failed-recipients"))
+        mail.header("x-failed-recipients")) or list(dict.fromkeys(
+            m.group(1) for line in mail.lines if (m := _SENTENCE.search(line))))
     if not addresses:
         return None
     action = "delayed" if delayed else "failed"

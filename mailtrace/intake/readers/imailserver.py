@@ -1,6 +1,8 @@
 """Ipswitch IMail Server: one line per recipient, ``reason: address`` ("Unknown user:
 kijitora@example.com", "Invalid final delivery userid: ...", "Delivery failed N
-attempts: ..."), followed by "Original message follows.".
+attempts: ...") or "undeliverable to address", then the remote server's answer under
+"Body of message generated response:" (or "Server response to MAIL FROM:", "DATA
+command generated response:"), followed by "Original message follows.".
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import ADDR, clean, remote_host
 
-_LINE = re.compile(rf"^[ \t]*([A-Za-z][^:]{{2,80}}):\s*<?({ADDR})>?[ \t]*$")
+_LINE = re.compile(rf"^[ \t]*([A-Za-z][^:]{{2,80}}):\s*<?({ADDR})>?[ \t]*$"
+                   rf"|^[ \t]*(undeliverable) to <?({ADDR})>?", re.I)
 
 
 def _claims(mail: Mail) -> bool:
@@ -27,9 +30,15 @@ def _read(mail: Mail) -> Found | None:
     lines = mail.lines
     for i, line in enumerate(lines[:200]):
         if match := _LINE.match(line):
-            rest = [x.strip() for x in lines[i + 1:i + 6] if x.strip()][:3]
-            reason = clean(" ".join([match.group(1), *rest[:1]]))
-            found.append(RecipientStatus(match.group(2), "failed", None, reason, None,
+            words = match.group(1) or match.group(3)
+            address = match.group(2) or match.group(4)
+            following = []
+            for nxt in lines[i + 1:i + 12]:
+                if _LINE.match(nxt):
+                    break
+                following.append(nxt.strip())
+            reason = clean(" ".join([words, *following]))
+            found.append(RecipientStatus(address, "failed", None, reason, None,
                                          remote_host(reason)))
     return Found(found) if found else None
 

@@ -38,7 +38,7 @@ _RETURNED = re.compile(
     r"|Message headers follow|The header of the original message is following"
     r"|Included is a copy of the message header|Unsent Message below|Unsent message follows"
     r"|Returned message|Undelivered Message Headers|Your message reads \(in part\)"
-    r"|The original message was|Headers of the original message|Original message header"
+    r"|Headers of the original message|Original message header"
     r"|This is the original message|\|?-{5,}\s*Message text follows"
     r")",
     re.IGNORECASE,

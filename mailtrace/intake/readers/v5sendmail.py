@@ -1,6 +1,7 @@
 """Sendmail version 5 and other old Sendmails: only "----- Transcript of session follows
------", where each failure is a line ``554 <address>... reason`` (or a deferral naming
-the host only), before "----- Unsent message follows -----".
+-----", where each failure is a line ``554 <address>... reason`` (``<address>...
+Deferred: 421`` in a delay warning; or a deferral naming the host only), before "-----
+Unsent message follows -----".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from mailtrace.intake.readers.text import ADDR, addresses_in, clean, span
 
 _START = re.compile(r"^[ \t]*-{3,}\s*Transcript of session follows", re.I | re.M)
 _UNSENT = re.compile(r"^[ \t]*-{3,}\s*Unsent message follows", re.I)
-_FAILED = re.compile(rf"^[ \t]*([45]\d\d)\s+<?({ADDR})>?\.\.\.\s*(.*)$")
+_FAILED = re.compile(rf"^[ \t]*([45]\d\d)?\s*<?({ADDR})>?\.\.\.\s*(.*)$")
 _DEFERRED = re.compile(r"^[ \t]*([45]\d\d)\s+(\S+)\s+\(\w+\)\.\.\.\s*(.*)$")
 _TO = re.compile(r"^To:\s*(.*)$", re.I | re.M)
 
@@ -29,7 +30,8 @@ def _read(mail: Mail) -> Found | None:
     for line in transcript:
         if m := _FAILED.match(line):
             found.setdefault(m.group(2).lower(), RecipientStatus(
-                m.group(2), "failed", None, clean(f"{m.group(1)} {m.group(3)}"), None, None))
+                m.group(2), "failed", None, clean(f"{m.group(1) or ''} {m.group(3)}"), None,
+                None))
         elif m := _DEFERRED.match(line):
             deferral = clean(f"{m.group(1)} {m.group(3)}")
     if not found and deferral:
