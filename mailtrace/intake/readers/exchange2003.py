@@ -36,6 +36,8 @@ def _read(mail: Mail) -> Found | None:
         return None
     at = next(i for i, line in enumerate(mail.lines) if _START.search(line))
     found = blocks(mail.lines[at:], _anchor)
+    for b in found:  # the rest of the anchor line is the date: not a reason
+        b.lines = [line for line in b.lines if not re.match(r"on\s+\S", line)]
     return Found(statuses(found, "failed")) if found else None
 
 

@@ -17,6 +17,7 @@ from mailtrace.intake.dsn import MAX_RECIPIENTS, DeliveryReport, RecipientStatus
 from mailtrace.intake.readers.base import Found
 from mailtrace.intake.readers.mail import Mail
 from mailtrace.intake.readers.text import addresses_in
+from mailtrace.intake.received import parse_received
 from mailtrace.intake.tiers import normalize_host
 
 _VENDOR = (
@@ -78,6 +79,18 @@ def _unique(recipients: list[RecipientStatus], notes: list[str]) -> list[Recipie
     return list(out.values())
 
 
+def _bounce_origin(mail: Mail) -> str | None:
+    """The server that wrote a report naming none: the receiver of the bounce's oldest
+    Received field (RFC 5321 §4.4: each hop prepends one, so the last is where the
+    bounce was made)."""
+    received = mail.msg.get_all("Received", [])
+    if not received:
+        return None
+    hop = parse_received(str(received[-1]), 1, len(received) - 1)
+    host = normalize_host(hop.by_host)
+    return host if host and "." in host else None
+
+
 def _format(name: str | None, report: Found | None) -> str:
     host = report.reporting_mta if report else None
     for pattern, vendor in _VENDOR:
@@ -112,7 +125,7 @@ def combine(mail: Mail, report: Found | None, text: tuple[str, Found] | None
     if len(recipients) >= MAX_RECIPIENTS:
         notes.append(f"only the first {MAX_RECIPIENTS} recipients are read")
     reporting = (report.reporting_mta if report else None) or (
-        words.reporting_mta if words else None)
+        words.reporting_mta if words else None) or _bounce_origin(mail)
     for r in recipients:
         r.reporting_mta = r.reporting_mta or reporting
     failed = {a.lower() for a in addresses_in(mail.header("x-failed-recipients"))}
