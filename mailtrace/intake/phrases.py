@@ -56,7 +56,8 @@ PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
         r"|(?:user|recipient) (?:is )?not (?:local|here|known)|no account by that name"
         r"|undeliverable address|unknown or illegal|recipient name is not recognized"), "1.1"),
     # X.1.2 / X.4.4 the destination domain does not resolve
-    (_p(r"host (?:or domain name )?(?:not found|unknown)|domain (?:not found|does not exist"
+    (_p(r"host (?:or domain name )?(?:not found|unknown)|host \S{1,255} not found"
+        r"|domain (?:not found|does not exist"
         r"|doesn'?t exist"
         r"|name not found)|unknown (?:host|domain)|no (?:mx|mail exchanger|such domain)"
         r"|name service error|name or service not known|nxdomain|unresolvable"

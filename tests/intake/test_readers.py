@@ -45,6 +45,7 @@ def codes(data: bytes | str) -> list[list[tuple[str, str]]]:
     ("lhost-trendmicro-01", "interscan"), ("lhost-imailserver-01", "imailserver"),
     ("lhost-mfilter-01", "mfilter"), ("lhost-mailfoundry-01", "mailfoundry"),
     ("lhost-x6-01", "x6"), ("lhost-x2-07", "x2"), ("lhost-fml-03", "fml"),
+    ("lhost-messagingserver-01", "messagingserver"),
     ("rfc3464-37", "smail"), ("lhost-outlook-01", "smtpsvc"), ("lhost-office365-01",
                                                                 "exchange-online"),
 ])
