@@ -21,8 +21,8 @@ MAX_RECIPIENTS = 500
 
 class NotABounce(EvidenceError):
     """The message reports no delivery status; ``kind`` says what it is instead:
-    ``feedback`` (an ARF spam complaint, RFC 5965), ``auto-reply`` (RFC 3834) or
-    ``unknown``."""
+    ``feedback`` (an ARF spam complaint, RFC 5965), ``auto-reply`` (RFC 3834),
+    ``receipt`` (a read receipt, RFC 8098) or ``unknown``."""
 
     def __init__(self, message: str, kind: str = "unknown") -> None:
         super().__init__(message)

@@ -134,6 +134,18 @@ def test_complaints_and_auto_replies_are_named_not_read_as_bounces(name, kind):
     assert caught.value.kind == kind
 
 
+def test_a_read_receipt_is_named_not_read_as_a_bounce():
+    receipt = (
+        "From: bob@example.com\nSubject: Read: hello\nMIME-Version: 1.0\nContent-Type: "
+        'multipart/report; report-type=disposition-notification; boundary="r"\n\n--r\n'
+        "Content-Type: text/plain\n\nYour message was displayed.\n\n--r\nContent-Type: "
+        "message/disposition-notification\n\nFinal-Recipient: rfc822; bob@example.com\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\n\n--r--\n")
+    with pytest.raises(NotABounce) as caught:
+        read(receipt)
+    assert caught.value.kind == "receipt"
+
+
 def test_a_recipient_reported_twice_is_one_record_and_the_counts_are_compared():
     bounce = (
         "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail\n"

@@ -1,13 +1,14 @@
 """Bounce readers, one small module per family, behind one interface (:mod:`.base`).
 
-``read_report`` decodes the message once (:mod:`.mail`), sets aside what is not a bounce
+``read_report`` decodes the message once (:mod:`.mail`), sets aside a feedback report
 (:mod:`.nonbounce`), then reads:
 
 1. the machine-readable RFC 3464 report (:mod:`.rfc3464`), when there is one;
 2. the human-readable text, with the first reader of :data:`ORDER` that finds recipients
    in it, those whose header test matches tried first;
 3. RFC 3464 fields written as text, when there is no report part;
-4. when nothing else did, the generic text reader (:mod:`.generic`).
+4. when nothing else did, and the message is not a complaint or an auto-reply in
+   another form (:mod:`.nonbounce`), the generic text reader (:mod:`.generic`).
 
 The report part and the text are merged recipient by recipient (:mod:`.merge`): the
 report's fields first, the text's words where they add to them.
@@ -157,7 +158,7 @@ def _read(msg: Message, raw: str) -> DeliveryReport:
     if report is None:
         report = rfc3464.loose(mail)
     if report is None and text is None:
-        nonbounce.check_auto_reply(mail)
+        nonbounce.check_other(mail)
         found = generic.READER.read(mail)
         if found is not None and found.recipients:
             text = (generic.READER.name, found)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -59,8 +59,6 @@ class Mail:
     dsn_texts: tuple[str, ...]  # the text of each delivery-status part
     content_types: tuple[str, ...]  # of every part, outermost first
     returned_headers: str = ""  # the returned message's header section, when attached
-    html_only: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str:
         return self.fields.get(name.lower(), "")
@@ -218,5 +216,4 @@ def view(msg: Message, raw: str) -> Mail:
         dsn_texts=tuple(dsn),
         content_types=tuple(types),
         returned_headers=returned_headers,
-        html_only=not plain and bool(marked),
     )

@@ -4,6 +4,8 @@
   with a ``message/feedback-report`` part; also the providers' own complaint forms that
   predate or wrap ARF: Microsoft's JMRP (the complained-of message carries
   ``X-HmXmrOriginalRecipient``) and Amazon SES's ``"notificationType":"Complaint"``.
+- A read receipt (a message disposition notification, RFC 8098 §3: ``multipart/report;
+  report-type=disposition-notification``).
 - An automatic reply (RFC 3834 §5: ``Auto-Submitted: auto-replied``; also the
   ``X-Autoreply``/``X-Autorespond`` fields and the subjects vacation responders write),
   told apart from a bounce only when nothing in it reports a delivery status, since
@@ -19,6 +21,9 @@ from mailtrace.intake.readers.mail import FEEDBACK_TYPE, Mail
 
 FEEDBACK = ("a spam complaint (a feedback report, RFC 5965), not a bounce: the recipient "
             "or their provider reported the message as abuse; no delivery failed")
+RECEIPT = ("a read receipt (a message disposition notification, RFC 8098), not a bounce: "
+           "the message was delivered and the recipient's mail program reports what was "
+           "done with it")
 AUTO_REPLY = ("an automatic reply such as an out-of-office message (RFC 3834), not a "
               "bounce: the message was delivered and the recipient's mailbox answered")
 
@@ -31,17 +36,22 @@ _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mailerdaemo
 
 
 def check_feedback(mail: Mail) -> None:
-    """Raise :class:`NotABounce` for a feedback report."""
-    ctype = mail.header("content-type").lower()
-    if ("report-type=feedback-report" in ctype.replace('"', "")
-            or FEEDBACK_TYPE in mail.content_types
-            or re.search(r"(?im)^X-HmXmrOriginalRecipient:", mail.raw)
+    """Raise :class:`NotABounce` for an ARF feedback report (RFC 5965 §2) or a read receipt
+    (RFC 8098 §3): their content type says so, whatever else they carry."""
+    ctype = mail.header("content-type").lower().replace('"', "")
+    if "report-type=feedback-report" in ctype or FEEDBACK_TYPE in mail.content_types:
+        raise NotABounce(f"this is {FEEDBACK}", "feedback")
+    if ("report-type=disposition-notification" in ctype
+            or "message/disposition-notification" in mail.content_types):
+        raise NotABounce(f"this is {RECEIPT}", "receipt")
+
+
+def check_other(mail: Mail) -> None:
+    """Raise :class:`NotABounce` for a provider's own complaint form or an automatic
+    reply; asked only of a message in which no reader found a delivery status."""
+    if (re.search(r"(?im)^X-HmXmrOriginalRecipient:", mail.raw)
             or re.search(r'"notificationType"\s*:\s*"Complaint"', mail.notification)):
         raise NotABounce(f"this is {FEEDBACK}", "feedback")
-
-
-def check_auto_reply(mail: Mail) -> None:
-    """Raise :class:`NotABounce` for an automatic reply that is not a bounce."""
     if _BOUNCE_SENDER.search(mail.sender) or mail.header("x-failed-recipients"):
         return
     auto = mail.header("auto-submitted").lower()

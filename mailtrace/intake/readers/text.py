@@ -61,12 +61,6 @@ def span(lines: list[str], start: re.Pattern[str] | None,
     return out
 
 
-def has(text: str, *needles: str) -> bool:
-    """Does the text contain any of the needles (case-insensitive)?"""
-    low = text.lower()
-    return any(n.lower() in low for n in needles)
-
-
 @dataclass
 class Block:
     """One recipient of a text bounce: its address and the lines that explain it."""
@@ -126,17 +120,6 @@ def address_line(line: str) -> str | None:
     """The anchor most text bounces use: an address alone on its line."""
     found = ADDRESS_LINE.match(line)
     return found.group(1) if found else None
-
-
-#: An SMTP reply line as a transcript or a quoted error shows it (RFC 5321 §4.2).
-REPLY = re.compile(r"(?:^|[\s:'\"(\[])([245]\d\d)(?:[ -]|$)")
-
-
-def last_reply(text: str) -> str | None:
-    """The last SMTP reply code (4yz/5yz) in a text, as the final answer of a dialogue."""
-    found = [m.group(1) for m in REPLY.finditer(text[:MAX_LINE * 4])
-             if m.group(1)[0] in "45"]
-    return found[-1] if found else None
 
 
 _REMOTE = (
