@@ -135,4 +135,4 @@ def combine(mail: Mail, report: Found | None, text: tuple[str, Found] | None
         notes.append(f"X-Failed-Recipients names {len(failed)} address(es), the report "
                      f"{len(recipients)}: " + ", ".join(missing) + " not in the report")
     return DeliveryReport(_format(name, report), normalize_host(reporting) or reporting,
-                          recipients, mail.subject or None, notes)
+                          recipients, mail.subject or None, list(dict.fromkeys(notes)))

@@ -20,7 +20,7 @@ from mailtrace.intake.tiers import normalize_host
 MAX_RECIPIENTS = 500
 MAX_BLOCK_LINES = 60
 
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}"
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,128}"  # VERP and relays exceed 64
 _DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.){1,10}[A-Za-z0-9-]{1,63}"
 #: An address (RFC 5321 §4.1.2 Mailbox, the dot-atom forms bounces print), as a pattern.
 ADDR = rf"{_LOCAL}@{_DOMAIN}"
