@@ -31,6 +31,7 @@ _AUTO_SUBJECT = re.compile(
     r"^[ \t]*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|auto:|out of (?:the )?office"
     r"|away (?:from|until)|on vacation|vacation|abwesenheit|absence|r[ée]ponse automatique"
     r"|risposta automatica|respuesta autom[áa]tica|i am (?:out|away)|autoreply"
+    r"|automatische antwort|resposta autom[áa]tica|自動(?:返信|応答)|自动回复"
     r"|\[auto(?:reply|-reply)\])", re.I)
 _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mailerdaemon", re.I)
 
