@@ -3,8 +3,10 @@ already has.
 
 Exit codes: 0 nothing failed (a success DSN, or headers with no failing finding); 1 a
 recipient failed or was delayed, or a header finding fails (gateway bypassed); 2 bad
-input (missing file, not an email, too large) or flags; with ``--triage``, the triage's
-own code (0 healthy, 1 fault or degraded, 3 inconclusive).
+input (missing file, not an email, too large, not a bounce — a spam complaint or an
+out-of-office reply is named as such) or flags; with ``--triage``, the triage's own code
+(0 healthy, 1 fault or degraded, 3 inconclusive). An mbox file is read message by
+message with ``--all``; otherwise its first message is read and the rest counted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mailtrace.cli.options import UsageError
 from mailtrace.cli.triage import run_options
 
 if TYPE_CHECKING:
+    from mailtrace.intake.ndr import NdrAnalysis
     from mailtrace.intake.tiers import HostMap
 
 
@@ -27,6 +30,8 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     opt.add_topology(n, required=False, help="map the bounce's servers to its tiers")
     n.add_argument("--triage", action="store_true",
                    help="then run the triage and say whether it agrees (needs --topology)")
+    n.add_argument("--all", action="store_true", dest="all_messages",
+                   help="read every message of an mbox file (default: the first)")
     opt.add_endpoints(n, when="with --triage: ")
     opt.add_ca_file(n, "with --triage: trust these CA certificates for STARTTLS")
     opt.add_smtp(n, when="with --triage: ")
@@ -46,6 +51,15 @@ def _source(path: str) -> str:
     return "stdin" if path == "-" else path
 
 
+def _text(path: str) -> str:
+    from mailtrace.intake.message import EvidenceError, read_bytes, to_text
+
+    try:
+        return to_text(read_bytes(path), _source(path))
+    except EvidenceError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _read(path: str, header_only: bool) -> tuple[str, Any]:
     from mailtrace.intake.message import EvidenceError, parse_message, read_bytes, to_text
 
@@ -62,10 +76,31 @@ def _hosts(args: argparse.Namespace) -> HostMap:
     return HostMap(opt.load_topology(args.topology) if args.topology else None)
 
 
-def cmd_ndr(args: argparse.Namespace) -> int:
-    from mailtrace.intake.dsn import parse_report
-    from mailtrace.intake.message import EvidenceError
+def _bounces(raw: str, hosts: HostMap, every: bool, source: str
+             ) -> list[tuple[NdrAnalysis | None, str | None]]:
+    """The analysis of each message (the first only, unless ``every``), or why a message
+    has none. Raises a usage error when no message is a bounce."""
+    from mailtrace.intake.message import EvidenceError, parse_message, split_mbox
     from mailtrace.intake.ndr import analyze
+    from mailtrace.intake.readers import parse_report
+
+    texts = split_mbox(raw)
+    results: list[tuple[NdrAnalysis | None, str | None]] = []
+    for text in texts if every else texts[:1]:
+        try:
+            results.append((analyze(parse_report(parse_message(text), text), hosts), None))
+        except EvidenceError as exc:
+            results.append((None, str(exc)))
+    if all(a is None for a, _ in results):
+        raise UsageError(f"{source}: {results[0][1]}")
+    first = results[0][0]
+    if len(texts) > 1 and not every and first is not None:
+        first.report.notes.append(
+            f"the file holds {len(texts)} messages; this reads the first (--all reads each)")
+    return results
+
+
+def cmd_ndr(args: argparse.Namespace) -> int:
     from mailtrace.report import intake as report
     from mailtrace.report.json import dumps
 
@@ -78,11 +113,9 @@ def cmd_ndr(args: argparse.Namespace) -> int:
     timeout = opt.positive(args.timeout)
     opt.check_output(args)
     hosts = _hosts(args)
-    raw, msg = _read(args.file, header_only=False)
-    try:
-        analysis = analyze(parse_report(msg, raw), hosts)
-    except EvidenceError as exc:
-        raise UsageError(f"{_source(args.file)}: {exc}") from None
+    raw = _text(args.file)
+    results = _bounces(raw, hosts, args.all_messages, _source(args.file))
+    analysis = next(a for a, _ in results if a is not None)
     triage = None
     if args.triage:
         from mailtrace.usecases.ndr import NothingToTriage, triage_bounce
@@ -93,12 +126,17 @@ def cmd_ndr(args: argparse.Namespace) -> int:
                                                run_options(args, timeout)))
         except (NothingToTriage, TargetError) as exc:
             raise UsageError(str(exc)) from None
-    if args.format == "json":
+    if args.all_messages:
+        text = (dumps(report.ndr_json_all(results, triage)) if args.format == "json"
+                else report.ndr_text_all(results, _source(args.file), triage))
+    elif args.format == "json":
         text = dumps(report.ndr_json(analysis, triage))
     else:
         text = report.ndr_text(analysis, _source(args.file), triage)
     opt.deliver(text, args.output)
-    return triage.verdict.exit_code if triage is not None else analysis.exit_code
+    if triage is not None:
+        return triage.verdict.exit_code
+    return max(a.exit_code for a, _ in results if a is not None)
 
 
 def cmd_headers(args: argparse.Namespace) -> int:

@@ -108,17 +108,6 @@ def status_in(text: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
-def effective_status(status: str | None, diagnostic: str) -> str | None:
-    """The report's Status, unless it is missing or generic (``x.0.0``, which Sendmail and
-    Exim often write) and the diagnostic carries a more precise one."""
-    from_diag = status_in(diagnostic)
-    if status is None or not _STATUS.fullmatch(status):
-        return from_diag or None
-    if status.endswith(".0.0") and from_diag and from_diag[0] == status[0]:
-        return from_diag
-    return status
-
-
 def explain(action: str | None, status: str | None, diagnostic: str) -> CodeRule:
     """The rule that explains one recipient's outcome."""
     if (action or "").lower() in ("delivered", "relayed", "expanded") or (

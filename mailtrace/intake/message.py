@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.message
 import os
+import re
 import stat
 import sys
 from email import policy
@@ -126,8 +127,58 @@ def to_text(data: bytes, name: str = "input") -> str:
     return text
 
 
+#: The separator line of an mbox file (RFC 4155 §2): "From ", the envelope sender and a
+#: date, at the start of a line, followed by the message's first header field.
+_FROM_LINE = re.compile(r"^From \S{1,500} +.{0,200}\d{4}[^\n]{0,40}\n(?=[A-Za-z][\w-]{0,76}:)",
+                        re.M)
+MAX_MESSAGES = 100
+
+
+def split_mbox(text: str) -> list[str]:
+    """The messages of an mbox file, in order; a single message is a list of one."""
+    if not text.startswith("From "):
+        return [text]
+    starts = [m.start() for m in _FROM_LINE.finditer(text)][:MAX_MESSAGES]
+    if not starts or starts[0] != 0:
+        return [text]
+    ends = [*starts[1:], len(text)]
+    return [text[a:b] for a, b in zip(starts, ends, strict=True) if text[a:b].strip()]
+
+
+#: A Content-Type parameter written on a line of its own, without the folding whitespace
+#: RFC 5322 §2.2.3 requires (seen in Apache James and other Java mailers' bounces).
+_UNFOLDED_PARAMETER = re.compile(
+    r"(?im)^(content-type:[^\n]{0,500};[ \t]*\n)((?:boundary|charset|name|report-type)=)")
+_BOUNDARY = re.compile(r"(?i)\bboundary=\s{0,5}\"?([^\";\s]{1,200})")
+MAX_BOUNDARIES = 20
+MAX_DELIMITERS = 100  # indented delimiter lines repaired per boundary (a bounce has a few)
+MAX_REPAIRED = 1024 * 1024  # a message is parsed twice only if it is no bigger than this
+
+
+def _unsplit(msg: email.message.Message) -> bool:
+    """Is a multipart part left unsplit (its body one string: no delimiter was found)?"""
+    return any(part.get_content_maintype() == "multipart" and not part.is_multipart()
+               for part in msg.walk())
+
+
+def _dedent_delimiters(text: str) -> str:
+    """Boundary delimiter lines written indented, moved to the start of their line
+    (RFC 2046 §5.1.1), a bounded number of them."""
+    for boundary in dict.fromkeys(_BOUNDARY.findall(text[:1_000_000])[:MAX_BOUNDARIES]):
+        indented = re.compile(rf"(?m)^[ \t]+(--{re.escape(boundary)}(?:--)?)[ \t]*$")
+        text = indented.sub(r"\1", text, count=MAX_DELIMITERS)
+    return text
+
+
 def parse_message(text: str) -> email.message.Message:
     """Parse leniently (compat32 copes with broken input; defects are recorded, never
-    raised). Leading blank lines, as a paste often has, are dropped."""
-    text = text.lstrip("\r\n")
-    return email.message_from_string(text, policy=policy.compat32)
+    raised). Leading blank lines, as a paste often has, are dropped. Two MIME slips real
+    bounces make are undone so their parts split: a Content-Type parameter left on a line
+    of its own (Apache James and other Java mailers), and boundary delimiters indented."""
+    text = _UNFOLDED_PARAMETER.sub(r"\1\t\2", text.lstrip("\r\n"))
+    msg = email.message_from_string(text, policy=policy.compat32)
+    if len(text) <= MAX_REPAIRED and _unsplit(msg):
+        repaired = _dedent_delimiters(text)
+        if repaired != text:
+            msg = email.message_from_string(repaired, policy=policy.compat32)
+    return msg

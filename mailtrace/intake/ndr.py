@@ -10,10 +10,13 @@ the sender's own (another tenant's Exchange Online, say), not a tier of this top
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mailtrace.core.evidence import Observed
 from mailtrace.core.findings import Finding
-from mailtrace.intake.codes import DELIVERED, CodeRule, effective_status, explain
+from mailtrace.intake.advice import advice_for
+from mailtrace.intake.choice import Code, candidates, choose, reply_in
+from mailtrace.intake.codes import DELIVERED, CodeRule, explain
 from mailtrace.intake.dsn import DeliveryReport, RecipientStatus
 from mailtrace.intake.tiers import HostMap
 from mailtrace.topology.model import MAILBOX_KINDS
@@ -22,12 +25,22 @@ from mailtrace.topology.model import MAILBOX_KINDS
 @dataclass(frozen=True)
 class RecipientOutcome:
     recipient: RecipientStatus
-    status: str | None  # the effective enhanced status code
+    status: str | None  # the code that explains the outcome (mailtrace.intake.choice)
     rule: CodeRule
     tier: str | None
     reporting_tier: str | None
     remote_tier: str | None
     finding: Finding
+    codes: tuple[Code, ...] = ()  # every code the report gives, the chosen one included
+    chosen: Code | None = None
+    #: The triage tag whose remediation fits this failure at its tier
+    #: (:mod:`mailtrace.intake.advice`), when there is one.
+    advice: str | None = None
+
+    @property
+    def inferred(self) -> bool:
+        """Is the status read from the wording (or the class) rather than written?"""
+        return self.chosen is not None and self.chosen.inferred
 
     @property
     def failed(self) -> bool:
@@ -100,31 +113,44 @@ def attribute(hosts: HostMap, r: RecipientStatus, rule: CodeRule
     return named, reporting, remote
 
 
+def evidence(report: DeliveryReport, r: RecipientStatus, codes: list[Code]) -> Observed:
+    """The raw record a recipient's finding rests on: what the bounce says, as it says it
+    (the one place a bounce's evidence is built)."""
+    record: dict[str, Any] = {
+        "format": report.format,
+        "recipient": r.address,
+        "action": r.action,
+        "status": r.status,
+        "diagnostic": r.diagnostic,
+        "text": r.text,
+        "command": r.command,
+        "reporting_mta": r.reporting_mta,
+        "remote_mta": r.remote_mta,
+        "last_attempt": r.last_attempt,
+        "codes": [c.as_json() for c in codes],
+    }
+    return Observed({k: v for k, v in record.items() if v not in (None, "", [])})
+
+
 def analyze(report: DeliveryReport, hosts: HostMap) -> NdrAnalysis:
     outcomes = []
     for r in report.recipients:
-        status = effective_status(r.status, r.diagnostic)
-        rule = explain(r.action, status, r.diagnostic)
+        codes = candidates(r.status, r.diagnostic, r.text, r.action)
+        chosen = choose(codes, reply_in(r.diagnostic))
+        status = chosen.code if chosen else None
+        words = f"{r.diagnostic} {r.text}".strip()
+        rule = explain(r.action, status, words)
         tier, reporting_tier, remote_tier = attribute(hosts, r, rule)
-        evidence = {
-            "format": report.format,
-            "recipient": r.address,
-            "action": r.action,
-            "status": r.status,
-            "diagnostic": r.diagnostic,
-            "reporting_mta": r.reporting_mta,
-            "remote_mta": r.remote_mta,
-        }
-        if r.last_attempt:
-            evidence["last_attempt"] = r.last_attempt
+        kind = hosts.topology.tiers[tier].kind if hosts.topology and tier else None
         finding = Finding(
             rule.tag,
             {"address": r.address or "(no address)", "status": status or "(no status)",
              "replier": r.remote_mta or r.reporting_mta or "(not named)",
              "tier": tier or "(outside the topology)"},
-            [Observed({k: v for k, v in evidence.items() if v not in (None, "")})],
+            [evidence(report, r, codes)],
             about=tier,
         )
-        outcomes.append(RecipientOutcome(r, status, rule, tier, reporting_tier, remote_tier,
-                                         finding))
+        outcomes.append(RecipientOutcome(
+            r, status, rule, tier, reporting_tier, remote_tier, finding, tuple(codes), chosen,
+            advice_for(rule.tag, kind, status, words)))
     return NdrAnalysis(report, outcomes, hosts)

@@ -2,7 +2,10 @@
 
 JSON, the minimum (stable, additive only):
 ``{"schema": "mailtrace/ndr-1", "recipients": [{"address", "action", "status",
-"diagnostic", "reporting_mta", "remote_mta", "tier", "tag"}]}`` and
+"diagnostic", "reporting_mta", "remote_mta", "tier", "tag"}]}`` (since added: per
+recipient ``codes`` — every code the bounce gives, with its ``source`` — and
+``status_inferred``, ``command``, ``text``, ``advice``; per document ``subject``,
+``notes`` and, with ``--all``, ``messages`` and each recipient's ``message``) and
 ``{"schema": "mailtrace/headers-1", "hops": [{"from", "by", "at", "delay_s", "tier"}],
 "bypassed_gateway": bool, "findings": [...]}``; ``tier`` is a tier id of the topology or
 null. Findings have the triage report's finding shape.
@@ -15,7 +18,7 @@ from typing import Any
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding
 from mailtrace.intake.headers import HeaderAnalysis
-from mailtrace.intake.ndr import NdrAnalysis
+from mailtrace.intake.ndr import NdrAnalysis, RecipientOutcome
 from mailtrace.report.json import finding_json
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import MARK, finding_fix
@@ -25,8 +28,38 @@ HEADERS_SCHEMA = "mailtrace/headers-1"
 NDR_SOURCE = "evidence.ndr"
 HEADERS_SOURCE = "evidence.headers"
 
-def _finding(f: Finding, source: str) -> dict[str, Any]:
-    return finding_json(f, source, localized=catalog.info(f.tag).fails)
+def _finding(f: Finding, source: str, advice: str | None = None) -> dict[str, Any]:
+    """A finding as JSON; with ``advice``, the remediation is that triage tag's (the same
+    fix the triage gives for the same fault at the same tier)."""
+    out = finding_json(f, source, localized=catalog.info(f.tag).fails)
+    if advice is not None and out["remediation"] is not None:
+        remediation = catalog.info(advice).remediation
+        if remediation is not None:
+            out["remediation"] = remediation.as_json()
+            out["advice"] = advice
+    return out
+
+
+def _recipient_json(o: RecipientOutcome) -> dict[str, Any]:
+    r = o.recipient
+    return {
+        "address": r.address,
+        "action": r.action,
+        "status": o.status,
+        "diagnostic": r.diagnostic or None,
+        "reporting_mta": r.reporting_mta,
+        "remote_mta": r.remote_mta,
+        "tier": o.tier,
+        "tag": o.rule.tag,
+        "reporting_tier": o.reporting_tier,
+        "remote_tier": o.remote_tier,
+        "status_inferred": o.inferred,
+        "codes": [dict(c.as_json(), chosen=c is o.chosen) for c in o.codes],
+        "command": r.command,
+        "text": r.text or None,
+        "advice": o.advice,
+        "finding": _finding(o.finding, NDR_SOURCE, o.advice),
+    }
 
 
 
@@ -72,22 +105,9 @@ def ndr_json(analysis: NdrAnalysis, triage: TriageReport | None = None) -> dict[
         "topology": topology.topology if topology else None,
         "format": analysis.report.format,
         "reporting_mta": analysis.report.reporting_mta,
-        "recipients": [
-            {
-                "address": o.recipient.address,
-                "action": o.recipient.action,
-                "status": o.status,
-                "diagnostic": o.recipient.diagnostic or None,
-                "reporting_mta": o.recipient.reporting_mta,
-                "remote_mta": o.recipient.remote_mta,
-                "tier": o.tier,
-                "tag": o.rule.tag,
-                "reporting_tier": o.reporting_tier,
-                "remote_tier": o.remote_tier,
-                "finding": _finding(o.finding, NDR_SOURCE),
-            }
-            for o in analysis.outcomes
-        ],
+        "subject": analysis.report.subject,
+        "notes": analysis.report.notes,
+        "recipients": [_recipient_json(o) for o in analysis.outcomes],
         "named": {"tier": named.tier, "tag": named.rule.tag, "address": named.recipient.address}
         if named else None,
     }
@@ -96,6 +116,50 @@ def ndr_json(analysis: NdrAnalysis, triage: TriageReport | None = None) -> dict[
         data["triage"] = {"agreement": verdict, "summary": summary,
                           "report": report_json(triage)}
     return data
+
+
+#: One message of an mbox file read with ``--all``: its analysis, or why it has none.
+MessageResult = tuple[NdrAnalysis | None, str | None]
+
+
+def ndr_json_all(results: list[MessageResult], triage: TriageReport | None = None
+                 ) -> dict[str, Any]:
+    """Every message of an mbox file in one ``mailtrace/ndr-1`` document: the recipients of
+    all of them (each with the ``message`` it is from, counted from 1), ``messages`` with
+    each one's format and notes, or why it was not read."""
+    analyses = [a for a, _ in results if a is not None]
+    data = ndr_json(analyses[0], triage)
+    data["recipients"] = [
+        {**_recipient_json(o), "message": i}
+        for i, (a, _) in enumerate(results, 1) if a is not None for o in a.outcomes
+    ]
+    data["messages"] = [
+        {"message": i, "format": a.report.format if a else None,
+         "reporting_mta": a.report.reporting_mta if a else None,
+         "subject": a.report.subject if a else None,
+         "recipients": len(a.outcomes) if a else 0,
+         "notes": a.report.notes if a else [], "error": error}
+        for i, (a, error) in enumerate(results, 1)
+    ]
+    named = next((a.named for a in analyses if a.named is not None), None)
+    data["named"] = ({"tier": named.tier, "tag": named.rule.tag,
+                      "address": named.recipient.address} if named else None)
+    return data
+
+
+def ndr_text_all(results: list[MessageResult], source: str,
+                 triage: TriageReport | None = None) -> str:
+    """Every message of an mbox file, one after the other."""
+    out = []
+    first = True
+    for i, (a, error) in enumerate(results, 1):
+        out.append(f"=== message {i} of {len(results)}")
+        if a is None:
+            out.append(f"not read: {error}\n")
+            continue
+        out.append(ndr_text(a, f"{source} #{i}", triage if first else None))
+        first = False
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _line(f: Finding) -> str:
@@ -119,16 +183,29 @@ def ndr_text(analysis: NdrAnalysis, source: str, triage: TriageReport | None = N
 
     for o in analysis.outcomes:
         r = o.recipient
-        out.append(f"{r.address or '(no address)'}  {r.action or '?'}  {o.status or '-'}")
+        inferred = " (inferred from the text)" if o.inferred else ""
+        out.append(f"{r.address or '(no address)'}  {r.action or '?'}  {o.status or '-'}"
+                   + inferred)
         if r.diagnostic:
             out.append(f"    diagnostic: {r.diagnostic}")
+        if r.text:
+            out.append(f"    text: {r.text}")
+        if len(o.codes) > 1:
+            out.append("    codes: " + "; ".join(
+                f"{c.code} ({c.source}{' ' + c.reply if c.reply else ''})"
+                + (" <- explains" if c is o.chosen else "") for c in o.codes))
         out.append(f"    reported by {where(r.reporting_mta, o.reporting_tier)}; "
                    f"replying server {where(r.remote_mta, o.remote_tier)}")
         out.append(f"  {_line(o.finding)}")
         if topology is not None:
             out.append(f"    tier: {o.tier or 'none of this topology'}")
         domain = (r.address or "").rpartition("@")[2] or None
-        out += finding_fix(o.finding, domain, indent="    ")
+        out += finding_fix(o.finding, domain, indent="    ", advice=o.advice,
+                           recipient=o.finding.args.get("address"),
+                           host=o.finding.args.get("replier"))
+        out.append("")
+    out += [f"note: {n}" for n in report.notes]
+    if report.notes:
         out.append("")
     named = analysis.named
     if named is not None:

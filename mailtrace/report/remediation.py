@@ -62,12 +62,14 @@ def fix_lines(rem: Remediation, filled: Mapping[str, Any], indent: str = "  ",
 
 
 def finding_fix(f: Finding, domain: str | None = None, indent: str = "  ",
-                **more: str | None) -> list[str]:
-    """The fix of a failing finding, or nothing (warnings and notes get none)."""
+                advice: str | None = None, **more: str | None) -> list[str]:
+    """The fix of a failing finding, or nothing (warnings and notes get none); with
+    ``advice``, the fix of that tag instead (the triage's fix for the same fault)."""
     info = catalog.info(f.tag)
     if info.remediation is None or not info.fails:
         return []
-    return fix_lines(info.remediation, values(f, domain, **more), indent)
+    rem = (catalog.info(advice).remediation if advice else None) or info.remediation
+    return fix_lines(rem, values(f, domain, **more), indent)
 
 
 def localized(tiers: list[TierResult], verdict: Verdict) -> list[Finding]:

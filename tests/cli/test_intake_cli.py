@@ -26,6 +26,7 @@ from tests.support.evidence_util import CORPUS, ROOT
 
 CONTOSO = str(ROOT / "topologies" / "contoso-proofpoint-exo.yaml")
 NDR = CORPUS / "ndr"
+BOUNCES = ROOT / "tests" / "data" / "bounces" / "samples"
 HEADERS = CORPUS / "headers"
 
 FINDING = {
@@ -174,6 +175,85 @@ def test_output_file(capsys, tmp_path):
                        "--format", "json", "--output", str(target))
     assert code == 0 and out == ""
     assert json.loads(target.read_text())["schema"] == "mailtrace/headers-1"
+
+
+def _dsn(status: str, remote: str, diagnostic: str) -> str:
+    """A sender's Postfix reporting what one of contoso's servers answered."""
+    return (
+        "From: MAILER-DAEMON@mail.tailspin.example\nSubject: Undelivered Mail\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; '
+        'boundary="b"\n\n--b\nContent-Type: message/delivery-status\n\n'
+        "Reporting-MTA: dns; mail.tailspin.example\n\nFinal-Recipient: rfc822; "
+        f"alice@contoso.com\nAction: failed\nStatus: {status}\nRemote-MTA: dns; {remote}\n"
+        f"Diagnostic-Code: smtp; {diagnostic}\n\n--b--\n")
+
+
+def test_ndr_json_keeps_every_code_and_names_the_one_that_explains(capsys, tmp_path):
+    bounce = tmp_path / "b.eml"
+    bounce.write_text(_dsn("5.1.1", "mx0a-001234.pphosted.com",
+                           "550 5.7.1 Service unavailable; client [192.0.2.9] blocked using "
+                           "Proofpoint Dynamic Reputation"))
+    code, out, _ = run(capsys, "ndr", str(bounce), "--topology", CONTOSO, "--format", "json")
+    assert code == 1
+    r = json.loads(out)["recipients"][0]
+    assert (r["status"], r["tag"], r["tier"]) == (
+        "5.7.1", "NDR_PROOFPOINT_DYNAMIC_REPUTATION", "proofpoint")
+    assert [(c["code"], c["source"], c["chosen"]) for c in r["codes"]] == [
+        ("5.1.1", "status", False), ("5.7.1", "reply", True)]
+    assert r["status_inferred"] is False
+
+
+def test_a_proofpoint_5_1_1_gets_the_triages_advice_for_the_same_fault(capsys, tmp_path):
+    """Triage calls this PP_RECIPIENT_UNKNOWN: Proofpoint's user list, not the tenant."""
+    from mailtrace.core import catalog
+
+    bounce = tmp_path / "b.eml"
+    bounce.write_text(_dsn("5.1.1", "mx0a-001234.pphosted.com",
+                           "550 5.1.1 <alice@contoso.com>... User unknown"))
+    code, out, _ = run(capsys, "ndr", str(bounce), "--topology", CONTOSO, "--format", "json")
+    assert code == 1
+    r = json.loads(out)["recipients"][0]
+    assert (r["tag"], r["tier"], r["advice"]) == (
+        "NDR_RECIPIENT_UNKNOWN", "proofpoint", "PP_RECIPIENT_UNKNOWN")
+    expected = catalog.info("PP_RECIPIENT_UNKNOWN").remediation
+    assert expected is not None and r["finding"]["remediation"] == expected.as_json()
+    _, text, _ = run(capsys, "ndr", str(bounce), "--topology", CONTOSO)
+    assert "SMTP Discovery" in text and "alice@contoso.com" in text
+
+
+def test_a_code_inferred_from_the_words_is_marked(capsys):
+    code, out, _ = run(capsys, "ndr", str(NDR / "postfix-dns-pasted.txt"), "--format", "json")
+    assert code == 1
+    r = json.loads(out)["recipients"][0]
+    assert (r["status"], r["status_inferred"]) == ("5.4.4", True)
+    assert r["codes"] == [{"code": "5.4.4", "source": "phrase", "inferred": True,
+                           "chosen": True}]
+
+
+def test_an_mbox_is_read_message_by_message_with_all(capsys):
+    mbox = str(BOUNCES / "rhost-cox-01.eml")
+    code, out, _ = run(capsys, "ndr", mbox, "--format", "json")
+    data = json.loads(out)
+    assert code == 1 and len(data["recipients"]) == 1
+    assert any("2 messages" in n and "--all" in n for n in data["notes"])
+    code, out, _ = run(capsys, "ndr", mbox, "--all", "--format", "json")
+    data = json.loads(out)
+    jsonschema.validate(data, NDR_SCHEMA)
+    assert [(r["address"], r["message"]) for r in data["recipients"]] == [
+        ("recipient55@cox.net", 1), ("recipient55@cox.net", 2)]
+    assert [m["recipients"] for m in data["messages"]] == [1, 1]
+    code, text, _ = run(capsys, "ndr", mbox, "--all")
+    assert "message 2 of 2" in text
+
+
+@pytest.mark.parametrize(("sample", "needle"), [
+    ("arf-01.eml", "spam complaint"),
+    ("lhost-amazonses-11.eml", "spam complaint"),
+    ("rfc3834-01.eml", "automatic reply"),
+])
+def test_a_complaint_or_an_auto_reply_is_named_and_exits_2(capsys, sample, needle):
+    code, out, err = run(capsys, "ndr", str(BOUNCES / sample))
+    assert code == 2 and out == "" and needle in err and len(err.strip().splitlines()) == 1
 
 
 # --- --triage against the embedded lab -------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mailtrace.core import catalog
-from mailtrace.intake import codes
+from mailtrace.intake import choice, codes
 from mailtrace.intake.dsn import DeliveryReport, RecipientStatus
 from mailtrace.intake.headers import parse_auth_results
 from mailtrace.intake.ndr import analyze
@@ -98,11 +98,16 @@ def test_an_expired_message_names_the_next_hop_when_no_remote_is_given():
         "NDR_MESSAGE_EXPIRED", "proofpoint", "exchange-online")
 
 
+def _explains(status, diagnostic, text="", action="failed"):
+    found = choice.candidates(status, diagnostic, text, action)
+    chosen = choice.choose(found, choice.reply_in(diagnostic))
+    return chosen.code if chosen else None
+
+
 def test_generic_status_gives_way_to_the_precise_code_in_the_diagnostic():
-    assert codes.effective_status("5.0.0", "550 5.7.606 banned") == "5.7.606"
-    assert codes.effective_status("5.1.1", "550 5.7.606 banned") == "5.1.1"
-    assert codes.effective_status(None, "no code") is None
-    assert codes.effective_status("5.0.0", "451 4.4.7 expired") == "5.0.0"
+    assert _explains("5.0.0", "550 5.7.606 banned") == "5.7.606"
+    # the remote's own reply (451) agrees with its code, not with the report's summary
+    assert _explains("5.0.0", "451 4.4.7 expired") == "4.4.7"
 
 
 def test_every_rule_tag_is_declared_with_its_arguments():
@@ -187,3 +192,12 @@ def test_headers_corpus_saved_with_windows_line_endings(name):
     analysis = headers_of(data, hosts(expected["topology"]))
     assert analysis.tiers == expected["tiers"]
     assert analysis.bypassed_gateway is expected["bypassed_gateway"]
+
+
+def test_every_advice_names_a_declared_triage_tag_with_a_remediation():
+    from mailtrace.intake import advice
+
+    for tag in advice.triage_tags():
+        assert catalog.info(tag).remediation is not None, tag
+    for tag in advice.ADVICE:
+        assert tag in codes.TAGS

@@ -16,8 +16,14 @@ from mailtrace.intake.message import EvidenceError
 from tests.support.evidence_util import CORPUS, headers_of, hosts, ndr_of
 
 CONTOSO = hosts("contoso-proofpoint-exo.yaml")
+REAL = CORPUS.parent / "bounces" / "samples"
 SAMPLES = [p.read_bytes() for p in sorted((CORPUS / "ndr").iterdir())] + [
-    p.read_bytes() for p in sorted((CORPUS / "headers").iterdir())]
+    p.read_bytes() for p in sorted((CORPUS / "headers").iterdir())] + [
+    (REAL / f"{name}.eml").read_bytes() for name in (
+        "lhost-exim-05", "lhost-qmail-17", "lhost-gmail-01", "lhost-exchange2003-07",
+        "lhost-domino-01", "lhost-amazonses-09", "lhost-dragonfly-01", "lhost-opensmtpd-01",
+        "lhost-sendmail-01", "rhost-aol-03", "lhost-ezweb-07", "lhost-x3-01", "arf-01",
+        "rfc3834-01", "lhost-v5sendmail-05", "lhost-imailserver-01")]
 
 
 def _either(run, data: bytes) -> None:
@@ -212,6 +218,21 @@ HOSTILE = [
     # Exchange Online text with an endless "returned" line.
     b"Diagnostic information for administrators:\n\na@b.example\n"
     + b"Server at " * 40_000 + b"returned '550 5.1.1 x'\n",
+    # Unclosed <style> elements; an HTML part that is only line breaks (every anchored
+    # pattern then faces 300 000 blank lines).
+    b"From: postmaster@b.example\nContent-Type: text/html\n\n" + b"<style>" * 100_000,
+    b"From: postmaster@b.example\nContent-Type: text/html\n\n" + b"<p>" * 300_000,
+    # Indented delimiters by the hundred thousand; an mbox of a thousand empty messages.
+    b'From: postmaster@b.example\nContent-Type: multipart/report; boundary="b"\n\n'
+    + b"  --b\n" * 150_000,
+    b"".join(b"From a@b.example Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n"
+             for _ in range(1000)),
+    # A text bounce listing a hundred thousand addresses, and RFC 3464 fields as text.
+    b"From: MAILER-DAEMON@b.example\nSubject: Mail delivery failed\n\nThis message was "
+    b"created automatically by mail delivery software.\n"
+    + b"".join(b"  user%d@example.com\n" % i for i in range(100_000)),
+    b"From: MAILER-DAEMON@b.example\n\n"
+    + b"Final-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.1.1\n" * 20_000,
 ]
 
 
@@ -219,6 +240,17 @@ HOSTILE = [
 def test_hostile_bounces_finish(data):
     """Each would take minutes if a parser were quadratic in its input."""
     _either(ndr_of, data)
+
+
+def test_a_long_list_of_recipients_is_capped():
+    from tests.support.evidence_util import hosts
+
+    data = (b"From: MAILER-DAEMON@b.example\nSubject: Mail delivery failed\n\nThis message "
+            b"was created automatically by mail delivery software.\n"
+            + b"".join(b"  user%d@example.com\n" % i for i in range(1000)))
+    analysis = ndr_of(data, hosts(None))
+    assert len(analysis.outcomes) == 500
+    assert any("first 500" in n for n in analysis.report.notes)
 
 
 @pytest.mark.parametrize("data", [

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from mailtrace.intake import dsn, headers, ndr
+from mailtrace.intake import headers, ndr, readers
 from mailtrace.intake import message as intake
 from mailtrace.intake.tiers import HostMap
 from mailtrace.topology import load_topology
@@ -22,7 +22,7 @@ def hosts(topology_file: str | None) -> HostMap:
 
 def ndr_of(data: bytes, host_map: HostMap) -> ndr.NdrAnalysis:
     text = intake.to_text(data)
-    return ndr.analyze(dsn.parse_report(intake.parse_message(text), text), host_map)
+    return ndr.analyze(readers.parse_report(intake.parse_message(text), text), host_map)
 
 
 def headers_of(data: bytes, host_map: HostMap) -> headers.HeaderAnalysis:
