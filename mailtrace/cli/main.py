@@ -2,19 +2,50 @@
 schema|permissions``.
 
 Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
-3 inconclusive, 4 internal error. Each command's module registers its flags and imports
-what it runs only when it runs, so that ``mailtrace --help`` starts fast.
+3 inconclusive, 4 internal error; and as a shell reports a process ended by a signal
+(128 + its number): 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM), 141 when
+the reader of the output went away (SIGPIPE: ``mailtrace probes | head -1``). Each
+command's module registers its flags and imports what it runs only when it runs, so that
+``mailtrace --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from mailtrace.cli import catalog, intake, lab, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
+
+#: 128 + the signal's number, as a shell reports a process the signal ended.
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is so that every ``with`` and ``finally`` runs
+    (the lab removes its CA key and credentials) before it exits with 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _quiet_stdout() -> None:
+    """The reader went away: send what is still buffered nowhere, so that the interpreter's
+    last flush does not complain on stderr (Python's documented idiom for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -61,16 +92,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    previous = _on_sigterm(_terminate)
     try:
-        return int(commands[args.command](args))
+        code = int(commands[args.command](args))
+        sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's exit
+        return code
     except UsageError as exc:
         print(f"mailtrace: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        return EXIT_TERMINATED
     except Exception as exc:  # never a traceback for the user; one for a developer
         if os.environ.get("MAILTRACE_DEBUG"):
             raise
         print(f"mailtrace: internal error: {type(exc).__name__}: {exc} "
               "(set MAILTRACE_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler and return the previous one (only the main thread may:
+    elsewhere, as under a test runner's thread, the default stays)."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return handler
