@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mailtrace.cli import catalog, intake, lab, triage, verify
+from mailtrace.cli import catalog, init, intake, lab, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
 
 #: 128 + the signal's number, as a shell reports a process the signal ended.
@@ -74,7 +74,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Command] = {}
-    for module in (triage, lab, catalog, verify, intake):
+    for module in (triage, lab, catalog, verify, intake, init):
         commands.update(module.add_parsers(sub))
     return parser, commands
 
