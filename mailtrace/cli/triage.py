@@ -46,7 +46,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with opt.network(args) as network:
         options = run_options(args, timeout, network)
-        report = asyncio.run(run_triage(topology, target, options))
+        report = asyncio.run(run_triage(topology, target, options, source=args.topology))
     return emit(report, args)
 
 

@@ -61,6 +61,7 @@ def report_json(report: TriageReport) -> dict[str, Any]:
         "journey": [step.as_json() for step in report.journey],
         "tiers": [tier_json(t, fixed) for t in report.tiers],
         "elapsed_ms": round(report.elapsed_ms, 1),
+        "run": report.run.as_json(),
     }
 
 

@@ -35,9 +35,10 @@ def lab_options(lab: Lab, timeout: float = 30.0) -> Options:
 async def demo(scenario: Scenario, timeout: float, since: timedelta | None = None
                ) -> TriageReport:
     async with Lab(scenario) as lab:
-        topology = load_topology(lab.topology_path)
+        path = lab.topology_path
+        topology = load_topology(path)
         target = make_target(topology, lab.recipient, None, since)
-        return await run_triage(topology, target, lab_options(lab, timeout))
+        return await run_triage(topology, target, lab_options(lab, timeout), source=path)
 
 
 def world_topology(vs: VerifyScenario, topology: Topology) -> tuple[Topology, str]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import socket
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from mailtrace.core.address import check_domain, check_mailbox
 from mailtrace.engine.clients import RunClients
@@ -12,7 +16,7 @@ from mailtrace.engine.runner import Engine, Hook
 from mailtrace.engine.settings import Options
 from mailtrace.engine.verdict import decide
 from mailtrace.probes.base import Probe, Target
-from mailtrace.report.model import Timings, TriageReport
+from mailtrace.report.model import RunInfo, Timings, TriageReport
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import Topology
 
@@ -52,17 +56,37 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None,
     return Target(domain=domain, recipient=recipient, since=since)
 
 
+def run_info(options: Options, source: str | Path | None = None) -> RunInfo:
+    """When, with what and from where a run is made; ``source`` is the topology file (its
+    bytes are digested, so a report names exactly the file it was made with)."""
+    from mailtrace import DISTRIBUTION, version
+
+    digest = None
+    if source is not None:
+        try:
+            digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return RunInfo(now.isoformat().replace("+00:00", "Z"), f"{DISTRIBUTION} {version()}",
+                   socket.gethostname(), tuple(str(e) for e in options.resolvers),
+                   str(source) if source is not None else None, digest)
+
+
 async def run_triage(
     topology: Topology,
     target: Target,
     options: Options,
     probes: Sequence[Probe] | None = None,
     hooks: Sequence[Hook] = (),
+    *,
+    source: str | Path | None = None,
 ) -> TriageReport:
     if probes is None:
         from mailtrace.probes.registry import TRIAGE
 
         probes = TRIAGE
+    run = run_info(options, source)
     started = time.monotonic()
     flow = FlowGraph(topology)
     clients = RunClients(topology, options)
@@ -75,4 +99,4 @@ async def run_triage(
     verdict = decide(tiers, flow)
     elapsed = (time.monotonic() - started) * 1000
     return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings,
-                        clients.dns.queries_sent)
+                        clients.dns.queries_sent, run=run)
