@@ -12,13 +12,14 @@ command's module registers its flags and imports what it runs only when it runs,
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mailtrace.cli import catalog, init, intake, lab, triage, verify
+from mailtrace.cli import catalog, init, intake, lab, signin, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
 
 #: 128 + the signal's number, as a shell reports a process the signal ended.
@@ -74,7 +75,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Command] = {}
-    for module in (triage, lab, catalog, verify, intake, init):
+    for module in (triage, lab, catalog, verify, intake, init, signin):
         commands.update(module.add_parsers(sub))
     return parser, commands
 
@@ -84,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
+    # A library's warnings (azure-identity logs a failed sign-in) are reported by the
+    # command that met them, in one line; they never reach stderr on their own.
+    logging.getLogger("azure").addHandler(logging.NullHandler())
     parser, commands = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -34,7 +34,7 @@ from mailtrace.core.network import ConnectTo, Endpoint
 from mailtrace.lab import proofpoint_api
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
-from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
+from mailtrace.lab.graph_api import GraphStandIn, SignInStandIn, lab_tenant
 from mailtrace.lab.labfile import LabAccess
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.lab.smtp_server import SmtpServer
@@ -44,6 +44,8 @@ DNS_PORT = 53
 RESOLVER = "resolver"
 #: The environment variable the lab's Graph token is passed in (lab.environ only).
 GRAPH_TOKEN_ENV = "MAILTRACE_LAB_GRAPH_TOKEN"
+#: azure-identity's own variable for the sign-in authority (the lab's, in lab.environ).
+AUTHORITY_ENV = "AZURE_AUTHORITY_HOST"
 
 
 class Startable(Protocol):
@@ -120,6 +122,8 @@ class Lab:
         self.settings: dict[tuple[str, str], dict[str, str]] = {}
         #: The Graph stand-in of each Exchange Online tier that declares graph:.
         self.graph: dict[str, GraphStandIn] = {}
+        #: The identity platform a person signs in at (device code), when Graph is served.
+        self.sign_in: SignInStandIn | None = None
         #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
         self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -213,6 +217,7 @@ class Lab:
         self.smtp_servers.clear()
         self.startables.clear()
         self.graph.clear()
+        self.sign_in = None
         self.extra_connect_to.clear()
 
     async def _start_graph(self) -> None:
@@ -228,6 +233,16 @@ class Lab:
             self.graph[tier] = server
             self.urls[(tier, "graph")] = server.url
             self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
+            if self.sign_in is None:
+                # Where a person signs in (`mailtrace login`): the lab's identity platform,
+                # over HTTPS from the lab CA; azure-identity finds it by its documented
+                # AZURE_AUTHORITY_HOST, which the lab file carries.
+                assert self._ca is not None
+                tls = self._ca.issue(LOOPBACK, "localhost").server_context()
+                self.sign_in = SignInStandIn(token, f"admin@{tenant.domains[0]}",
+                                             tenant.tenant, tls)
+                await self._start(self.sign_in)
+                self.environ[AUTHORITY_ENV] = f"https://{self.sign_in.authority}"
 
     async def _start_policy_hosts(self) -> None:
         """MTA-STS policy hosts over HTTPS, certificates from the lab CA."""
