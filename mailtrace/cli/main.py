@@ -22,10 +22,11 @@ from typing import Any
 from mailtrace.cli import catalog, init, intake, lab, signin, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
 
-#: 128 + the signal's number, as a shell reports a process the signal ended.
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
-EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141
+#: 128 + the signal's number, as a shell reports a process the signal ended (written out:
+#: Windows has no SIGPIPE, and its PowerShell users read the same codes).
+EXIT_INTERRUPTED = 130  # SIGINT (2)
+EXIT_TERMINATED = 143  # SIGTERM (15)
+EXIT_BROKEN_PIPE = 141  # SIGPIPE (13)
 
 
 class Terminated(BaseException):

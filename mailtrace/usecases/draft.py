@@ -144,29 +144,22 @@ async def collect(domain: str, options: Options) -> DnsView:
     async def ask(name: str, rdtype: str) -> DnsObservation:
         return await client.lookup(name, rdtype, deadline)
 
-    mx, txt, dmarc, sts, autodiscover, *dkim = await asyncio.gather(
+    # Everything at once, the inbound host's address included (it is needed unless the MX
+    # is Exchange Online itself); the MTA-STS policy only once its record says there is one.
+    mx, txt, dmarc, sts, autodiscover, exo_host, *dkim = await asyncio.gather(
         ask(domain, "MX"), ask(domain, "TXT"), ask(f"_dmarc.{domain}", "TXT"),
         ask(f"_mta-sts.{domain}", "TXT"), ask(f"autodiscover.{domain}", "CNAME"),
+        ask(providers.classic_exo_host(domain), "A"),
         *(ask(f"{s}._domainkey.{domain}", "TXT") for s in DKIM_SELECTORS))
     view = DnsView(domain, mx, txt, dmarc, sts, autodiscover,
                    dict(zip(DKIM_SELECTORS, dkim, strict=True)),
-                   [s.label for s in client.resolvers])
-    exo_needed = not any(providers.EXO_HOST.match(h) for _, h in mx_hosts(mx))
-    fetch = any(t.startswith("v=STSv1") for t in _texts(sts))
-    view.exo_host, view.policy = await asyncio.gather(
-        ask(providers.classic_exo_host(domain), "A") if exo_needed else _nothing(),
-        _policy(domain, options, deadline, fetch))
+                   [s.label for s in client.resolvers], exo_host=exo_host)
+    if any(t.startswith("v=STSv1") for t in _texts(sts)):
+        view.policy = await _policy(domain, options, deadline)
     return view
 
 
-async def _nothing() -> None:
-    return None
-
-
-async def _policy(domain: str, options: Options, deadline: float,
-                  wanted: bool) -> PolicyFetch | None:
-    if not wanted:
-        return None
+async def _policy(domain: str, options: Options, deadline: float) -> PolicyFetch:
     fetcher = PolicyFetcher(Redirects(tuple(options.connect_to)), options.ca_file)
     try:
         return await asyncio.wait_for(fetcher.fetch(domain),
