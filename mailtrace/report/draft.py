@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +149,3 @@ def check(text: str, source: str = "<draft>") -> Topology:
 def commented(*lines: str) -> tuple[str, ...]:
     """Template lines, commented out (an empty string stays an empty line)."""
     return tuple(f"# {line}" if line else "" for line in lines)
-
-
-def sources(lines: Sequence[str]) -> str:
-    return "; ".join(lines)

@@ -58,7 +58,9 @@ details{margin:.2em 0 .2em 1.2em}summary{cursor:pointer;color:var(--muted);font-
 table{border-collapse:collapse;width:100%;font-size:.92em}
 th,td{border-bottom:1px solid var(--line);padding:.3em .5em;text-align:left;vertical-align:top}
 tr.stop td{background:#ffebe9}
-.fix{background:#f6f8fa;border-left:4px solid var(--fail);padding:.5em 1em;border-radius:4px}
+.fix{background:#f6f8fa;border-left:4px solid var(--fail);padding:.5em 1em;border-radius:4px;
+ margin-top:1.5em}
+td.when{white-space:nowrap}
 dl.run{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;font-size:.9em}
 dl.run dt{color:var(--muted)}dl.run dd{margin:0;word-break:break-all}
 """
@@ -138,7 +140,7 @@ def _journey(journey: list[JourneyStep]) -> str:
     for step in journey:
         stop = " class='stop'" if step.event in STOPS else ""
         rows.append(
-            f"<tr{stop}><td>{escape(step.tier)}</td><td>{escape(step.at or '')}</td>"
+            f"<tr{stop}><td>{escape(step.tier)}</td><td class='when'>{escape(step.at or '')}</td>"
             f"<td><strong>{escape(step.event.value)}</strong></td><td>{escape(step.detail)}"
             + (f"<br><span class='muted'>{escape(step.sender or '')} → "
                f"{escape(step.recipient or '')}"
