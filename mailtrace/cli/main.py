@@ -1,4 +1,4 @@
-"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|graph|probes|
+"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|init|login|logout|
 schema|permissions``.
 
 Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
