@@ -14,14 +14,15 @@ from mailtrace.cli.options import UsageError
 def add_parsers(sub: Any) -> dict[str, Any]:
     g = sub.add_parser("graph", help="show the topology's flow")
     opt.add_topology(g)
-    g.add_argument("--format", choices=["text", "dot", "svg"], default="text")
+    g.add_argument("--format", choices=["text", "dot", "svg"], default="text",
+                   help="text (default), Graphviz DOT, or an SVG drawing")
 
     p = sub.add_parser("permissions",
                        help="print the least API permissions the topology's probes need")
     opt.add_topology(p)
     p.add_argument("--probe", action="append", default=[], metavar="ID",
                    help="only these probes (repeatable; default: every probe that applies)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="report format")
 
     sub.add_parser("probes", help="list the probe catalog: ids, tier kinds, tags, levels")
     sub.add_parser("schema", help="print the JSON Schema of the topology file")

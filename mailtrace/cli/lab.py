@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from mailtrace.cli import options as opt
@@ -23,9 +24,14 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     opt.add_run(d)
 
     lab = sub.add_parser("lab", help="keep the lab up and print how to point tools at it")
-    lab.add_argument("scenario", nargs="?", default="healthy")
+    lab.add_argument("scenario", nargs="?", default="healthy",
+                     help="scenario (default healthy)")
+    lab.add_argument("--list", action="store_true", help="list the scenarios")
     lab.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
                      help="stop after SECONDS (default: until interrupted)")
+    lab.add_argument("--lab-file", metavar="FILE",
+                     help="write the lab file here (default: in the lab's temporary folder); "
+                     "triage, verify, precheck and init read it with --lab-file FILE")
     return {"demo": cmd_demo, "lab": cmd_lab}
 
 
@@ -38,19 +44,24 @@ def _scenario(name: str) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def _list_scenarios() -> int:
     from mailtrace.lab import scenarios
+
+    width = max(len(n) for n in scenarios.SCENARIOS)
+    lines = []
+    for name, sc in scenarios.SCENARIOS.items():
+        exp = sc.expect
+        outcome = exp.status + (f" at {exp.tier} [{exp.tag}]" if exp.tier else "")
+        lines.append(f"{name:<{width}}  {sc.description}  → {outcome}\n")
+    opt.write("".join(lines))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
     from mailtrace.usecases.demo import demo
 
     if args.list:
-        width = max(len(n) for n in scenarios.SCENARIOS)
-        lines = []
-        for name, sc in scenarios.SCENARIOS.items():
-            exp = sc.expect
-            outcome = exp.status + (f" at {exp.tier} [{exp.tag}]" if exp.tier else "")
-            lines.append(f"{name:<{width}}  {sc.description}  → {outcome}\n")
-        opt.write("".join(lines))
-        return 0
+        return _list_scenarios()
     scenario = _scenario(args.scenario)
     timeout = opt.positive(args.timeout)
     since = opt.since(args)
@@ -66,21 +77,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    """Keep a lab up until interrupted (Ctrl-C, SIGTERM) or ``--for`` runs out. Whatever
+    ends it, the lab's temporary folders go with it: the CA's key, the lab file and its
+    throwaway credentials (the command line turns SIGTERM into an exception, so every
+    ``async with`` below unwinds)."""
+    from mailtrace.lab import labfile
     from mailtrace.lab.lab import Lab
 
+    if args.list:
+        return _list_scenarios()
     scenario = _scenario(args.scenario)
     if args.duration is not None:
         opt.positive(args.duration, "--for")
+    chosen = Path(args.lab_file) if args.lab_file else None
+    if chosen is not None and (chosen.is_dir() or not chosen.parent.is_dir()):
+        raise UsageError(f"--lab-file {args.lab_file}: not a file in an existing folder")
 
     async def serve() -> None:
         async with Lab(scenario) as lab:
-            lines = [f"lab up, scenario {scenario.name}: {scenario.description}",
-                     *lab.describe(),
-                     "Ctrl-C to stop." if args.duration is None
-                     else f"stopping in {args.duration} s"]
-            opt.write("\n".join(lines) + "\n")
-            sys.stdout.flush()
-            await asyncio.sleep(args.duration if args.duration is not None else 10**9)
+            path = chosen or lab.lab_file_path()
+            try:
+                labfile.write(lab.access(), path)
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+            try:
+                lines = [f"lab up, scenario {scenario.name}: {scenario.description}",
+                         *lab.describe(path),
+                         "Ctrl-C to stop." if args.duration is None
+                         else f"stopping in {args.duration} s"]
+                opt.write("\n".join(lines) + "\n")
+                sys.stdout.flush()
+                await asyncio.sleep(args.duration if args.duration is not None else 10**9)
+            finally:
+                path.unlink(missing_ok=True)
 
     asyncio.run(serve())
     return 0

@@ -1,20 +1,53 @@
-"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|graph|probes|
+"""Command line: ``mailtrace triage|verify|precheck|ndr|headers|demo|lab|init|login|logout|
 schema|permissions``.
 
 Exit codes (DESIGN): 0 healthy, 1 fault or degraded, 2 usage or configuration error,
-3 inconclusive, 4 internal error. Each command's module registers its flags and imports
-what it runs only when it runs, so that ``mailtrace --help`` starts fast.
+3 inconclusive, 4 internal error; and as a shell reports a process ended by a signal
+(128 + its number): 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM), 141 when
+the reader of the output went away (SIGPIPE: ``mailtrace probes | head -1``). Each
+command's module registers its flags and imports what it runs only when it runs, so that
+``mailtrace --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from mailtrace.cli import catalog, intake, lab, triage, verify
+from mailtrace.cli import catalog, init, intake, lab, signin, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
+
+#: 128 + the signal's number, as a shell reports a process the signal ended (written out:
+#: Windows has no SIGPIPE, and its PowerShell users read the same codes).
+EXIT_INTERRUPTED = 130  # SIGINT (2)
+EXIT_TERMINATED = 143  # SIGTERM (15)
+EXIT_BROKEN_PIPE = 141  # SIGPIPE (13)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is so that every ``with`` and ``finally`` runs
+    (the lab removes its CA key and credentials) before it exits with 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _quiet_stdout() -> None:
+    """The reader went away: send what is still buffered nowhere, so that the interpreter's
+    last flush does not complain on stderr (Python's documented idiom for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -43,7 +76,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Command] = {}
-    for module in (triage, lab, catalog, verify, intake):
+    for module in (triage, lab, catalog, verify, intake, init, signin):
         commands.update(module.add_parsers(sub))
     return parser, commands
 
@@ -53,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
+    # A library's warnings (azure-identity logs a failed sign-in) are reported by the
+    # command that met them, in one line; they never reach stderr on their own.
+    logging.getLogger("azure").addHandler(logging.NullHandler())
     parser, commands = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -61,16 +97,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    previous = _on_sigterm(_terminate)
     try:
-        return int(commands[args.command](args))
+        code = int(commands[args.command](args))
+        sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's exit
+        return code
     except UsageError as exc:
         print(f"mailtrace: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        return EXIT_TERMINATED
     except Exception as exc:  # never a traceback for the user; one for a developer
         if os.environ.get("MAILTRACE_DEBUG"):
             raise
         print(f"mailtrace: internal error: {type(exc).__name__}: {exc} "
               "(set MAILTRACE_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install a SIGTERM handler and return the previous one (only the main thread may:
+    elsewhere, as under a test runner's thread, the default stays)."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return handler

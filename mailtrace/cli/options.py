@@ -6,9 +6,11 @@ flags into settings, and writing a report. Nothing heavy is imported at module l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,15 @@ def add_endpoints(p: argparse.ArgumentParser, *, when: str = "",
 
 def add_ca_file(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--ca-file", metavar="FILE", help=help)
+
+
+def add_lab_file(p: argparse.ArgumentParser, *, when: str = "") -> None:
+    """--lab-file: a running ``mailtrace lab``'s resolver, connection rules, CA and
+    throwaway credentials, read by :func:`network`."""
+    p.add_argument("--lab-file", metavar="FILE",
+                   help=f"{when}reach a running `mailtrace lab` with your own topology: the "
+                   "file it wrote holds its resolver, connection rules, CA and throwaway "
+                   "credentials")
 
 
 def add_smtp(p: argparse.ArgumentParser, *, when: str = "") -> None:
@@ -119,11 +130,18 @@ def since(args: argparse.Namespace) -> timedelta:
 
 def check_output(args: argparse.Namespace) -> None:
     """Refuse an unwritable --output before the run, not after it (the verdict would be
-    lost). Opened for append so an existing file is not emptied yet."""
+    lost). An existing file is opened for append, so it is not emptied yet; a new one is
+    created and removed at once, so an interrupted run leaves no empty file behind."""
     if args.output:
+        path = Path(args.output)
         try:
-            with open(args.output, "a", encoding="utf-8"):
-                pass
+            if path.exists():
+                with path.open("a", encoding="utf-8"):
+                    pass
+            else:
+                with path.open("x", encoding="utf-8"):
+                    pass
+                path.unlink()
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
 
@@ -148,6 +166,47 @@ def endpoints(args: argparse.Namespace) -> tuple[list[Endpoint], list[ConnectTo]
     except EndpointError as exc:
         raise UsageError(str(exc)) from None
     return resolvers or system_resolvers(), connect_to
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where a run's packets go and what it trusts: from the flags, or a lab file."""
+
+    resolvers: list[Endpoint]
+    connect_to: list[ConnectTo]
+    ca_file: Path | None
+    environ: Mapping[str, str] = field(repr=False)
+
+
+@contextlib.contextmanager
+def network(args: argparse.Namespace) -> Iterator[Network]:
+    """--resolver, --connect-to, --ca-file and the environment; with --lab-file, the lab's
+    (its resolver unless --resolver is given, its rules after any --connect-to, its CA
+    unless --ca-file is given, its credentials over the environment's). The lab CA is put
+    in a temporary file for the run's clients and removed when the command ends."""
+    import os
+
+    lab_file = getattr(args, "lab_file", None)
+    if not lab_file:
+        resolvers, connect_to = endpoints(args)
+        yield Network(resolvers, connect_to, ca_file(args), os.environ)
+        return
+    import tempfile
+
+    from mailtrace.core.network import EndpointError, parse_connect_to, parse_resolver
+    from mailtrace.lab.labfile import LabFileError, read
+
+    try:
+        access = read(lab_file)
+        resolvers = [parse_resolver(r) for r in args.resolver] or [access.resolver]
+        connect_to = [*(parse_connect_to(c) for c in args.connect_to), *access.connect_to]
+    except (LabFileError, EndpointError) as exc:
+        raise UsageError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="mailtrace-lab-ca-") as folder:
+        lab_ca = Path(folder) / "lab-ca.pem"
+        lab_ca.write_text(access.ca_pem, encoding="ascii")
+        yield Network(resolvers, connect_to, ca_file(args) or lab_ca,
+                      {**os.environ, **access.environ})
 
 
 def system_resolvers() -> list[Endpoint]:
@@ -214,12 +273,43 @@ def write(text: str) -> None:
 
 
 def deliver(text: str, output: str | None) -> None:
-    """A report to ``--output FILE``, or to stdout."""
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    else:
+    """A report to ``--output FILE``, or to stdout. A regular file is written whole or not
+    at all (a temporary file beside it, then renamed over it): an interrupted run never
+    leaves an empty or half-written report behind."""
+    if not output:
         write(text)
+        return
+    path = Path(output)
+    try:
+        if path.exists() and not path.is_file():  # /dev/stdout, a FIFO: write in place
+            with path.open("w", encoding="utf-8") as fh:
+                fh.write(text)
+            return
+        write_whole(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+
+
+def write_whole(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, renamed
+    over it. ``mode`` for a new file (default: as the umask allows); an existing file keeps
+    its own."""
+    import os
+    import tempfile
+
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or None)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

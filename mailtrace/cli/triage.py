@@ -19,11 +19,14 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     t = sub.add_parser("triage", help="walk the topology hop by hop and name the failing tier")
     opt.add_topology(t)
     who = t.add_mutually_exclusive_group(required=True)
-    who.add_argument("--recipient", metavar="ADDR")
-    who.add_argument("--domain", metavar="DOMAIN")
+    who.add_argument("--recipient", metavar="ADDR",
+                     help="the address that does not receive mail (follows its messages too)")
+    who.add_argument("--domain", metavar="DOMAIN",
+                     help="a domain of the topology, when no one address is in question")
     opt.add_endpoints(t)
     opt.add_ca_file(t, "trust these CA certificates for STARTTLS and the HTTPS APIs "
                     "instead of the system's")
+    opt.add_lab_file(t)
     opt.add_message(t)
     opt.add_smtp(t)
     opt.add_output(t, ["text", "json", "html"], strict=True)
@@ -44,16 +47,23 @@ def cmd_triage(args: argparse.Namespace) -> int:
                              subject=args.subject)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
-    report = asyncio.run(run_triage(topology, target, run_options(args, timeout)))
+    with opt.network(args) as network:
+        options = run_options(args, timeout, network)
+        report = asyncio.run(run_triage(topology, target, options, source=args.topology))
     return emit(report, args)
 
 
-def run_options(args: argparse.Namespace, timeout: float) -> Options:
+def run_options(args: argparse.Namespace, timeout: float,
+                network: opt.Network | None = None) -> Options:
     """The triage's settings from the network and SMTP flags (triage, ndr --triage)."""
     from mailtrace.engine.settings import Options
 
-    resolvers, connect_to = opt.endpoints(args)
-    return Options(resolvers, connect_to, timeout, **opt.smtp_options(args))
+    smtp = opt.smtp_options(args)
+    if network is None:
+        resolvers, connect_to = opt.endpoints(args)
+        return Options(resolvers, connect_to, timeout, **smtp)
+    smtp.setdefault("ca_file", network.ca_file)
+    return Options(network.resolvers, network.connect_to, timeout, network.environ, **smtp)
 
 
 def emit(report: TriageReport, args: argparse.Namespace) -> int:

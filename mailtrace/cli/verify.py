@@ -30,6 +30,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the domain to check (default: the topology's first)")
     opt.add_endpoints(p, resolver="a resolver of the panel (default: the system's)")
     opt.add_ca_file(p, f"CA bundle for HTTPS checks (default ${CA_FILE_ENV}, else the system's)")
+    opt.add_lab_file(p)
     p.add_argument("--output", metavar="FILE", help="write the report to FILE")
     p.add_argument("--verbose", "-v", action="store_true", help="every answer and finding")
     opt.add_run(p, since=False)
@@ -39,7 +40,7 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     v = sub.add_parser("verify", help="is a DNS change live on every server and resolver, "
                        "does it fit the topology, when do old answers expire")
     _common(v)
-    v.add_argument("--format", choices=["text", "json"], default="text")
+    v.add_argument("--format", choices=["text", "json"], default="text", help="report format")
     v.add_argument("--watch", action="store_true",
                    help="poll until every record matches or --timeout runs out")
     v.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
@@ -50,13 +51,12 @@ def add_parsers(sub: Any) -> dict[str, Any]:
                        "against the topology before making it")
     _common(p)
     p.add_argument("--change", required=True, metavar="FILE", help="the change file (YAML)")
-    p.add_argument("--format", choices=["text", "json", "junit"], default="text")
+    p.add_argument("--format", choices=["text", "json", "junit"], default="text",
+                   help="report format (junit: one test case per check, for CI)")
     return {"verify": cmd_verify, "precheck": cmd_precheck}
 
 
-def _setup(args: argparse.Namespace) -> tuple[Topology, str, Options]:
-    from mailtrace.engine.settings import Options
-
+def _setup(args: argparse.Namespace) -> tuple[Topology, str]:
     opt.positive(args.timeout)
     opt.check_output(args)
     topology = opt.load_topology(args.topology)
@@ -64,13 +64,19 @@ def _setup(args: argparse.Namespace) -> tuple[Topology, str, Options]:
     if domain not in topology.domains:
         raise UsageError(f"{domain} is not a domain of topology {topology.topology} "
                          f"({', '.join(topology.domains)})")
-    resolvers, connect_to = opt.endpoints(args)
+    if args.ca_file is None and not args.lab_file and os.environ.get(CA_FILE_ENV):
+        args.ca_file = os.environ[CA_FILE_ENV]
+    return topology, domain
+
+
+def _options(args: argparse.Namespace, network: opt.Network) -> Options:
+    from mailtrace.engine.settings import Options
+
+    resolvers = network.resolvers
     if getattr(args, "system_resolver", False) and args.resolver:
         resolvers = [*opt.system_resolvers(), *resolvers]
-    if args.ca_file is None and os.environ.get(CA_FILE_ENV):
-        args.ca_file = os.environ[CA_FILE_ENV]
-    return topology, domain, Options(resolvers, connect_to, args.timeout,
-                                     ca_file=opt.ca_file(args))
+    return Options(resolvers, network.connect_to, args.timeout, network.environ,
+                   ca_file=network.ca_file)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -78,7 +84,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from mailtrace.report.json import dumps
     from mailtrace.usecases.verify import verify
 
-    topology, domain, options = _setup(args)
+    topology, domain = _setup(args)
     if args.watch:
         opt.positive(args.interval, "--interval")
 
@@ -93,8 +99,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
               + (f"; waiting for {', '.join(waiting)}" if waiting else ""),
               file=sys.stderr, flush=True)
 
-    result = asyncio.run(verify(topology, domain, options, watch=args.watch,
-                                interval=args.interval, progress=progress))
+    with opt.network(args) as network:
+        result = asyncio.run(verify(topology, domain, _options(args, network),
+                                    watch=args.watch, interval=args.interval,
+                                    progress=progress))
     text = (dumps(result.as_json()) if args.format == "json"
             else render.verify_text(result, args.verbose))
     opt.deliver(text, args.output)
@@ -107,7 +115,7 @@ def cmd_precheck(args: argparse.Namespace) -> int:
     from mailtrace.topology.change import ChangeError, load_change
     from mailtrace.usecases.precheck import precheck
 
-    topology, domain, options = _setup(args)
+    topology, domain = _setup(args)
     try:
         change = load_change(args.change)
     except ChangeError as exc:
@@ -117,7 +125,8 @@ def cmd_precheck(args: argparse.Namespace) -> int:
         if domain not in topology.domains:
             raise UsageError(f"{args.change}: domain {domain} is not in topology "
                              f"{topology.topology}")
-    result = asyncio.run(precheck(topology, change, domain, options))
+    with opt.network(args) as network:
+        result = asyncio.run(precheck(topology, change, domain, _options(args, network)))
     if args.format == "json":
         text = dumps(result.as_json())
     elif args.format == "junit":

@@ -27,6 +27,7 @@ import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.query
@@ -319,10 +320,12 @@ class DnsClient:
         """
         backend = dns.asyncbackend.get_default_backend()
         family = socket.AF_INET6 if ":" in via.address else socket.AF_INET
-        destination = (via.address, via.port)
         sock = await backend.make_socket(  # type: ignore[no-untyped-call]
-            family, socket.SOCK_DGRAM, 0, None, destination
+            family, socket.SOCK_DGRAM, 0, None, (via.address, via.port)
         )
+        # Connected over IPv6, asyncio knows the peer as (address, port, flowinfo, scope)
+        # and refuses to send to the two-element form.
+        destination = dns.inet.low_level_address_tuple((via.address, via.port), family)
         wait = self.attempt_timeout
         async with sock:
             while (now := time.monotonic()) < deadline:

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mailtrace.clients.dns import DnsClient, Server
+from mailtrace.clients.msgraph import signin
 from mailtrace.clients.msgraph.client import GraphClient, GraphConfigError, connect
+from mailtrace.clients.msgraph.credentials import graph_target
 from mailtrace.clients.mta_sts import PolicyFetcher
 from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
 from mailtrace.clients.proofpoint.http import ApiError, Credentials, credentials
@@ -79,8 +81,15 @@ class RunClients:
         access = found.graph
 
         def make() -> GraphClient:
+            environ = self.options.environ
             try:
-                return connect(access, self.options.environ, found.tenant)
+                credential = None
+                if access.auth in signin.DELEGATED:
+                    # A person's recorded sign-in (`mailtrace login`), used silently, with
+                    # the run's CA file for the sign-in service too: no prompt in a probe.
+                    place = signin.place_of(access, graph_target(access), environ, found.tenant)
+                    credential = signin.signed_in(place, environ, self.options.ca_file)
+                return connect(access, environ, found.tenant, credential=credential)
             except GraphConfigError as exc:
                 raise ClientUnavailable(str(exc)) from None
 

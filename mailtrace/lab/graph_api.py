@@ -392,3 +392,206 @@ def lab_tenant(topology: Mapping[str, Any], tier: str, recipient: str,
     domains = [str(d).lower() for d in topology["domains"]]
     tenant = str(data.get("tenant") or f"{domains[0].split('.')[0]}.onmicrosoft.com")
     return LabTenant(domains, str(data["inbound_host"]), recipient, tenant, faults, messages)
+
+
+# --- the sign-in authority: the Microsoft identity platform's device code flow -------------
+
+#: How long the lab's access tokens live (seconds): a test shortens it to force a refresh.
+TOKEN_LIFETIME = 3600
+LAB_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+LAB_USER_ID = "00000000-0000-0000-66f3-3332eca7ea81"
+
+
+def _b64(data: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def _oauth_error(error: str, code: int, description: str) -> Response:
+    """An error of the v2.0 token endpoint (RFC 6749 §5.2, with Entra's AADSTS codes)."""
+    return Response.json({"error": error, "error_description": f"AADSTS{code}: {description}",
+                          "error_codes": [code], "timestamp": "2026-11-29 00:00:00Z",
+                          "trace_id": "lab-trace", "correlation_id": "lab-correlation"}, 400)
+
+
+@dataclass
+class _DeviceCode:
+    user_code: str
+    client_id: str
+    scope: str
+    expires: float
+    approved: bool = False
+    declined: bool = False
+    redeemed: bool = False
+
+
+class SignInStandIn:
+    """The lab's Microsoft identity platform (login.microsoftonline.com): the v2.0 endpoints
+    a device code sign-in uses, in their documented shapes — OpenID discovery
+    (``/{tenant}/v2.0/.well-known/openid-configuration``), the device authorization request
+    (``/{tenant}/oauth2/v2.0/devicecode``), the token endpoint
+    (``/{tenant}/oauth2/v2.0/token``: the device code grant, answering
+    ``authorization_pending`` until the code is entered, and the refresh token grant) —
+    and the page where a person enters the code (``/devicelogin``).
+
+    The access token it issues is the one the lab's Graph accepts; the ID token names the
+    lab user. Over HTTPS only (``tls``), as MSAL requires of an authority.
+    """
+
+    def __init__(self, access_token: str, user: str, tenant: str, tls: Any, *,
+                 token_lifetime: int = TOKEN_LIFETIME) -> None:
+        self.access_token = access_token
+        self.user = user
+        self.tenant = tenant  # the tenant's initial domain, as a sign-in names it
+        self.token_lifetime = token_lifetime
+        self.server = HttpServer(self.handle, tls=tls)
+        self.codes: dict[str, _DeviceCode] = {}
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> client id
+        self.grants: Counter[str] = Counter()  # grant type -> tokens issued
+
+    @property
+    def authority(self) -> str:
+        """``host:port``, as azure-identity's ``authority`` and AZURE_AUTHORITY_HOST take it."""
+        return f"{self.server.host}:{self.server.port}"
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    # -- what a person does in the browser ---------------------------------------------------
+
+    def enter_code(self, user_code: str, *, decline: bool = False) -> bool:
+        """The user enters the code and signs in (or declines); False for an unknown code."""
+        for pending in self.codes.values():
+            if pending.user_code == user_code.strip().upper():
+                pending.approved, pending.declined = not decline, decline
+                return True
+        return False
+
+    def revoke(self) -> None:
+        """An admin revokes the user's sessions: every refresh token stops working."""
+        self.refresh_tokens.clear()
+
+    # -- the endpoints -------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p]
+        if parts == ["devicelogin"]:
+            return self._device_login(request)
+        if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            return Response.json(self._configuration(parts[0]))
+        if len(parts) == 4 and parts[1:3] == ["oauth2", "v2.0"] and request.method == "POST":
+            form = {k: v[0] for k, v in _form(request.body).items()}
+            if parts[3] == "devicecode":
+                return self._devicecode(parts[0], form)
+            if parts[3] == "token":
+                return self._token(parts[0], form)
+        return _error(404, "NotFound", f"no such endpoint {request.path}")
+
+    def _configuration(self, tenant: str) -> dict[str, Any]:
+        base = f"{self.server.url}/{tenant}"
+        return {"token_endpoint": f"{base}/oauth2/v2.0/token",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "issuer": f"{self.server.url}/{LAB_TENANT_ID}/v2.0",
+                "token_endpoint_auth_methods_supported": ["client_secret_post"],
+                "response_types_supported": ["code", "id_token", "code id_token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "tenant_region_scope": "EU", "cloud_instance_name": "lab"}
+
+    def _devicecode(self, tenant: str, form: dict[str, str]) -> Response:
+        import secrets
+        import time
+
+        if not form.get("client_id"):
+            return _oauth_error("invalid_request", 900144, "The request body must contain "
+                                "the following parameter: 'client_id'.")
+        device_code = secrets.token_urlsafe(48)
+        user_code = secrets.token_hex(5).upper()[:9]
+        self.codes[device_code] = _DeviceCode(user_code, form["client_id"],
+                                              form.get("scope", ""), time.time() + 900)
+        uri = f"{self.server.url}/devicelogin"
+        return Response.json({
+            "user_code": user_code, "device_code": device_code, "verification_uri": uri,
+            "expires_in": 900, "interval": 1,
+            "message": f"To sign in, use a web browser to open the page {uri} and enter the "
+                       f"code {user_code} to authenticate."})
+
+    def _token(self, tenant: str, form: dict[str, str]) -> Response:
+        import time
+
+        grant = form.get("grant_type", "")
+        if grant == "urn:ietf:params:oauth:grant-type:device_code":
+            pending = self.codes.get(form.get("device_code", ""))
+            if pending is None or pending.redeemed:
+                return _oauth_error("bad_verification_code", 70019, "Verification code "
+                                    "expired or was already used.")
+            if pending.expires < time.time():
+                return _oauth_error("expired_token", 70020, "The provided request was not "
+                                    "authorized in time.")
+            if pending.declined:
+                return _oauth_error("authorization_declined", 70016, "The user declined.")
+            if not pending.approved:
+                return _oauth_error("authorization_pending", 70016, "The provided request "
+                                    "has not yet been authorized by the user. The user must "
+                                    "input their code.")
+            pending.redeemed = True
+            return self._tokens(grant, pending.client_id, pending.scope)
+        if grant == "refresh_token":
+            client_id = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if client_id is None:
+                return _oauth_error("invalid_grant", 700082, "The refresh token has expired "
+                                    "due to inactivity or was revoked.")
+            return self._tokens(grant, client_id, form.get("scope", ""))
+        return _oauth_error("unsupported_grant_type", 70003, f"The app requested an "
+                            f"unsupported grant type '{grant}'.")
+
+    def _tokens(self, grant: str, client_id: str, scope: str) -> Response:
+        import secrets
+        import time
+
+        now = int(time.time())
+        refresh = secrets.token_urlsafe(48)
+        self.refresh_tokens[refresh] = client_id
+        self.grants[grant] += 1
+        id_claims = {"aud": client_id, "iss": f"{self.server.url}/{LAB_TENANT_ID}/v2.0",
+                     "iat": now, "nbf": now, "exp": now + 3600, "name": self.user,
+                     "oid": LAB_USER_ID, "preferred_username": self.user,
+                     "sub": "lab-subject", "tid": LAB_TENANT_ID, "ver": "2.0"}
+        id_token = ".".join([_b64({"typ": "JWT", "alg": "RS256", "kid": "lab"}),
+                             _b64(id_claims), "bGFi"])
+        return Response.json({
+            # The scopes granted: those asked for, without OpenID Connect's reserved ones.
+            "token_type": "Bearer", "scope": " ".join(
+                s for s in scope.split() if s not in ("openid", "profile", "offline_access"))
+            or "https://graph.microsoft.com/.default",
+            "expires_in": self.token_lifetime, "ext_expires_in": self.token_lifetime,
+            "access_token": self.access_token, "refresh_token": refresh, "id_token": id_token,
+            "client_info": _b64({"uid": LAB_USER_ID, "utid": LAB_TENANT_ID})})
+
+    def _device_login(self, request: Request) -> Response:
+        if request.method == "POST":
+            code = _form(request.body).get("otc", [""])[0]
+            if self.enter_code(code):
+                return Response(200, b"<!doctype html><p>You have signed in to mailtrace "
+                                b"(lab). You can close this window.</p>",
+                                {"Content-Type": "text/html; charset=utf-8"})
+            return Response(400, b"<!doctype html><p>That code is not valid.</p>",
+                            {"Content-Type": "text/html; charset=utf-8"})
+        return Response(200, b"<!doctype html><form method='post'><label>Enter code "
+                        b"<input name='otc'></label><button>Next</button></form>",
+                        {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _form(body: bytes) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs
+
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)

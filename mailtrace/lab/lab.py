@@ -14,15 +14,15 @@ import dataclasses
 import ipaddress
 import os
 import secrets
-import shlex
 import socket
 import tempfile
-from collections.abc import Iterator
+import textwrap
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import dns.name
 import dns.rdatatype
@@ -34,7 +34,8 @@ from mailtrace.core.network import ConnectTo, Endpoint
 from mailtrace.lab import proofpoint_api
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
-from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
+from mailtrace.lab.graph_api import GraphStandIn, SignInStandIn, lab_tenant
+from mailtrace.lab.labfile import LabAccess
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.lab.smtp_server import SmtpServer
 
@@ -43,6 +44,8 @@ DNS_PORT = 53
 RESOLVER = "resolver"
 #: The environment variable the lab's Graph token is passed in (lab.environ only).
 GRAPH_TOKEN_ENV = "MAILTRACE_LAB_GRAPH_TOKEN"
+#: azure-identity's own variable for the sign-in authority (the lab's, in lab.environ).
+AUTHORITY_ENV = "AZURE_AUTHORITY_HOST"
 
 
 class Startable(Protocol):
@@ -122,6 +125,8 @@ class Lab:
             key: dict(values) for key, values in scenario.topology_settings.items()}
         #: The Graph stand-in of each Exchange Online tier that declares graph:.
         self.graph: dict[str, GraphStandIn] = {}
+        #: The identity platform a person signs in at (device code), when Graph is served.
+        self.sign_in: SignInStandIn | None = None
         #: Redirections to stand-ins other than DNS (``mta-sts.<domain>:443``, ...).
         self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -215,6 +220,7 @@ class Lab:
         self.smtp_servers.clear()
         self.startables.clear()
         self.graph.clear()
+        self.sign_in = None
         self.extra_connect_to.clear()
 
     async def _start_graph(self) -> None:
@@ -231,6 +237,16 @@ class Lab:
             self.graph[tier] = server
             self.urls[(tier, "graph")] = server.url
             self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
+            if self.sign_in is None:
+                # Where a person signs in (`mailtrace login`): the lab's identity platform,
+                # over HTTPS from the lab CA; azure-identity finds it by its documented
+                # AZURE_AUTHORITY_HOST, which the lab file carries.
+                assert self._ca is not None
+                tls = self._ca.issue(LOOPBACK, "localhost").server_context()
+                self.sign_in = SignInStandIn(token, f"admin@{tenant.domains[0]}",
+                                             tenant.tenant, tls)
+                await self._start(self.sign_in)
+                self.environ[AUTHORITY_ENV] = f"https://{self.sign_in.authority}"
 
     async def _start_policy_hosts(self) -> None:
         """MTA-STS policy hosts over HTTPS, certificates from the lab CA."""
@@ -263,6 +279,13 @@ class Lab:
         for stand_in in proofpoint_api.stand_ins(self.scenario, topology, self.environ, tls):
             await self._start(stand_in.server)
             self.urls[(stand_in.tier, stand_in.key)] = stand_in.server.url
+            # An admin's own topology names the API by its real URL: send that host and
+            # port to the stand-in (its certificate names the real host too).
+            declared = getattr(topology.tiers[stand_in.tier], stand_in.key).url
+            parts = urlsplit(declared)
+            if parts.hostname:
+                self.extra_connect_to.append(ConnectTo(parts.hostname.lower(), parts.port or 443,
+                                                       LOOPBACK, stand_in.server.server.port))
 
     async def _start_smtp(self) -> None:
         """One SMTP listener per host of the lab world, with a certificate from the lab CA
@@ -356,33 +379,31 @@ class Lab:
             self._workdir = tempfile.TemporaryDirectory(prefix="mailtrace-lab-")
         return Path(self._workdir.name)
 
-    def credentials_file(self) -> Path:
-        """The stand-ins' throwaway credentials as shell assignments, in a file only this
-        user can read: another shell can use them, and no output ever shows them."""
-        path = self._folder() / "credentials.env"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(f"export {name}={shlex.quote(value)}\n"
-                          for name, value in sorted(self.environ.items()))
-        return path
-
-    def _resolver_text(self) -> str:
-        host, port = self.resolver
-        return f"{host}:{port}"
-
-    def _triage_command(self) -> Iterator[str]:
+    def access(self) -> LabAccess:
+        """How another process reaches this lab: what ``mailtrace lab`` writes to its lab
+        file (``mailtrace.lab.labfile``)."""
         try:
-            topology = str(self.topology_path)
+            topology: str | None = str(self.topology_path)
         except FileNotFoundError:
-            topology = f"topologies/{self.scenario.topology}"
-        yield f"mailtrace triage --recipient {self.recipient} --topology {topology} \\"
-        yield f"    --resolver {self._resolver_text()} --ca-file {self.ca_file} \\"
-        for redirect in self.connect_to:
-            yield f"    --connect-to {redirect} \\"
-        yield ""
+            topology = None
+        return LabAccess(
+            scenario=self.scenario.name,
+            resolver=self.resolver_endpoint,
+            connect_to=tuple(self.connect_to),
+            ca_pem=self.ca_file.read_text(encoding="ascii"),
+            environ=dict(self.environ),
+            topology=topology,
+            recipient=self.recipient,
+            pid=os.getpid(),
+        )
 
-    def describe(self) -> list[str]:
-        """How to point `mailtrace triage` and `dig` at the running lab."""
+    def lab_file_path(self) -> Path:
+        """Where the lab file goes by default: the lab's own folder, removed at the end."""
+        return self._folder() / "lab.yaml"
+
+    def describe(self, lab_file: Path | None = None) -> list[str]:
+        """How to point `dig`, `openssl` and `mailtrace` at the running lab; with the lab
+        file's path, the one flag that does it for a triage."""
         host, port = self.resolver
         domain = self.recipient.rpartition("@")[2]
         lines = [f"lab scenario {self.scenario.name}: {self.scenario.description}"]
@@ -398,7 +419,7 @@ class Lab:
             )
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
-        lines.append("SMTP hosts (port 25 through --connect-to):")
+        lines.append("SMTP hosts (port 25; openssl s_client -starttls smtp -connect ADDR:PORT):")
         for rule in self.connect_to:
             if rule.port == SMTP_PORT:
                 smtp = self.smtp_servers.get(rule.host)
@@ -407,13 +428,21 @@ class Lab:
                 lines.append(f"  {rule.host:<42} {rule.addr}:{rule.to_port}  {state}")
         for (tier, key), url in sorted(self.urls.items()):
             lines.append(f"{tier} {key} stand-in: {url}")
-        if self.environ:
-            # Throwaway values made for this lab run, accepted only by its loopback
-            # stand-ins: a triage from another shell needs them to reach the APIs.
-            lines.append("lab API credentials (this run only; names here, values in the file):")
-            lines.append(f"  {', '.join(sorted(self.environ))}")
-            lines.append(f"  . {self.credentials_file()}")
-        lines.append("triage against it:")
-        lines.extend(f"  {line}" for line in self._triage_command() if line)
-        lines[-1] = lines[-1].removesuffix(" \\")
+        if lab_file is None:
+            return lines
+        try:
+            topology = str(self.topology_path)
+        except FileNotFoundError:
+            topology = f"topologies/{self.scenario.topology}"
+        held = (f"the resolver, {len(self.connect_to)} connection rules, the lab CA"
+                + (", throwaway credentials for " + ", ".join(sorted(self.environ))
+                   if self.environ else "")
+                + " (mode 0600; removed when the lab stops)")
+        lines += [
+            f"lab file: {lab_file}",
+            *textwrap.wrap(held, 92, initial_indent="  holds ", subsequent_indent="    "),
+            "triage against it, with this scenario's topology or your own:",
+            f"  mailtrace triage --recipient {self.recipient} --topology {topology} "
+            f"--lab-file {lab_file}",
+        ]
         return lines

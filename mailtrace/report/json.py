@@ -63,6 +63,7 @@ def report_json(report: TriageReport) -> dict[str, Any]:
         "journey_summary": [o.as_json() for o in report.journey_summary],
         "tiers": [tier_json(t, fixed) for t in report.tiers],
         "elapsed_ms": round(report.elapsed_ms, 1),
+        "run": report.run.as_json(),
     }
 
 

@@ -30,6 +30,26 @@ class Timings:
         )
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """Where and when a report was made, so that a forwarded report can be trusted and
+    reproduced: the time (UTC), the mailtrace that made it, the topology file it read (and
+    a digest of its bytes), and the vantage point — this machine and the resolvers it
+    asked."""
+
+    started_at: str = ""  # ISO 8601 UTC
+    version: str = ""  # "mailtrace-diagnostics 0.1.0"
+    host: str = ""  # this machine's name
+    resolvers: tuple[str, ...] = ()
+    topology_file: str | None = None
+    topology_sha256: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"started_at": self.started_at, "mailtrace": self.version,
+                "topology_file": self.topology_file, "topology_sha256": self.topology_sha256,
+                "vantage": {"host": self.host, "resolvers": list(self.resolvers)}}
+
+
 @dataclass
 class TriageReport:
     topology: Topology
@@ -45,3 +65,5 @@ class TriageReport:
     journey: list[JourneyStep] = field(default_factory=list)
     #: The recent messages to the recipient per tier, by outcome.
     journey_summary: list[TierOutcomes] = field(default_factory=list)
+    #: When, where from and with what the triage ran.
+    run: RunInfo = field(default_factory=RunInfo)

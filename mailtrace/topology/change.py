@@ -110,7 +110,8 @@ def parse_change(text: str, source: str = "<change>") -> ChangeFile:
         return ChangeFile.model_validate(document.data)
     except ValidationError as exc:
         err = document.validation_error(exc.errors())
-        raise ChangeError(err.source, err.line, err.column, err.message) from None
+        raise ChangeError(err.source, err.line, err.column, err.message,
+                          err.problems[1:]) from None
 
 
 # -- laying the change over live DNS --------------------------------------------------------

@@ -9,7 +9,7 @@ about, so the loader can report it as ``file:line:column``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -292,16 +292,26 @@ class FlowGraph:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def to_svg(self) -> str:
-        """A small layered drawing: one column per topological generation, arrows between."""
+    def to_svg(self, status: Mapping[str, str] | None = None, marked: str | None = None) -> str:
+        """A small layered drawing: one column per topological generation, arrows between.
+
+        With ``status`` (tier id -> pass, warn, fail, not_tested...), each tier is drawn
+        in its status's colour with the status written under it, and ``marked`` (the tier
+        a verdict names) gets a heavier outline: how a report shows where the fault is.
+        Each tier is a ``<g class="tier STATUS">`` so a page's style sheet can restyle it.
+        """
         layers = [self._in_flow_order(layer) for layer in nx.topological_generations(self.graph)]
         column_of = {tier: i for i, layer in enumerate(layers) for tier in layer}
         char_w, box_h, gap_x, gap_y, margin = 7.2, 44.0, 60.0, 24.0, 20.0
+        if status is not None:
+            gap_y += 16.0  # room for the status under each box
         longest = max(len(text) for t in self.graph for text in (t, self.label(t)))
         box_w = max(110.0, longest * char_w + 24.0)
         tallest = max(len(layer) for layer in layers)
         top = margin + 30.0  # room above the boxes for arrows that skip a column
         height = top + tallest * box_h + (tallest - 1) * gap_y + margin
+        if status is not None:
+            height += 16.0
         width = 2 * margin + len(layers) * box_w + (len(layers) - 1) * gap_x
 
         pos: dict[str, tuple[float, float]] = {}  # top-left corner of each box
@@ -340,17 +350,41 @@ class FlowGraph:
             )
         for tier in self.hops():
             x, y = pos[tier]
+            state = (status or {}).get(tier)
+            fill, stroke = _STATUS_COLOURS.get(state or "", ("#f4f6fa", "#35507a"))
+            width = 3.5 if tier == marked else 1.0
+            classes = " ".join(["tier", *([state] if state else []),
+                                *(["marked"] if tier == marked else [])])
+            title = f"{tier} ({self.label(tier)})" + (f": {state}" if state else "")
             out.append(
-                f"<g><title>{escape(tier)} ({escape(self.label(tier))})</title>"
+                f'<g class="{escape(classes)}"><title>{escape(title)}</title>'
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w:.1f}" height="{box_h:.1f}" '
-                'rx="6" fill="#f4f6fa" stroke="#35507a"/>'
+                f'rx="6" fill="{fill}" stroke="{stroke}" stroke-width="{width}"/>'
                 f'<text x="{x + box_w / 2:.1f}" y="{y + 18:.1f}" text-anchor="middle" '
                 f'font-weight="bold">{escape(tier)}</text>'
                 f'<text x="{x + box_w / 2:.1f}" y="{y + 34:.1f}" text-anchor="middle" '
-                f'fill="#555">{escape(self.label(tier))}</text></g>'
+                f'fill="#555">{escape(self.label(tier))}</text>'
             )
+            if state:
+                shown = state.replace("_", " ").upper() + ("  \u25c0 verdict"
+                                                           if tier == marked else "")
+                out.append(
+                    f'<text class="status" x="{x + box_w / 2:.1f}" y="{y + box_h + 14:.1f}" '
+                    f'text-anchor="middle" font-weight="bold" fill="{stroke}">'
+                    f"{escape(shown)}</text>"
+                )
+            out.append("</g>")
         out.append("</svg>")
         return "\n".join(out) + "\n"
 
+
+#: Tier status -> (fill, outline) in a drawing with statuses.
+_STATUS_COLOURS = {
+    "pass": ("#dafbe1", "#1a7f37"),
+    "warn": ("#fff8c5", "#9a6700"),
+    "fail": ("#ffebe9", "#cf222e"),
+    "not_tested": ("#f6f8fa", "#6e7781"),
+    "skipped": ("#f6f8fa", "#6e7781"),
+}
 
 __all__ = ["ARROW", "FlowError", "FlowGraph", "split_chain"]

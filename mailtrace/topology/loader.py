@@ -9,7 +9,8 @@ mark) next to the constructed data:
 2. duplicate keys, which PyYAML would silently resolve to the last one;
 3. pydantic validation: each error's ``loc`` is walked down the node tree, following
    the model types alongside so that the tags pydantic inserts (the tier kind of a
-   discriminated union) are skipped; the first error in document order is reported;
+   discriminated union) are skipped; every error is reported at once, in document order
+   (up to :data:`MAX_PROBLEMS`), so a file is fixed in one pass, not one error per run;
 4. the flow, checked by :class:`FlowGraph`, whose :class:`FlowError` carries a ``loc``
    that is walked the same way.
 
@@ -44,22 +45,42 @@ _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 Loc = Sequence[str | int]
 
 
-class TopologyError(Exception):
-    """A topology that cannot be used, with where (1-based line and column) and why."""
+#: How many problems of one file are listed; the rest are counted.
+MAX_PROBLEMS = 20
 
-    def __init__(self, source: str, line: int | None, column: int | None, message: str) -> None:
+Problem = tuple[int | None, int | None, str]  # (line, column, message)
+
+
+class TopologyError(Exception):
+    """A topology that cannot be used, with where (1-based line and column) and why.
+
+    ``line``, ``column`` and ``message`` are the first problem in document order;
+    ``problems`` lists every one found (the first included), each rendered on its own line
+    as ``file:line:column: message`` — the form editors and CI annotations read.
+    """
+
+    def __init__(self, source: str, line: int | None, column: int | None, message: str,
+                 more: Sequence[Problem] = ()) -> None:
         super().__init__(source, line, column, message)
         self.source = source
         self.line = line
         self.column = column
         self.message = message
+        self.problems: list[Problem] = [(line, column, message), *more]
+
+    def _where(self, line: int | None, column: int | None) -> str:
+        if line is None:
+            return self.source
+        if column is None:
+            return f"{self.source}:{line}"
+        return f"{self.source}:{line}:{column}"
 
     def __str__(self) -> str:
-        if self.line is None:
-            return f"{self.source}: {self.message}"
-        if self.column is None:
-            return f"{self.source}:{self.line}: {self.message}"
-        return f"{self.source}:{self.line}:{self.column}: {self.message}"
+        shown = self.problems[:MAX_PROBLEMS]
+        lines = [f"{self._where(line, column)}: {message}" for line, column, message in shown]
+        if len(self.problems) > len(shown):
+            lines.append(f"{self.source}: ... and {len(self.problems) - len(shown)} more")
+        return "\n".join(lines)
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -184,12 +205,16 @@ class Document:
     # -- pydantic errors ---------------------------------------------------------------
 
     def validation_error(self, errors: list[ErrorDetails]) -> TopologyError:
-        located = [self._locate_validation(error) for error in errors]
-        first = min(range(len(located)), key=lambda i: located[i][0])
-        _order, line, column, message = located[first]
-        if len(located) > 1:
-            message += f" (and {len(located) - 1} more)"
-        return TopologyError(self.source, line, column, message)
+        """Every validation error, located, in document order (one per place and text)."""
+        located = sorted(self._locate_validation(error) for error in errors)
+        problems: list[Problem] = []
+        seen: set[Problem] = set()
+        for _order, line, column, message in located:
+            if (line, column, message) not in seen:
+                seen.add((line, column, message))
+                problems.append((line, column, message))
+        first, *more = problems
+        return TopologyError(self.source, *first, more)
 
     def _locate_validation(self, error: ErrorDetails) -> tuple[tuple[int, int], int, int, str]:
         """(document order, line, column, message) of one pydantic error."""
@@ -376,8 +401,8 @@ def _scan_keys(loader: yaml.SafeLoader, root: Node, source: str) -> dict[int, An
         elif isinstance(node, SequenceNode):
             stack.extend(node.value)
     if duplicates:
-        line, column, message = min(duplicates)
-        raise TopologyError(source, line, column, message)
+        (line, column, message), *more = sorted(duplicates)
+        raise TopologyError(source, line, column, message, more)
     return keys
 
 

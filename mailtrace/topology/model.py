@@ -13,12 +13,13 @@ them with DNS answers directly. The flow chains are checked by
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -125,6 +126,23 @@ TierId = Annotated[
 ]
 
 
+def _as_list(value: Any) -> Any:
+    """One string where a list of strings is expected is a list of one: ``domains:
+    contoso.com`` reads as ``domains: [contoso.com]``. Anything else is left for the list's
+    own validation (a mapping there is still an error: what it means is not clear)."""
+    return [value] if isinstance(value, str) else value
+
+
+def _one_or_many(item: Any) -> BeforeValidator:
+    # The JSON Schema says so too, so an editor does not flag the single form.
+    return BeforeValidator(_as_list, json_schema_input_type=item | list[item])
+
+
+HostNames = Annotated[list[Hostname], _one_or_many(Hostname)]
+DomainNames = Annotated[list[DomainName], _one_or_many(DomainName)]
+Strings = Annotated[list[str], _one_or_many(str)]
+
+
 def _check_base_url(url: str) -> str:
     """Base URLs must be https, except plain http to a loopback host (the lab)."""
     parts = urlsplit(url)
@@ -142,13 +160,13 @@ def _check_base_url(url: str) -> str:
 
 
 class SpfExpectation(_Strict):
-    include: list[Hostname] = Field(
+    include: HostNames = Field(
         default_factory=list, description="Domains named by include: mechanisms (RFC 7208 §5.2)"
     )
     all: Literal["-all", "~all", "?all", "+all"] | None = Field(
         default=None, description="The SPF record's final 'all' mechanism"
     )
-    mechanisms: list[str] = Field(
+    mechanisms: Strings = Field(
         default_factory=list,
         description="Other SPF terms that must be published, e.g. a:dispatch-us.ppe-hosted.com "
         "(Proofpoint Essentials' documented SPF) or ip4:192.0.2.0/24",
@@ -168,7 +186,7 @@ class SpfExpectation(_Strict):
 
 
 class DkimExpectation(_Strict):
-    selectors: list[str] = Field(
+    selectors: Strings = Field(
         default_factory=list, description="DKIM selectors that must be published"
     )
     targets: dict[str, Hostname] = Field(
@@ -191,7 +209,7 @@ class DmarcExpectation(_Strict):
 
 
 class DnsExpectation(_Strict):
-    mx: list[Hostname] | None = Field(
+    mx: HostNames | None = Field(
         default=None,
         description="MX hosts public DNS must publish; default: the hosts of the first hop",
     )
@@ -229,7 +247,7 @@ class ProofpointApi(BasicApi):
         description="Essentials: the organisation's primary domain "
         "(default: the first domain of the topology)",
     )
-    quarantine_folders: list[str] = Field(
+    quarantine_folders: Strings = Field(
         default_factory=list,
         description="PoD: the quarantine folders to list (default: the server's default, "
         "Quarantine)",
@@ -256,7 +274,7 @@ class ProofpointTier(_Strict):
         description="pod = Proofpoint on Demand; essentials = Proofpoint Essentials"
     )
     description: str | None = None
-    hosts: list[Hostname] = Field(min_length=1, description="Inbound MX hosts of the gateway")
+    hosts: HostNames = Field(min_length=1, description="Inbound MX hosts of the gateway")
     api: ProofpointApi | None = None
     tap: TapAccess | None = None
 
@@ -264,7 +282,7 @@ class ProofpointTier(_Strict):
 class SmtpGatewayTier(_Strict):
     kind: Literal["smtp-gateway"]
     description: str | None = None
-    hosts: list[Hostname] = Field(min_length=1, description="Inbound hosts of the gateway")
+    hosts: HostNames = Field(min_length=1, description="Inbound hosts of the gateway")
 
 
 # Which credential references each azure-identity method cannot do without.
@@ -320,7 +338,7 @@ class ExchangeOnlineTier(_Strict):
 class ExchangeOnPremTier(_Strict):
     kind: Literal["exchange-onprem"]
     description: str | None = None
-    hosts: list[Hostname] = Field(min_length=1)
+    hosts: HostNames = Field(min_length=1)
 
 
 Tier = Annotated[
@@ -356,8 +374,8 @@ class Topology(_Strict):
 
     topology: str = Field(min_length=1, description="A short name for this topology")
     description: str | None = None
-    domains: list[DomainName] = Field(min_length=1, description="Mail domains this flow serves")
-    flow: list[str] = Field(
+    domains: DomainNames = Field(min_length=1, description="Mail domains this flow serves")
+    flow: Strings = Field(
         min_length=1, description='Chains of tier ids, e.g. "public-dns -> proofpoint -> eop"'
     )
     tiers: dict[TierId, Tier] = Field(description="The tiers, by id")

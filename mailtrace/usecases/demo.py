@@ -39,12 +39,13 @@ async def demo(scenario: Scenario, timeout: float, since: timedelta | None = Non
     """The scenario's triage; it follows the scenario's sender's message unless other
     keys are given."""
     async with Lab(scenario) as lab:
-        topology = load_topology(lab.topology_path)
+        path = lab.topology_path
+        topology = load_topology(path)
         if not (sender or message_id or subject):
             sender = scenario.sender
         target = make_target(topology, lab.recipient, None, since, sender=sender,
                              message_id=message_id, subject=subject)
-        return await run_triage(topology, target, lab_options(lab, timeout))
+        return await run_triage(topology, target, lab_options(lab, timeout), source=path)
 
 
 def world_topology(vs: VerifyScenario, topology: Topology) -> tuple[Topology, str]:

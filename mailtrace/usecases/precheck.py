@@ -96,15 +96,17 @@ def ttl_finding(domain: str, ttl: int | None, planned: dt.datetime | None,
     TTL ahead of the cutover."""
     if ttl is None or ttl <= LONG_TTL:
         return []
-    if planned is not None:
-        if planned.tzinfo is None:
-            planned = planned.replace(tzinfo=dt.UTC)
-        when = planned - dt.timedelta(seconds=ttl)
-        lower_by = _iso(when) + (" (already past: postpone the change)" if when < now else "")
-    else:
-        lower_by = f"now, and make the change after {_iso(now + dt.timedelta(seconds=ttl))}"
-    return [Finding("PRECHECK_MX_TTL_LONG", {"domain": domain, "ttl": ttl,
-                                             "lower_to": LOWER_TO, "lower_by": lower_by})]
+    old_ttl = dt.timedelta(seconds=ttl)
+    if planned is not None and planned.tzinfo is None:
+        planned = planned.replace(tzinfo=dt.UTC)
+    if planned is not None and planned - old_ttl >= now:
+        lower_by, change_after = planned - old_ttl, planned
+    else:  # no plan, or too close to it: lower it now, change one old TTL later
+        lower_by, change_after = now, now + old_ttl
+    return [Finding("PRECHECK_MX_TTL_LONG", {
+        "domain": domain, "ttl": ttl, "lower_to": LOWER_TO, "lower_by": _iso(lower_by),
+        "change_after": _iso(change_after),
+        "planned": _iso(planned) if planned is not None else None})]
 
 
 def _iso(when: dt.datetime) -> str:

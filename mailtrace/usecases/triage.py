@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import socket
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from mailtrace.core.address import check_domain, check_mailbox, check_sender, check_text
 from mailtrace.engine.clients import RunClients
@@ -13,7 +17,7 @@ from mailtrace.engine.runner import Engine, Hook
 from mailtrace.engine.settings import Options
 from mailtrace.engine.verdict import decide
 from mailtrace.probes.base import Probe, Target
-from mailtrace.report.model import Timings, TriageReport
+from mailtrace.report.model import RunInfo, Timings, TriageReport
 from mailtrace.topology.flow import FlowGraph
 from mailtrace.topology.model import Topology
 
@@ -64,17 +68,37 @@ def make_target(topology: Topology, recipient: str | None, domain: str | None,
                   sender=sender, message_id=message_id, subject=subject)
 
 
+def run_info(options: Options, source: str | Path | None = None) -> RunInfo:
+    """When, with what and from where a run is made; ``source`` is the topology file (its
+    bytes are digested, so a report names exactly the file it was made with)."""
+    from mailtrace import DISTRIBUTION, version
+
+    digest = None
+    if source is not None:
+        try:
+            digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return RunInfo(now.isoformat().replace("+00:00", "Z"), f"{DISTRIBUTION} {version()}",
+                   socket.gethostname(), tuple(str(e) for e in options.resolvers),
+                   str(source) if source is not None else None, digest)
+
+
 async def run_triage(
     topology: Topology,
     target: Target,
     options: Options,
     probes: Sequence[Probe] | None = None,
     hooks: Sequence[Hook] = (),
+    *,
+    source: str | Path | None = None,
 ) -> TriageReport:
     if probes is None:
         from mailtrace.probes.registry import TRIAGE
 
         probes = TRIAGE
+    run = run_info(options, source)
     started = time.monotonic()
     flow = FlowGraph(topology)
     clients = RunClients(topology, options)
@@ -90,4 +114,4 @@ async def run_triage(
     verdict = decide(tiers, flow, journey if target.asks_message else ())
     elapsed = (time.monotonic() - started) * 1000
     return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings,
-                        clients.dns.queries_sent, journey, outcomes(tiers, flow))
+                        clients.dns.queries_sent, journey, outcomes(tiers, flow), run=run)

@@ -13,7 +13,8 @@ the panel. Per record:
 * ``propagating`` — the zone's servers agree, but a resolver still holds an older answer
   in its cache; it has expired everywhere at the latest ``old_expires_at`` (the time seen
   plus the TTL each such resolver still gives);
-* ``inconclusive`` — a server did not answer, so agreement cannot be told.
+* ``inconclusive`` — a server did not answer, so agreement cannot be told (but a name the
+  resolvers say does not exist, NXDOMAIN, with no zone to ask, ``differs``).
 
 The zone's current answer is the one of the servers with the highest SOA serial (RFC 1996:
 a secondary with a lower serial has not caught up yet).
@@ -90,6 +91,14 @@ def judge(record: ExpectedRecord, authoritative: Sequence[ServerAnswer],
     silent = [a.server.label for a in answers if a.value is None]
     usable = [a for a in authoritative if a.value is not None]
     if not usable:
+        gone = [a for a in resolvers if a.obs.outcome is Outcome.NXDOMAIN]
+        if gone and not any(a.value for a in resolvers):
+            # No zone to ask: the resolvers say the name does not exist at all (RFC 8020:
+            # nothing below an NXDOMAIN exists either), which is what triage reports too.
+            return RecordReport(record, "differs", (), answers,
+                                [a.server.label for a in gone], findings=fit,
+                                reason=f"{record.name.rstrip('.')} does not exist: NXDOMAIN "
+                                f"from {', '.join(a.server.label for a in gone)}")
         return RecordReport(record, "inconclusive", None, answers, silent,
                             reason="no authoritative server answered")
     top = max((a.serial or 0) for a in usable)

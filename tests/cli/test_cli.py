@@ -36,7 +36,8 @@ def assert_usage_error(code: int, err: str, *needles: str) -> None:
     (["--topology", "/nonexistent/t.yaml", "--recipient", "a@contoso.com"], ["no such file"]),
     (["--topology", str(BAD / "syntax-error.yaml"), "--recipient", "a@contoso.com"],
      ["syntax-error.yaml:"]),
-    (["--topology", str(BAD / "unknown-key.yaml"), "--recipient", "a@contoso.com"], ["hostz"]),
+    (["--topology", str(BAD / "duplicate-tier.yaml"), "--recipient", "a@contoso.com"],
+     ["duplicate key"]),
     (["--topology", str(BAD / "wrong-type.yaml"), "--recipient", "a@contoso.com"],
      ["wrong-type.yaml:"]),
     (["--topology", CONTOSO, "--recipient", "alice"], ["invalid recipient"]),
@@ -77,11 +78,22 @@ def test_bad_triage_input_is_one_line_and_exit_2(capsys, argv, needles):
 
 
 def test_bad_topology_error_names_line_and_column(capsys):
-    code, _, err = run(capsys, "graph", "--topology", str(BAD / "unknown-key.yaml"))
+    code, _, err = run(capsys, "graph", "--topology", str(BAD / "missing-field.yaml"))
     assert_usage_error(code, err)
     location = err.split(": ")[2]  # "mailtrace: error: FILE:LINE:COL: message"
     _, line, column = location.rsplit(":", 2)
     assert line.isdigit() and column.isdigit()
+
+
+def test_every_problem_of_a_topology_is_one_line_each(capsys):
+    # "mailtrace: error: " opens the first; each line is FILE:LINE:COL: message.
+    path = str(BAD / "several-errors.yaml")
+    code, _, err = run(capsys, "graph", "--topology", path)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 4 and "Traceback" not in err
+    assert lines[0].startswith(f"mailtrace: error: {path}:2:24: ")
+    assert [line.split(": ")[0] for line in lines[1:]] == [
+        f"{path}:10:14", f"{path}:11:5", f"{path}:12:3"]
 
 
 def test_unknown_demo_scenario(capsys):
@@ -279,9 +291,13 @@ def test_lab_prints_how_to_reach_it():
     done = subprocess.run([sys.executable, "-m", "mailtrace", "lab", "stale-ns", "--for", "0.2"],
                           capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert "--resolver 127.0.0.1:" in done.stdout
-    assert "--connect-to ns2.contoso.com:53:127.0.0.1:" in done.stdout
+    assert "resolver: 127.0.0.1:" in done.stdout
     assert "dig @127.0.0.1 -p" in done.stdout
+    # One flag instead of twenty --connect-to: the lab file, gone once the lab stops.
+    command = next(line for line in done.stdout.splitlines() if "mailtrace triage" in line)
+    lab_file = command.split("--lab-file ")[1].split()[0]
+    assert "--connect-to" not in command
+    assert not os.path.exists(lab_file)
 
 
 def test_no_command_prints_help_and_exit_2(capsys):

@@ -234,3 +234,33 @@ def test_no_route_from_here_is_its_own_outcome(monkeypatch):
     v6 = Server("authoritative", "2001:db8::53", 53, "ns2.example.com.")
     obs = asyncio.run(client.query(v6, "example.com", "SOA", time.monotonic() + 1))
     assert obs.outcome is Outcome.NO_ROUTE and not obs.outcome.answered
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_a_resolver_on_ipv6_answers_over_udp_and_tcp():
+    # --resolver '[::1]:PORT': the connected UDP socket is IPv6, and so is the TCP retry.
+    async def body(fault):
+        async with AuthoritativeServer([ZONE], host="::1", fault=fault) as server:
+            resolver = parse_resolver(f"[::1]:{server.port}")
+            client = DnsClient([Server("resolver", resolver.address, resolver.port)],
+                               attempt_timeout=0.5)
+            return await client.query(client.resolvers[0], "example.com", "MX",
+                                      time.monotonic() + 3)
+
+    mx = asyncio.run(body(Fault()))
+    assert mx.outcome is Outcome.ANSWER, mx.error
+    assert mx.records("MX")[0].data == "10 mx.example.com."
+    assert mx.evidence()["server"].startswith("resolver [::1]:")
+    truncated = asyncio.run(body(Fault(mode="truncate")))
+    assert (truncated.outcome, truncated.transport) == (Outcome.ANSWER, "tcp"), truncated.error

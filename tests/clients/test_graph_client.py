@@ -362,6 +362,11 @@ def test_certificate_and_device_code_sign_in_at_the_clouds_authority(tmp_path):
         credential = make_credential(access, graph_target(access), {}, "contoso.onmicrosoft.com")
         assert type(credential).__name__ == "CertificateCredential"
         assert authority in credential._authority  # type: ignore[attr-defined]
+        # A person's sign-in is made once by `mailtrace login`, at the cloud's authority;
+        # a run never builds a credential that would prompt, it asks for the sign-in.
+        from mailtrace.clients.msgraph.signin import place_of
+
         device = _access(url=url, auth="device-code", tenant_id="t")
-        credential = make_credential(device, graph_target(device), {})
-        assert authority in credential._authority  # type: ignore[attr-defined]
+        assert place_of(device, graph_target(device), {}, None).authority == authority
+        with pytest.raises(GraphConfigError, match="mailtrace login"):
+            make_credential(device, graph_target(device), {})

@@ -724,7 +724,8 @@ def test_lab_wiring_connect_to_forwarders_and_delay() -> None:
             assert lab.dns_resolver.fault.delay == 0.05
             text = "\n".join(lab.describe())
             assert f"-p {lab.resolver[1]} contoso.com MX" in text
-            assert str(redirect["ns2.contoso.com"]) in text
+            assert f"127.0.0.1:{lab.servers['ns2.contoso.com'].port}" in text
+            assert redirect["ns2.contoso.com"] in lab.access().connect_to
 
     asyncio.run(main())
 

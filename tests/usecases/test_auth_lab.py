@@ -151,9 +151,25 @@ def test_precheck_mx_ttl_advice_names_when_to_lower_it():
     ttl = next(f for f in report.unsafe if f.tag == "PRECHECK_MX_TTL_LONG")
     assert ttl.args["ttl"] == 3600 and ttl.args["lower_to"] == 300
     assert ttl.args["lower_by"] == "2030-01-01T11:00:00Z"
+    assert ttl.args["change_after"] == "2030-01-01T12:00:00Z"
     bypass = next(f for f in report.unsafe if f.tag == "DNS_MX_BYPASSES_GATEWAY")
     assert bypass.args["gateway"] == "proofpoint"
     assert "MTASTS_MX_NOT_COVERED" in {f.tag for f in report.unsafe}
+
+
+def test_precheck_mx_ttl_advice_when_the_plan_is_too_close_or_absent():
+    import datetime as dt
+
+    from mailtrace.usecases.precheck import ttl_finding
+
+    now = dt.datetime(2026, 12, 1, 17, 30, tzinfo=dt.UTC)
+    [close] = ttl_finding("contoso.com", 3600, dt.datetime(2026, 12, 1, 18, 0), now)
+    assert (close.args["lower_by"], close.args["change_after"], close.args["planned"]) == (
+        "2026-12-01T17:30:00Z", "2026-12-01T18:30:00Z", "2026-12-01T18:00:00Z")
+    [unplanned] = ttl_finding("contoso.com", 3600, None, now)
+    assert (unplanned.args["lower_by"], unplanned.args["change_after"]) == (
+        "2026-12-01T17:30:00Z", "2026-12-01T18:30:00Z")
+    assert ttl_finding("contoso.com", 900, None, now) == []
 
 
 def test_precheck_reports_what_a_change_resolves():

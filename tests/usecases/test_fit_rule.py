@@ -72,3 +72,28 @@ def test_a_new_warning_the_topology_does_not_declare_is_not_unsafe():
 def test_a_contradiction_already_live_is_not_the_changes_doing():
     report = precheck([CONTRADICTS], [CONTRADICTS])
     assert report.unsafe == [] and report.verdict == "safe"
+
+
+def _nxdomain(role: Role, address: str) -> ServerAnswer:
+    server = Server(role, address)
+    obs = DnsObservation(server, Endpoint(address, 53), "contoso.com.", "TXT", Outcome.NXDOMAIN,
+                         rcode="NXDOMAIN")
+    return ServerAnswer(server, obs, (), 0.0)
+
+
+def test_a_name_that_does_not_exist_differs_and_says_nxdomain():
+    # No zone to ask (no authoritative server found) and the resolvers say NXDOMAIN: the
+    # record is not served anywhere, as triage says, not "no authoritative server answered".
+    report = judge(SPF, [], [_nxdomain("resolver", "127.0.0.53")], [])
+    assert (report.status, report.current) == ("differs", ())
+    assert "NXDOMAIN" in report.reason and "does not exist" in report.reason
+    assert report.disagreeing == ["resolver 127.0.0.53:53"]
+
+
+def test_silent_servers_are_still_inconclusive():
+    server = Server("resolver", "127.0.0.53")
+    silent = ServerAnswer(server, DnsObservation(server, Endpoint("127.0.0.53", 53),
+                                                 "contoso.com.", "TXT", Outcome.TIMEOUT),
+                          None, 0.0)
+    report = judge(SPF, [], [silent], [])
+    assert (report.status, report.reason) == ("inconclusive", "no authoritative server answered")

@@ -252,14 +252,16 @@ def test_demo_cli_takes_since_and_reports_json(capsys):
 
 
 def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment():
-    """`mailtrace lab` names a file with the stand-ins' throwaway credentials (never the
-    values); `mailtrace triage` run elsewhere reads them from its own environment, as it
-    would real ones."""
+    """`mailtrace lab` writes its lab file (never the values on screen); a triage in another
+    shell reaches the stand-ins with it — and, as with real credentials, with the values
+    in its own environment and the connection flags spelled out."""
     import os
     import shlex
     import subprocess
     import sys
     from pathlib import Path
+
+    import yaml
 
     root = TOPOLOGY_ROOT
     lab = subprocess.Popen([sys.executable, "-m", "mailtrace", "lab", "pp-onward-delivery-failed",
@@ -270,18 +272,15 @@ def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment(
         lines.append(lab.stdout.readline().rstrip("\n"))
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROOFPOINT_")}
-        [source] = [line.strip()[2:] for line in lines if line.strip().startswith(". /")]
-        assert os.stat(source).st_mode & 0o077 == 0  # only this user reads it
-        for line in Path(source).read_text().splitlines():
-            name, _, value = line[len("export "):].partition("=")
-            env[name] = shlex.split(value)[0]
+        [path] = [line.split(": ", 1)[1] for line in lines if line.startswith("lab file: ")]
+        assert os.stat(path).st_mode & 0o077 == 0  # only this user reads it
+        access = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         shown = "\n".join(lines)
-        assert not any(env[name] in shown for name in ("PROOFPOINT_API_PASSWORD",
-                                                       "PROOFPOINT_TAP_SECRET",
-                                                       "MAILTRACE_LAB_GRAPH_TOKEN"))
-        start = lines.index("triage against it:") + 1
-        command = " ".join(line.strip().rstrip("\\") for line in lines[start:-1])
-        argv = shlex.split(command)[1:]  # drop the program name
+        assert not any(access["environ"][name] in shown for name in (
+            "PROOFPOINT_API_PASSWORD", "PROOFPOINT_TAP_SECRET", "MAILTRACE_LAB_GRAPH_TOKEN"))
+        start = lines.index("triage against it, with this scenario's topology or your own:")
+        argv = shlex.split(lines[start + 1])[1:]  # drop the program name
+        assert "--lab-file" in argv
         done = subprocess.run([sys.executable, "-m", "mailtrace", *argv, "--since", "2h",
                                "--format", "json"], capture_output=True, text=True,
                               timeout=60, cwd=root, env=env)
@@ -289,6 +288,19 @@ def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment(
         v = doc["verdict"]
         assert (done.returncode, v["status"], v["tier"], v["tag"]) == (
             1, "fault", "exchange-online", "PP_ONWARD_DELIVERY_FAILED")
+        # The same without the lab file: flags for the network, credentials from the
+        # environment under the names the topology gives them.
+        ca = Path(path).with_name("ca-for-test.pem")
+        ca.write_text(access["ca"], encoding="ascii")
+        plain = argv[: argv.index("--lab-file")]
+        plain += ["--resolver", access["resolver"], "--ca-file", str(ca)]
+        for rule in access["connect_to"]:
+            plain += ["--connect-to", rule]
+        done = subprocess.run([sys.executable, "-m", "mailtrace", *plain, "--since", "2h",
+                               "--format", "json"], capture_output=True, text=True,
+                              timeout=60, cwd=root, env={**env, **access["environ"]})
+        v = json.loads(done.stdout)["verdict"]
+        assert (done.returncode, v["tag"]) == (1, "PP_ONWARD_DELIVERY_FAILED")
         bad = subprocess.run([sys.executable, "-m", "mailtrace", *argv, "--since", "yesterday"],
                              capture_output=True, text=True, timeout=60, cwd=root, env=env)
         assert bad.returncode == 2 and "--since" in bad.stderr and bad.stdout == ""

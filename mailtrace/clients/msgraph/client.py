@@ -41,11 +41,13 @@ from mailtrace.clients.msgraph.credentials import (
     graph_target,
     make_credential,
 )
+from mailtrace.clients.msgraph.signin import SignInExpired
 from mailtrace.core.evidence import ApiCall
 from mailtrace.topology.model import GraphAccess
 
 if TYPE_CHECKING:
     import httpx
+    from azure.core.credentials import TokenCredential
     from kiota_abstractions.headers_collection import HeadersCollection
     from msgraph.graph_service_client import GraphServiceClient
 
@@ -306,6 +308,8 @@ def _mapped(exc: Any, exchange: Exchange) -> GraphError:
 def _unreadable(exc: Exception, exchange: Exchange) -> GraphError:
     import httpx
 
+    if isinstance(exc, SignInExpired):  # no token without a person: say what to do
+        return GraphUnavailable(str(exc), exchange)
     if isinstance(exc, UnicodeError):  # a header (the token) could not be encoded: its
         # message would quote part of it, so only its kind is kept
         return GraphUnavailable(f"the request could not be sent ({type(exc).__name__})",
@@ -358,11 +362,12 @@ def load_sdk() -> None:
 
 
 def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None = None,
-            *, timeout: float = 30.0) -> GraphClient:
-    """Build the tier's client: the credential it declares, its cloud's scope, and an
-    HTTP client whose retries are ours (raises :class:`GraphConfigError`)."""
+            *, timeout: float = 30.0, credential: TokenCredential | None = None) -> GraphClient:
+    """Build the tier's client: the credential it declares (or ``credential``, built by the
+    engine: a recorded sign-in), its cloud's scope, and an HTTP client whose retries are
+    ours (raises :class:`GraphConfigError`)."""
     target = graph_target(access)
-    credential = SharedToken(make_credential(access, target, environ, tenant))
+    token = SharedToken(credential or make_credential(access, target, environ, tenant))
 
     import httpx
     from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
@@ -376,7 +381,7 @@ def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None 
 
     # The token goes only to the tier's own Graph host, whatever a nextLink says.
     provider = BaseBearerTokenAuthenticationProvider(AzureIdentityAccessTokenProvider(
-        credential, None, scopes=[target.scope], allowed_hosts=[target.host]))
+        token, None, scopes=[target.scope], allowed_hosts=[target.host]))
     # Kept to close it ourselves: msgraph_core's AsyncGraphTransport, which wraps it, has
     # no aclose(), so closing the client alone would leave its connections open.
     transport = httpx.AsyncHTTPTransport(
@@ -395,7 +400,7 @@ def connect(access: GraphAccess, environ: Mapping[str, str], tenant: str | None 
     http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
     adapter = GraphRequestAdapter(provider, http)
     adapter.base_url = target.base_url
-    return GraphClient(target, GraphServiceClient(request_adapter=adapter), http, credential,
+    return GraphClient(target, GraphServiceClient(request_adapter=adapter), http, token,
                        transport=transport)
 
 

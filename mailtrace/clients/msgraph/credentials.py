@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,17 +152,17 @@ def _env(environ: Mapping[str, str], name: str | None, what: str) -> str:
     return value.strip()
 
 
-def _device_prompt(verification_uri: str, user_code: str, expires_on: object) -> None:
-    # stderr, not stdout: a JSON report on stdout stays parseable.
-    print(f"mailtrace: to sign in to Microsoft Graph, open {verification_uri} "
-          f"and enter the code {user_code}", file=sys.stderr)
-
-
 def make_credential(access: GraphAccess, target: GraphTarget, environ: Mapping[str, str],
                     tenant: str | None = None) -> TokenCredential:
     """The azure-identity credential the tier declares (reference §6, "Construction")."""
     if access.auth == "token-env":
         return StaticToken(_env(environ, access.token_env, "Graph bearer token"))
+    if access.auth == "device-code":
+        # A person signs in once with `mailtrace login`; a run uses that sign-in silently
+        # (mailtrace.clients.msgraph.signin, which the engine builds), never a prompt
+        # inside a probe's deadline.
+        raise GraphConfigError("auth device-code is a person's own sign-in: run `mailtrace "
+                               "login --topology FILE` once, then every run signs in silently")
     if target.loopback:
         # A loopback Graph is the lab: never let a credential sign in to a real authority.
         raise GraphConfigError(
@@ -190,13 +189,6 @@ def make_credential(access: GraphAccess, target: GraphTarget, environ: Mapping[s
         return identity.CertificateCredential(
             tenant_id, access.client_id or "", certificate_path=path, authority=authority,
         )
-    if access.auth == "device-code":
-        kwargs: dict[str, Any] = {"authority": authority, "prompt_callback": _device_prompt}
-        if access.client_id:
-            kwargs["client_id"] = access.client_id
-        if tenant_id:
-            kwargs["tenant_id"] = tenant_id
-        return identity.DeviceCodeCredential(**kwargs)
     if access.auth == "managed-identity":
         if access.client_id:
             return identity.ManagedIdentityCredential(client_id=access.client_id)
