@@ -6,11 +6,21 @@ while its receiving host maps to the same tier or one upstream of it in the flow
 sender's side (its own servers, another tenant's Exchange Online) is left unattributed,
 even when its hosts match a vendor pattern.
 
-Header fields are trusted by position (each MTA prepends its fields, RFC 5321 §4.4): a
-field written by a tier sits above the Received field of the hop where mail entered that
-tier; anything below it existed before the tier saw the message, whoever it claims to
-be. Authentication-Results (RFC 8601) count only from writers the topology declares,
-which is DomainDetective's ``TrustedAuthServIds`` idea made automatic by the topology.
+Authentication-Results (RFC 8601) count only from writers the topology declares, which is
+DomainDetective's ``TrustedAuthServIds`` idea made automatic by the topology, and only when
+written after the message entered that writer's tier (an MTA prepends its trace fields,
+RFC 5321 §4.4).
+
+Vendor verdicts are trusted by who wrote them, not by position: Exchange Online does not
+prepend its block (X-Forefront-Antispam-Report, X-Microsoft-Antispam-Mailbox-Delivery,
+X-MS-Exchange-Organization-*): it sits below the original From/To/Subject, after the
+Received chain (reference/graph-exo.md, "Where Exchange Online writes its headers"), and
+Message Header Analyzer reads it by name. So the tenant's verdict is the inbound one
+(``DIR:INB``) of a message whose Received chain reaches the tenant's inbound host, whose
+``X-MS-Exchange-CrossTenant-Id`` (when the topology knows the tenant's id) is the tenant's
+own; a copy above it, or one of another tenant or direction, is the sender's and could be
+forged — it is flagged, with the reason. Proofpoint's X-Proofpoint-Spam-Details likewise:
+the gateway's when the chain passes through it, the lowest copy if there are several.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from mailtrace.core.evidence import Observed
 from mailtrace.core.findings import Finding
 from mailtrace.intake.received import Hop, delays, hops, strip_comments
 from mailtrace.intake.tiers import EXO_OUTBOUND, HostMap, normalize_host
+from mailtrace.topology.model import ExchangeOnlineTier
 
 SLOW_HOP_SECONDS = 300.0
 MAX_FIELD = 2048  # characters of one verdict field read: real ones are a few hundred
@@ -200,40 +211,125 @@ def _topmost(fields: list[tuple[str, str]], name: str) -> tuple[int, str] | None
     return None
 
 
-def _trust(position: int, kind: str, hosts: HostMap, entry: dict[str, int]) -> tuple[bool, str]:
+def _fields(fields: list[tuple[str, str]], name: str) -> list[tuple[int, str]]:
+    """Every occurrence of a field, top to bottom, whitespace folded and bounded."""
+    return [(position, re.sub(r"\s+", " ", value[:MAX_FIELD]).strip())
+            for position, (field_name, value) in enumerate(fields)
+            if field_name.lower() == name]
+
+
+def _last(fields: list[tuple[str, str]], name: str) -> str | None:
+    found = _fields(fields, name)
+    return found[-1][1] if found else None
+
+
+def _reaches(kind: str, hosts: HostMap, entry: dict[str, int]) -> tuple[str | None, str | None]:
+    """(the tier of this kind the Received chain reaches, or None with why not)."""
+    tier = hosts.of_kind(kind)
+    if tier is None:
+        return None, f"the topology has no {kind} tier"
+    if tier not in entry:
+        return None, (f"the Received chain does not reach {tier}: not written by it "
+                      "(forgeable)")
+    return tier, None
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def _tenant_id(hosts: HostMap) -> str | None:
+    """The tenant's id, when the topology declares it (its Graph access's tenant_id)."""
+    topology = hosts.topology
+    if topology is None:
+        return None
+    for tier in topology.tiers.values():
+        if isinstance(tier, ExchangeOnlineTier) and tier.graph and tier.graph.tenant_id and \
+                _GUID.fullmatch(tier.graph.tenant_id):
+            return tier.graph.tenant_id.lower()
+    return None
+
+
+def _exo_trust(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, int]
+               ) -> tuple[bool, str]:
+    """Is the tenant's block of headers the tenant's own? By who wrote it: the chain
+    reaches the tenant, and the cross-tenant id is the tenant's (when known)."""
     if hosts.topology is None:
         return True, "unverified: no --topology"
-    tier = hosts.of_kind(kind)
-    if tier is None or tier not in entry:
-        return False, f"no {kind} tier in this message's Received chain"
-    if position > entry[tier]:
-        return False, f"written before the message reached {tier} (forgeable)"
-    return True, f"written after the message reached {tier}"
+    tier, why_not = _reaches("exchange-online", hosts, entry)
+    if tier is None:
+        return False, str(why_not)
+    reasons = [f"written by {tier}: the Received chain reaches its inbound host"]
+    cross = _last(fields, "x-ms-exchange-crosstenant-id")
+    known = _tenant_id(hosts)
+    if known and cross:
+        if cross.lower() != known:
+            return False, (f"X-MS-Exchange-CrossTenant-Id {cross} is not the tenant's "
+                           f"({known}): another tenant's verdict")
+        reasons.append("X-MS-Exchange-CrossTenant-Id is the tenant's")
+    auth_as = _last(fields, "x-ms-exchange-organization-authas")
+    if auth_as:
+        reasons.append(f"AuthAs {auth_as}")
+    return True, ", ".join(reasons)
+
+
+#: X-Microsoft-Antispam-Mailbox-Delivery's ``dest``: where the mailbox put the message.
+DEST = {"I": "the inbox", "J": "Junk Email", "D": "Deleted Items", "C": "a custom folder"}
 
 
 def _forefront(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, int]
                ) -> tuple[dict[str, str] | None, list[Finding]]:
-    top = _topmost(fields, "x-forefront-antispam-report")
-    if top is None:
+    copies = _fields(fields, "x-forefront-antispam-report")
+    if not copies:
         return None, []
-    position, value = top
-    parsed = {k.strip().upper(): v.strip() for k, _, v in
-              (item.partition(":") for item in value.split(";")) if k.strip()}
-    trusted, why = _trust(position, "exchange-online", hosts, entry)
+
+    def parse(value: str) -> dict[str, str]:
+        return {k.strip().upper(): v.strip() for k, _, v in
+                (item.partition(":") for item in value.split(";")) if k.strip()}
+
+    inbound = [(pos, v) for pos, v in copies if parse(v).get("DIR", "INB").upper() == "INB"]
+    found: list[Finding] = []
+    # The tenant appends its block below the original headers: of the inbound copies, the
+    # lowest is its own; any other is the sender's (or forged).
+    own = inbound[-1] if inbound else None
+    for position, value in copies:
+        if own is not None and position == own[0]:
+            continue
+        why = ("another copy above the tenant's own block: the sender's, or forged"
+               if own is not None else
+               f"direction {parse(value).get('DIR', '?')}: written by the sending side")
+        found.append(Finding("HDR_HEADER_UNTRUSTED",
+                             {"header": "X-Forefront-Antispam-Report", "why": why},
+                             [Observed({"header": "X-Forefront-Antispam-Report",
+                                        "value": value[:500], "why": why})]))
+    if own is None:
+        return parse(copies[-1][1]), found
+    value = own[1]
+    parsed = parse(value)
+    trusted, why = _exo_trust(fields, hosts, entry)
+    delivery = _last(fields, "x-microsoft-antispam-mailbox-delivery") or ""
+    dest = next((v.strip().upper() for k, _, v in (i.partition(":") for i in delivery.split(";"))
+                 if k.strip().lower() == "dest"), None)
+    if dest:
+        parsed["DEST"] = dest
     evidence = [Observed({"header": "X-Forefront-Antispam-Report", "value": value[:500],
-                          "why": why})]
+                          "mailbox_delivery": delivery[:300] or None, "why": why})]
     if not trusted:
-        return parsed, [Finding("HDR_HEADER_UNTRUSTED",
-                                {"header": "X-Forefront-Antispam-Report", "why": why}, evidence)]
-    scl, sfv, cat = parsed.get("SCL", "?"), parsed.get("SFV", "?"), parsed.get("CAT", "?")
+        return parsed, [*found, Finding("HDR_HEADER_UNTRUSTED", {
+            "header": "X-Forefront-Antispam-Report", "why": why}, evidence)]
     tier = hosts.of_kind("exchange-online")
-    args = {"scl": scl, "sfv": sfv, "cat": cat}
-    found = [Finding("HDR_EXO_FILTER_VERDICT", args, evidence, about=tier)]
+    folder = DEST.get(dest or "", f"folder code {dest}" if dest else "a folder not recorded")
+    args = {"scl": parsed.get("SCL", "?"), "sfv": parsed.get("SFV", "?"),
+            "cat": parsed.get("CAT", "?"), "ipv": parsed.get("IPV", "?"),
+            "sfs": parsed.get("SFS", "?"), "folder": folder}
+    found.append(Finding("HDR_EXO_FILTER_VERDICT", args, evidence, about=tier))
+    scl = args["scl"]
     scl_value = int(scl) if re.fullmatch(r"-?\d+", scl) else None
-    if (scl_value is not None and scl_value >= 5) or sfv in _JUNK_SFV or cat in _JUNK_CATS:
+    if dest == "J" or (scl_value is not None and scl_value >= 5) \
+            or args["sfv"] in _JUNK_SFV or args["cat"] in _JUNK_CATS:
         found.append(Finding("HDR_EXO_JUNKED", args, evidence, about=tier))
     elif scl_value == -1:
-        found.append(Finding("HDR_EXO_FILTERING_SKIPPED", {"sfv": sfv}, evidence, about=tier))
+        found.append(Finding("HDR_EXO_FILTERING_SKIPPED", {"sfv": args["sfv"]}, evidence,
+                             about=tier))
     return parsed, found
 
 
@@ -266,10 +362,22 @@ def _smart_search(hosts: HostMap, tier: str | None, guid: str | None, qid: str |
     return f"Smart Search: GET {base.rstrip('/')}/rest/v1/pss/filter?{urlencode(params)}"
 
 
+def _pp_trust(hosts: HostMap, entry: dict[str, int]) -> tuple[bool, str]:
+    """Proofpoint writes X-Proofpoint-Spam-Details as it passes the message on: its own
+    when the Received chain passes through the topology's Proofpoint tier."""
+    if hosts.topology is None:
+        return True, "unverified: no --topology"
+    tier, why_not = _reaches("proofpoint", hosts, entry)
+    if tier is None:
+        return False, str(why_not)
+    return True, f"written by {tier}: the Received chain passes through it"
+
+
 def _proofpoint(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str | None],
                 hosts: HostMap, entry: dict[str, int]
                 ) -> tuple[dict[str, str | None] | None, list[Finding]]:
-    details = _topmost(fields, "x-proofpoint-spam-details")
+    copies = _fields(fields, "x-proofpoint-spam-details")
+    details = copies[-1] if copies else None  # the gateway's own: the lowest copy
     guid_field = _topmost(fields, "x-proofpoint-guid")
     tier = hosts.of_kind("proofpoint")
     queue_hop = _queue_id(chain, tiers, tier) if tier else None
@@ -287,10 +395,13 @@ def _proofpoint(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str
                                         "received": queue_hop.raw if queue_hop else None})],
                              about=tier))
     if details is not None:
-        position, value = details
+        _, value = details
         scores = dict(re.findall(r"([A-Za-z_]+)=(\S+)", value))
         out.update({"rule": scores.get("rule"), "details": value})
-        trusted, why = _trust(position, "proofpoint", hosts, entry)
+        trusted, why = _pp_trust(hosts, entry)
+        if len(copies) > 1:
+            trusted, why = False, (f"{len(copies)} copies: the gateway writes one; the others "
+                                   "came with the message (forgeable)")
         evidence = [Observed({"header": "X-Proofpoint-Spam-Details", "value": value[:500],
                               "why": why})]
         if not trusted:

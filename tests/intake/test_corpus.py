@@ -201,3 +201,42 @@ def test_every_advice_names_a_declared_triage_tag_with_a_remediation():
         assert catalog.info(tag).remediation is not None, tag
     for tag in advice.ADVICE:
         assert tag in codes.TAGS
+
+
+def test_exchange_onlines_own_verdict_is_read_by_who_wrote_it_not_by_position():
+    """In a delivered message the tenant's block sits below the original headers; the
+    verdict the admin wanted — SCL 5, SFV SPM, Junk Email (dest:J) — is read, and the
+    copy the sender put among its own headers is flagged, with the reason."""
+    analysis = headers_of((CORPUS / "headers" / "contoso-exo-real-layout-junked.eml")
+                          .read_bytes(), hosts("contoso-proofpoint-exo.yaml"))
+    junked = next(f for f in analysis.findings if f.tag == "HDR_EXO_JUNKED")
+    assert (junked.args["scl"], junked.args["sfv"], junked.args["folder"], junked.about) == (
+        "5", "SPM", "Junk Email", "exchange-online")
+    [untrusted] = [f for f in analysis.findings if f.tag == "HDR_HEADER_UNTRUSTED"]
+    assert "above the tenant's own block" in untrusted.args["why"]
+    assert analysis.exchange_online is not None and analysis.exchange_online["DEST"] == "J"
+
+
+def test_a_tenant_verdict_of_another_tenant_or_off_the_chain_is_not_trusted():
+    from mailtrace.intake.tiers import HostMap
+
+    text = (CORPUS / "headers" / "contoso-exo-real-layout-junked.eml").read_text()
+    topology = hosts("contoso-proofpoint-exo.yaml").topology
+    assert topology is not None
+    exo = topology.tiers["exchange-online"]
+    graph = exo.graph.model_copy(update={"tenant_id": "11111111-2222-3333-4444-555555555555"})
+    other = topology.model_copy(update={"tiers": {**topology.tiers, "exchange-online":
+                                                  exo.model_copy(update={"graph": graph})}})
+    analysis = headers_of(text.encode(), HostMap(other))
+    whys = [f.args["why"] for f in analysis.findings if f.tag == "HDR_HEADER_UNTRUSTED"]
+    assert any("another tenant's verdict" in w for w in whys)
+    assert "HDR_EXO_JUNKED" not in {f.tag for f in analysis.findings}
+    # a message whose Received chain never reaches the tenant: its verdict is not the tenant's
+    fields = text.split("\nReceived: ")
+    kept = [f for f in fields[1:] if "outlook.com" not in f.split(";")[0]]
+    analysis = headers_of("\nReceived: ".join([fields[0].split("Received: ", 1)[0] +
+                                               "X-Note: top", *kept]).encode(),
+                          hosts("contoso-proofpoint-exo.yaml"))
+    assert "exchange-online" not in analysis.tiers
+    whys = [f.args["why"] for f in analysis.findings if f.tag == "HDR_HEADER_UNTRUSTED"]
+    assert any("does not reach exchange-online" in w for w in whys)
