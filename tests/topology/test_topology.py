@@ -103,7 +103,7 @@ BAD_CASES: list[tuple[str, int | None, int | None, tuple[str, ...]]] = [
     ("unknown-key.yaml", 11, 5, ("'hostz'", "tiers.proofpoint", "hosts", "and 1 more")),
     ("wrong-type.yaml", 11, 12, ("tiers.proofpoint.hosts", "list", "string")),
     ("missing-field.yaml", 8, 3, ("tiers.exchange-online", "'inbound_host'")),
-    ("unknown-kind.yaml", 9, 11, ("tiers.mimecast.kind", "'mimecast'", "exchange-onprem")),
+    ("unknown-kind.yaml", 9, 11, ("tiers.barracuda.kind", "'barracuda'", "exchange-onprem")),
     ("several-errors.yaml", 2, 24, ("domains[1]", "'not a domain'", "and 3 more")),
     ("bad-domain.yaml", 4, 5, ("domains[1]", "'contoso..net'")),
     ("bool-tier-id.yaml", 11, 3, ("'on'", "quote")),
