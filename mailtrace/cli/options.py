@@ -56,6 +56,12 @@ def add_ca_file(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--ca-file", metavar="FILE", help=help)
 
 
+def add_trust_anchor(p: argparse.ArgumentParser, *, when: str = "") -> None:
+    p.add_argument("--trust-anchor", metavar="FILE",
+                   help=f"{when}DNSSEC trust anchor: DS or DNSKEY records of the root zone "
+                   "(default: IANA's root keys)")
+
+
 def add_smtp(p: argparse.ArgumentParser, *, when: str = "") -> None:
     """The SMTP probes' identity and reference hosts, checked by :func:`smtp_options`."""
     p.add_argument("--mail-from", metavar="ADDR",
@@ -161,6 +167,19 @@ def ca_file(args: argparse.Namespace) -> Path | None:
     if not path.is_file():
         raise UsageError(f"--ca-file {args.ca_file}: no such file")
     return path
+
+
+def trust_anchor(args: argparse.Namespace) -> dict[str, Any]:
+    """``--trust-anchor FILE``, read and checked (file:line for a bad record)."""
+    path = getattr(args, "trust_anchor", None)
+    if path is None:
+        return {}
+    from mailtrace.clients.trust_anchor import TrustAnchor, TrustAnchorError
+
+    try:
+        return {"trust_anchor": TrustAnchor.from_file(Path(path))}
+    except TrustAnchorError as exc:
+        raise UsageError(f"--trust-anchor {exc}") from None
 
 
 def smtp_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -25,6 +25,7 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     opt.add_ca_file(t, "trust these CA certificates for STARTTLS and the HTTPS APIs "
                     "instead of the system's")
     opt.add_smtp(t)
+    opt.add_trust_anchor(t)
     opt.add_output(t, ["text", "json", "html"], strict=True)
     opt.add_run(t)
     return {"triage": cmd_triage}
@@ -50,7 +51,8 @@ def run_options(args: argparse.Namespace, timeout: float) -> Options:
     from mailtrace.engine.settings import Options
 
     resolvers, connect_to = opt.endpoints(args)
-    return Options(resolvers, connect_to, timeout, **opt.smtp_options(args))
+    return Options(resolvers, connect_to, timeout, **opt.smtp_options(args),
+                   **opt.trust_anchor(args))
 
 
 def emit(report: TriageReport, args: argparse.Namespace) -> int:

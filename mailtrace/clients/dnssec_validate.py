@@ -87,7 +87,7 @@ class Failure(StrEnum):
     MALFORMED = "malformed"  # key, signature or DS data that cannot be read
     VALIDATION_LIMIT = "validation-limit"  # the bounded work ran out first
     CHAIN_LOOP = "chain-loop"  # a signer or parent that is not above the name
-    ANCHOR_MISMATCH = "anchor-mismatch"  # the root's keys are not the anchor's
+    ANCHOR_MISMATCH = "anchor-mismatch"  # the root's keys are not the anchor's: unjudged
     LOOKUP_FAILED = "lookup-failed"  # a DNSKEY, DS or the RRset could not be fetched
     TOO_DEEP = "too-deep"
 
@@ -353,8 +353,12 @@ class _Walk:
             parent = sigs[0].signer.to_text()
             record: str | None = _sig_text(zone, sigs[0])
         else:
+            # Unsigned: the SOA of the negative answer names the parent's zone; a server
+            # answering for the child's side (a misrouted DS query) says nothing about
+            # the parent, so the walk goes one label up.
             soas = obs.authority_records("SOA") or obs.records("SOA")
-            parent = soas[0].name if soas else _name(zone).parent().to_text()
+            above = [r.name for r in soas if _is_above(r.name, zone, strictly=True)]
+            parent = above[0] if above else _name(zone).parent().to_text()
             record = None
         if not _is_above(parent, zone, strictly=True):
             raise _Broken(Security.BOGUS, Failure.CHAIN_LOOP, zone,
@@ -379,6 +383,10 @@ class _Walk:
         obs = _fetched(self.chain.dnskey.get("."), ".", "the root's DNSKEY set")
         rdatas = _rdatas(obs.answer, ".", "DNSKEY", ".")
         keys = _zone_keys(rdatas)
+        if not keys:
+            raise _Broken(Security.INDETERMINATE, Failure.LOOKUP_FAILED, ".",
+                          "the resolvers in use give no DNSKEY for the root: they do not "
+                          "pass DNSSEC records on, so nothing can be validated through them")
         anchored_ds = [dns.rdata.from_text(IN, dns.rdatatype.DS, t) for t in anchor.ds]
         anchored_keys = {dns.rdata.from_text(IN, dns.rdatatype.DNSKEY, t).to_text()
                          for t in anchor.dnskey}
@@ -386,7 +394,9 @@ class _Walk:
             isinstance(d, DS) and _ds_matches(".", k, d) for d in anchored_ds)]
         if not trusted:
             tags = ", ".join(str(dns.dnssec.key_id(k)) for k in keys) or "none"
-            raise _Broken(Security.BOGUS, Failure.ANCHOR_MISMATCH, ".",
+            # Another root than the anchor's (a lab, an internal root) or a wrong anchor:
+            # the observer's settings, which say nothing about the domain.
+            raise _Broken(Security.INDETERMINATE, Failure.ANCHOR_MISMATCH, ".",
                           f"no key of the root (key tags {tags}) matches the trust anchor "
                           f"({anchor.source})")
         tag = _verify(".", "DNSKEY", rdatas, _sigs(obs, ".", "DNSKEY", "."), ".", trusted,

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
+from dns.rdtypes.dnskeybase import Flag
 
 from mailtrace.clients.trust_anchor import TrustAnchor
 
@@ -57,8 +58,8 @@ class ZoneKeys:
             dnskey = dns.dnssec.make_dnskey(private.public_key(), ALGORITHM, flags=flags)
             return private, dnskey
 
-        zone_key = int(dns.dnssec.Flag.ZONE)
-        return cls(origin, key(zone_key | int(dns.dnssec.Flag.SEP)), key(zone_key))
+        zone_key = int(Flag.ZONE)
+        return cls(origin, key(zone_key | int(Flag.SEP)), key(zone_key))
 
     def ds(self) -> DS:
         return dns.dnssec.make_ds(self.origin, self.ksk[1], "SHA256")

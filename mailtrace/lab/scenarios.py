@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 
 from mailtrace.lab.dns_server import Fault
+from mailtrace.lab.dnssec import SigningFault
 from mailtrace.lab.graph_api import TenantFaults, Throttle
 from mailtrace.lab.smtp_server import SmtpScript
 
@@ -27,6 +28,9 @@ from mailtrace.lab.smtp_server import SmtpScript
 DEFAULT_TTL = 300
 
 MessageFate = Literal["delivered", "rejected", "quarantined", "onward-failed"]
+#: TLSA records a host publishes: for its current certificate, or for a key it no
+#: longer has; None publishes none.
+TlsaPublish = Literal["current", "stale"]
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,19 @@ class Scenario:
     gateway_api: GatewayApi = field(default_factory=GatewayApi)
     #: What the lab's Microsoft Graph says about the tenant (default: all is well).
     tenant: TenantFaults = field(default_factory=TenantFaults)
+    #: DNSSEC signing broken for a zone (by origin): expired signatures, a DS for a key the
+    #: zone does not have, or no signing at all.
+    dnssec: Mapping[str, SigningFault] = field(default_factory=dict)
+    #: TLSA publishing by SMTP host, over the lab world's (:data:`DANE_HOSTS`).
+    tlsa: Mapping[str, TlsaPublish | None] = field(default_factory=dict)
+    #: A validating resolver joins the observer's panel (after the lab's plain one).
+    validating_resolver: bool = False
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}
+
+    def tlsa_hosts(self) -> dict[str, TlsaPublish]:
+        return {h: p for h, p in {**DANE_HOSTS, **self.tlsa}.items() if p is not None}
 
 
 class UnknownScenario(KeyError):
@@ -132,6 +146,11 @@ class UnknownScenario(KeyError):
 _POD = "220 {host} ESMTP mfa-m0001234"
 _ESSENTIALS = "220 {host} PPE Hosted ESMTP Server"
 _EXO = "220 {host} Microsoft ESMTP MAIL Service ready"
+_EXCHANGE_SERVER = "220 {host} Microsoft ESMTP MAIL Service ready at Mon, 7 Dec 2026 09:00:00 +0000"
+_EXCHANGE_SERVER_EXTENSIONS = ("SIZE 37748736", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES",
+                               "X-ANONYMOUSTLS", "AUTH NTLM", "8BITMIME", "BINARYMIME",
+                               "CHUNKING", "SMTPUTF8", "XRDST")
+_MIMECAST = "220 {host} ESMTP Mimecast"
 _EXO_EXTENSIONS = ("SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "8BITMIME",
                    "BINARYMIME", "CHUNKING", "SMTPUTF8")
 #: What a tenant's edge answers a sender other than its gateway when the inbound (partner)
@@ -155,7 +174,19 @@ SMTP_HOSTS: dict[str, SmtpScript] = {
         banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
     "northwind-com.mail.protection.outlook.com": SmtpScript(
         banner=_EXO, extensions=_EXO_EXTENSIONS),
+    # litware.com: Exchange Online's DNSSEC namespace in front, Exchange Server behind it.
+    "litware-com.l-v1.mx.microsoft": SmtpScript(banner=_EXO, extensions=_EXO_EXTENSIONS),
+    "mail.litware.com": SmtpScript(banner=_EXCHANGE_SERVER,
+                                   extensions=_EXCHANGE_SERVER_EXTENSIONS),
+    # adatum.com: Mimecast (EU) in front of Exchange Online, whose connector accepts only it.
+    "eu-smtp-inbound-1.mimecast.com": SmtpScript(banner=_MIMECAST),
+    "eu-smtp-inbound-2.mimecast.com": SmtpScript(banner=_MIMECAST),
+    "adatum-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
 }
+#: The hosts that publish TLSA records (DANE) in the lab world: Exchange Online's inbound
+#: DANE on its *.mx.microsoft host for litware.com.
+DANE_HOSTS: dict[str, TlsaPublish] = {"litware-com.l-v1.mx.microsoft": "current"}
 _PP_HOSTS = ("mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com")
 
 
@@ -179,10 +210,11 @@ def _contoso(
     port25_blocked: bool = False,
     gateway_api: GatewayApi | None = None,
     tenant: TenantFaults | None = None,
+    **more: Any,
 ) -> Scenario:
     return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
                     dict(smtp or {}), port25_blocked, gateway_api=gateway_api or GatewayApi(),
-                    tenant=tenant or TenantFaults())
+                    tenant=tenant or TenantFaults(), **more)
 
 
 def _exo(name: str, description: str, expect: Expectation, **tenant: Any) -> Scenario:
@@ -457,7 +489,18 @@ _SMTP: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (*_ALL, *_SMTP)}
+_LAYERS: tuple[Scenario, ...] = (
+    _contoso(
+        "dnssec-bogus",
+        "contoso.com's signatures expired yesterday: validating resolvers answer SERVFAIL, "
+        "a non-validating one still answers.",
+        Expectation("fault", "public-dns", "DNSSEC_RRSIG_EXPIRED"),
+        dnssec={"contoso.com": "expired-rrsig"}, validating_resolver=True,
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario
+                                  for scenario in (*_ALL, *_SMTP, *_LAYERS)}
 
 
 def get(name: str) -> Scenario:

@@ -27,9 +27,9 @@ from mailtrace.usecases.verify import verify
 
 def lab_options(lab: Lab, timeout: float = 30.0) -> Options:
     """Triage options that reach only this lab: its resolver, its connection rules, its
-    CA and the throwaway credentials of its stand-ins."""
-    return Options([lab.resolver_endpoint], lab.connect_to, timeout, lab.environ,
-                   ca_file=lab.ca_file)
+    CA, its root's DNSSEC key and the throwaway credentials of its stand-ins."""
+    return Options(lab.resolver_endpoints, lab.connect_to, timeout, lab.environ,
+                   ca_file=lab.ca_file, trust_anchor=lab.trust_anchor)
 
 
 async def demo(scenario: Scenario, timeout: float, since: timedelta | None = None
