@@ -285,7 +285,7 @@ def _parse_ehlo(reply: Reply) -> list[str]:
 
 # --- certificates ---------------------------------------------------------------------
 
-def _name_matches(pattern: str, host: str) -> bool:
+def name_matches(pattern: str, host: str) -> bool:
     """RFC 6125 §6.4: exact, or a wildcard standing for the whole left-most label."""
     pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
     if pattern == host:
@@ -316,7 +316,7 @@ def cert_info(der: bytes, host: str, chain_error: str | None) -> CertInfo:
         expired=not_after < now or cert.not_valid_before_utc > now,
         chain_ok=chain_error is None,
         chain_error=chain_error,
-        name_ok=any(_name_matches(n, host) for n in names),
+        name_ok=any(name_matches(n, host) for n in names),
     )
 
 

@@ -489,6 +489,49 @@ _SMTP: tuple[Scenario, ...] = (
     ),
 )
 
+# --- litware.com: Exchange hybrid behind Exchange Online's DANE host -------------------------
+
+_LITWARE = "litware-hybrid.yaml"
+_DANA = "dana@litware.com"  # her mailbox is on Exchange Server on-premises
+_LITWARE_EDGE = "litware-com.l-v1.mx.microsoft"
+_LITWARE_ONPREM = "mail.litware.com"
+#: What Graph says of a user synchronized from on-premises whose mailbox is on Exchange
+#: Server: no Exchange Online plan, no mailbox (404 MailboxNotEnabledForRESTAPI), and in
+#: message trace each message handed to the outbound connector to on-premises.
+_ONPREM_USER = TenantFaults(
+    user={"onPremisesSyncEnabled": True, "assignedPlans": [], "provisionedPlans": [],
+          "proxyAddresses": [f"SMTP:{_DANA}", "smtp:dana@litware.mail.onmicrosoft.com"]},
+    mailbox_missing=True,
+    traces=({"status": "delivered", "subject": "Quarterly report", "events": [
+        ("Send external", f"Message sent to {_LITWARE_ONPREM} at 127.0.10.25 using TLS1.2 "
+                          "with AES256 (connector Outbound to "
+                          "6f1a0c2e-9b8d-4c3f-a7e5-2d9b1e4f8a60)")]},),
+)
+
+
+def _litware(name: str, description: str, expect: Expectation, **more: Any) -> Scenario:
+    return Scenario(name, description, _LITWARE, _DANA, expect,
+                    tenant=more.pop("tenant", _ONPREM_USER), **more)
+
+
+def _onprem(**changes: Any) -> dict[str, SmtpScript]:
+    return {_LITWARE_ONPREM: dataclasses.replace(SMTP_HOSTS[_LITWARE_ONPREM], **changes)}
+
+
+# --- adatum.com: Mimecast in front of Exchange Online -------------------------------------
+
+_ADATUM = "adatum-mimecast-exo.yaml"
+_MIMECAST_HOSTS = ("eu-smtp-inbound-1.mimecast.com", "eu-smtp-inbound-2.mimecast.com")
+#: Mimecast's recipient validation refusing an address (its documented reply, with the
+#: link and reference it appends).
+MIMECAST_INVALID = ("550 Invalid Recipient - https://community.mimecast.com/docs/DOC-1369#550 "
+                    "[kcQ1mW0jNWiB3uA8rTlQbg.eu213]")
+
+
+def _mimecast(**changes: Any) -> dict[str, SmtpScript]:
+    return {h: dataclasses.replace(SMTP_HOSTS[h], **changes) for h in _MIMECAST_HOSTS}
+
+
 _LAYERS: tuple[Scenario, ...] = (
     _contoso(
         "dnssec-bogus",
@@ -496,6 +539,47 @@ _LAYERS: tuple[Scenario, ...] = (
         "a non-validating one still answers.",
         Expectation("fault", "public-dns", "DNSSEC_RRSIG_EXPIRED"),
         dnssec={"contoso.com": "expired-rrsig"}, validating_resolver=True,
+    ),
+    _litware(
+        "hybrid-user-on-prem",
+        "litware.com (Exchange hybrid): dana's mailbox is on Exchange Server, reached through "
+        "Exchange Online's connector; all is well (DNSSEC and inbound DANE included).",
+        Expectation("healthy"),
+        validating_resolver=True,
+    ),
+    _litware(
+        "dane-mismatch",
+        "The TLSA record of litware.com's Exchange Online host names a key its certificate "
+        "no longer has: DANE-aware senders refuse it.",
+        Expectation("fault", "exchange-online", "DANE_TLSA_MISMATCH"),
+        tlsa={_LITWARE_EDGE: "stale"},
+    ),
+    _litware(
+        "onprem-cert-name-mismatch",
+        "mail.litware.com presents a certificate for another name than the hybrid connector's "
+        "TlsDomain: Exchange Online cannot hand mail to on-premises.",
+        Expectation("fault", "onprem", "ONPREM_CERT_NAME_MISMATCH"),
+        smtp=_onprem(certificate="wrong-name"),
+    ),
+    _litware(
+        "onprem-down",
+        "Nothing listens on port 25 of mail.litware.com: mail for on-premises mailboxes "
+        "queues in Exchange Online.",
+        Expectation("fault", "onprem", "SMTP_CONNECT_REFUSED"),
+        smtp=_onprem(listening=False),
+    ),
+    Scenario(
+        "mimecast-healthy",
+        "adatum.com: MX to Mimecast (EU), Mimecast relays to Exchange Online; all is well.",
+        _ADATUM, "erin@adatum.com", Expectation("healthy"),
+    ),
+    Scenario(
+        "mimecast-rcpt-rejected",
+        "Mimecast rejects erin@adatum.com: 550 Invalid Recipient (its recipient validation "
+        "does not know her).",
+        _ADATUM, "erin@adatum.com",
+        Expectation("fault", "mimecast", "MC_RECIPIENT_INVALID"),
+        smtp=_mimecast(rcpt_reply=MIMECAST_INVALID),
     ),
 )
 

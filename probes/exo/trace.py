@@ -22,6 +22,7 @@ from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 from mailtrace.probes.exo.directory import quoted
+from mailtrace.probes.exo.hybrid import OnPremRoute, onprem_routes
 
 PERMISSION = "ExchangeMessageTrace.Read.All"
 TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
@@ -57,6 +58,10 @@ class TraceCheck:
     messages: tuple[TracedMessage, ...]
     truncated: bool = False
     evidence: tuple[Evidence, ...] = ()
+    tier: str = ""  # the Exchange Online tier traced
+    #: Exchange hybrid: the on-premises tiers this tier hands mail to; their hand-offs
+    #: (hybrid.onprem_journey) continue a message's journey there.
+    routes: tuple[OnPremRoute, ...] = ()
 
 
 def window_text(since: dt.timedelta) -> str:
@@ -137,11 +142,15 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
         evidence.append(ex.evidence(message=message.id, events=len(events)))
         return TracedMessage(**{**vars(message), "events": events})
 
-    undelivered = [m for m in messages if m.status in NOT_DELIVERED and m.id][:MAX_DETAILS]
+    routes = onprem_routes(ctx.topology, ctx.flow, ctx.tier)
+    # With an on-premises tier behind, a "delivered" message may have been handed to it:
+    # its details say so (a Send external event).
+    wanted = (*NOT_DELIVERED, "delivered") if routes else NOT_DELIVERED
+    undelivered = [m for m in messages if m.status in wanted and m.id][:MAX_DETAILS]
     detailed = {m.id: m for m in await asyncio.gather(*(details(m) for m in undelivered))}
     messages = [detailed.get(m.id, m) for m in messages]
     return TraceCheck(address, window_text(since), tuple(messages),
-                      bool(page.odata_next_link), tuple(evidence))
+                      bool(page.odata_next_link), tuple(evidence), ctx.tier, routes)
 
 
 TAG_OF = {"quarantined": "EXO_TRACE_QUARANTINED", "failed": "EXO_TRACE_FAILED",

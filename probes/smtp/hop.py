@@ -15,7 +15,7 @@ from mailtrace.clients.dnssec import ChainObservation, collect_chain
 from mailtrace.clients.smtp import Dialogue
 from mailtrace.probes.base import NotTested, ProbeContext
 from mailtrace.probes.smtp.dane import tlsa_name
-from mailtrace.topology.model import ExchangeOnlineTier, ProofpointTier
+from mailtrace.topology.model import ExchangeOnlineTier, ExchangeOnPremTier, ProofpointTier
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class HopObservation:
     restricted_to: str | None = None  # exchange-online: the tier its connector accepts
     #: Each host's TLSA RRset at _25._tcp.<host> and its chain of trust (DANE).
     tlsa: dict[str, ChainObservation] = field(default_factory=dict)
+    #: exchange-onprem: the certificate name the hybrid connector expects.
+    tls_name: str | None = None
 
 
 def recipient_of(ctx: ProbeContext) -> str:
@@ -90,4 +92,5 @@ async def collect_hop(ctx: ProbeContext) -> HopObservation:
         hosts=ordered,
         restricted_to=tier.accepts_only_from if isinstance(tier, ExchangeOnlineTier) else None,
         tlsa=dict(zip(hosts, tlsa, strict=True)),
+        tls_name=tier.tls_certificate_name if isinstance(tier, ExchangeOnPremTier) else None,
     )

@@ -22,7 +22,7 @@ from mailtrace.clients.smtp_reply import Reply
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested
-from mailtrace.probes.smtp import dane
+from mailtrace.probes.smtp import dane, mimecast
 from mailtrace.probes.smtp.hop import HopObservation, HostProbe
 
 #: Reads the answer to RCPT TO (or, with ``at_mail``, a MAIL FROM refusal) in a tier
@@ -36,6 +36,7 @@ _OBSERVER_BLOCKS = (
     re.compile(r"banned sending IP", re.I),  # Exchange Online 5.7.606-649
     re.compile(r"spamhaus\.org", re.I),
     re.compile(r"\bblock(ed|list)\b.*\b(your|client|sending) IP\b", re.I),
+    *mimecast.OBSERVER_BLOCKS,
 )
 
 #: How a dialogue that never reached a decision ended, as the tag that names it.
