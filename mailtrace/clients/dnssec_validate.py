@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import dns.dnssec
@@ -126,7 +126,7 @@ class ChainVerdict:
 
 @dataclass
 class _Budget:
-    total: int = TOTAL
+    total: int = field(default_factory=lambda: TOTAL)
     spent: int = 0
 
 

@@ -133,6 +133,11 @@ class LabCA:
         ))
         return Issued(cert_file, key_file, tuple(names), not_after, cert)
 
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The CA's own certificate."""
+        return self._cert
+
     def tlsa_ta(self) -> str:
         """DANE-TA, SPKI, SHA-256 (``2 1 1``) for this CA."""
         return f"2 1 1 {spki_sha256(self._cert)}"

@@ -387,8 +387,8 @@ class ExchangeOnPremTier(_Strict):
     tls_certificate_name: Hostname | None = Field(
         default=None,
         description="The certificate name the hybrid connectors expect the hosts to present "
-        "(the outbound connector's TlsDomain; TlsCertificateName on-premises); a '*' label "
-        "matches as in a certificate",
+        "(the outbound connector's TlsDomain; TlsCertificateName on-premises); *.domain "
+        "accepts any name under the domain",
     )
     accepted_domains: list[DomainName] = Field(
         default_factory=list,

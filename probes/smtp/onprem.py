@@ -65,10 +65,22 @@ def _problem(d: Dialogue, expected: str | None) -> tuple[str, str] | None:
     if not cert.chain_ok:
         return "ONPREM_CERT_INVALID", f"the certificate does not validate: {cert.chain_error}"
     wanted = expected or d.host
-    if not any(name_matches(n, wanted) for n in cert.names):
+    if not carries(cert.names, wanted):
         return "ONPREM_CERT_NAME_MISMATCH", (f"the certificate is for {', '.join(cert.names)}, "
                                              f"not {wanted}")
     return None
+
+
+def carries(names: tuple[str, ...], expected: str) -> bool:
+    """Does a certificate with these names satisfy the connector's TlsDomain? A name
+    matches as RFC 6125 §6.4 says; a TlsDomain of ``*.domain`` accepts any name under the
+    domain (Set-OutboundConnector's wildcard)."""
+    expected = expected.lower().rstrip(".")
+    if expected.startswith("*."):
+        suffix = expected[1:]
+        return any(n.lower() == expected or n.lower().rstrip(".").endswith(suffix)
+                   for n in names)
+    return any(name_matches(n, expected) for n in names)
 
 
 def hybrid_tls(obs: HopObservation) -> list[Finding]:

@@ -113,6 +113,22 @@ class World:
             soa=self.answer(names[0], "SOA"), anchor=anchor or self.anchor,
             at=time.time() if at is None else at)
 
+    def resign(self, origin: str, owner: str, rdtype: str, ksk: bool = False) -> None:
+        """Sign one RRset again with its zone's zone-signing (or key-signing) key, as a
+        zone's own operator would after editing it."""
+        import dns.dnssec
+
+        assert self.signer is not None
+        z = self.zones[dns.name.from_text(origin)]
+        assert z.origin is not None
+        keys = self.signer.keys[z.origin.to_text()]
+        private, public = keys.ksk if ksk else keys.zsk
+        rds = z.get_rdataset(owner, rdtype)
+        assert rds is not None
+        sig = dns.dnssec.sign((dns.name.from_text(owner), rds), private, z.origin, public,
+                              lifetime=86400)
+        z.replace_rdataset(owner, dns.rdataset.from_rdata_list(rds.ttl, [sig]))
+
     def edit(self, origin: str, owner: str, rdtype: str, *records: str,
              covers: str | None = None, ttl: int = 300) -> None:
         """Replace one RRset after signing (an RRSIG set names the type it covers)."""

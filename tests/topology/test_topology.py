@@ -20,7 +20,13 @@ from mailtrace.topology import (
     topology_json_schema,
 )
 from mailtrace.topology.loader import MAX_BYTES
-from mailtrace.topology.model import TIER_KINDS, ExchangeOnlineTier, ProofpointTier
+from mailtrace.topology.model import (
+    TIER_KINDS,
+    ExchangeOnlineTier,
+    ExchangeOnPremTier,
+    MimecastTier,
+    ProofpointTier,
+)
 from tests.support.paths import ROOT
 
 EXAMPLES = sorted((ROOT / "topologies").glob("*.yaml"))
@@ -556,3 +562,38 @@ def test_merge_key_bomb_is_cheap() -> None:
     with pytest.raises(TopologyError):
         parse_topology("\n".join(lines) + "\ntopology: x\n")
     assert time.monotonic() - started < 5
+
+
+# -- the hybrid and Mimecast examples --------------------------------------------------------
+
+
+def test_mimecast_hosts_follow_the_region_unless_declared() -> None:
+    adatum = load_topology(ROOT / "topologies" / "adatum-mimecast-exo.yaml")
+    tier = adatum.tiers["mimecast"]
+    assert isinstance(tier, MimecastTier)
+    assert adatum.inbound_hosts("mimecast") == ["eu-smtp-inbound-1.mimecast.com",
+                                                "eu-smtp-inbound-2.mimecast.com"]
+    assert tier.spf_include == "eu._netblocks.mimecast.com"
+    za = MimecastTier(kind="mimecast", region="za")
+    assert za.hosts[0] == "za-smtp-inbound-1.mimecast.co.za"
+    assert za.spf_include == "za._netblocks.mimecast.co.za"
+    declared = MimecastTier(kind="mimecast", region="us", hosts=["US-SMTP-Inbound-9.mimecast.com."])
+    assert declared.hosts == ["us-smtp-inbound-9.mimecast.com"]
+
+
+def test_an_unknown_mimecast_region_is_located() -> None:
+    text = (ROOT / "topologies" / "adatum-mimecast-exo.yaml").read_text(encoding="utf-8")
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(text.replace("region: eu ", "region: mars "), "adatum.yaml")
+    assert "tiers.mimecast.region" in str(caught.value) and "'mars'" in str(caught.value)
+
+
+def test_the_hybrid_example_declares_what_the_connector_expects() -> None:
+    litware = load_topology(ROOT / "topologies" / "litware-hybrid.yaml")
+    onprem = litware.tiers["onprem"]
+    assert isinstance(onprem, ExchangeOnPremTier)
+    assert onprem.tls_certificate_name == "mail.litware.com"
+    assert onprem.connector and onprem.connector.startswith("Outbound to ")
+    graph = FlowGraph(litware)
+    assert graph.next_hops("exchange-online") == ["onprem"]
+    assert graph.paths() == [["public-dns", "exchange-online", "onprem"]]

@@ -61,6 +61,12 @@ SCENARIOS = [
     ("observer-port25-blocked", ("inconclusive", "observer", "OBSERVER_PORT25_BLOCKED")),
     # DNSSEC, DANE, Exchange hybrid and Mimecast (tests/usecases/test_layers_lab.py)
     ("dnssec-bogus", ("fault", "public-dns", "DNSSEC_RRSIG_EXPIRED")),
+    ("hybrid-user-on-prem", ("healthy", None, None)),
+    ("dane-mismatch", ("fault", "exchange-online", "DANE_TLSA_MISMATCH")),
+    ("onprem-cert-name-mismatch", ("fault", "onprem", "ONPREM_CERT_NAME_MISMATCH")),
+    ("onprem-down", ("fault", "onprem", "SMTP_CONNECT_REFUSED")),
+    ("mimecast-healthy", ("healthy", None, None)),
+    ("mimecast-rcpt-rejected", ("fault", "mimecast", "MC_RECIPIENT_INVALID")),
 ]
 
 
