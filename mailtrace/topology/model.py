@@ -337,6 +337,22 @@ MIMECAST_REGIONS: dict[str, tuple[str, str]] = {
 MIMECAST_DOMAINS = ("mimecast.com", "mimecast.co.za", "mimecast-offshore.com")
 
 
+def mimecast_region(host: str) -> str | None:
+    """The Mimecast region whose inbound hosts ``host`` is one of (``eu-smtp-inbound-1.
+    mimecast.com`` -> ``eu``), or None: how an MX set is recognized as Mimecast's."""
+    host = host.lower().rstrip(".")
+    for region, (domain, _) in MIMECAST_REGIONS.items():
+        if re.fullmatch(rf"{region}-smtp-inbound-\d+\.{re.escape(domain)}", host):
+            return region
+    return None
+
+
+#: Exchange Online's DNSSEC-signed inbound namespace, where a tenant can turn on inbound
+#: SMTP DANE (<domain-with-dashes>.<c>-v1.mx.microsoft); the classic
+#: *.mail.protection.outlook.com hosts are not signed.
+EXO_DANE_SUFFIX = ".mx.microsoft"
+
+
 def mimecast_hosts(region: str) -> list[str]:
     """The two inbound hosts of a Mimecast region, as its MX records name them."""
     domain = MIMECAST_REGIONS[region][0]

@@ -221,3 +221,20 @@ def test_a_handoff_named_by_connector_or_alone() -> None:
     assert hybrid.handoff(anonymous, (ROUTE,)) is not None  # one route: it is that one
     assert hybrid.handoff(anonymous, (ROUTE, other)) is None  # two: not said which
     assert hybrid.handoff(({"event": "Deliver", "description": "inbox"},), (ROUTE,)) is None
+
+
+def test_mimecast_hosts_and_spf_include_are_recognized() -> None:
+    from mailtrace.probes.auth.senders import declared_senders
+    from mailtrace.topology import load_topology
+    from mailtrace.topology.model import DnsTier, mimecast_region
+    from tests.support.paths import ROOT
+
+    assert mimecast_region("EU-smtp-inbound-2.mimecast.com.") == "eu"
+    assert mimecast_region("za-smtp-inbound-1.mimecast.co.za") == "za"
+    assert mimecast_region("mx0a-001234.pphosted.com") is None
+    adatum = load_topology(ROOT / "topologies" / "adatum-mimecast-exo.yaml")
+    dns_tier = adatum.tiers["public-dns"]
+    assert isinstance(dns_tier, DnsTier)
+    senders = {s.term: s.tier for s in declared_senders(adatum, dns_tier.expect)}
+    assert senders == {"include:eu._netblocks.mimecast.com": "mimecast",
+                       "include:spf.protection.outlook.com": "exchange-online"}
