@@ -477,7 +477,7 @@ class Lab:
         lines.append("authoritative servers:")
         for name, server in self.servers.items():
             fault = server.fault
-            zones = [origin.rstrip(".") for origin in server.origins]
+            zones = [_key(origin) for origin in server.origins]
             note = f"  fault: {fault.mode}" if fault.mode else ""
             lines.append(
                 f"  {name:<22} {server.host}:{server.port}  zones {', '.join(zones)}{note}"
