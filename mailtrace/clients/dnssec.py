@@ -52,6 +52,11 @@ class ChainObservation:
         return found + ([self.soa] if self.soa is not None else [])
 
 
+#: Types whose owner is a host, not a zone: its own DNSKEY and DS are asked only when the
+#: answer shows the host is a zone apex after all (a second, rare round trip).
+HOST_TYPES = frozenset({"A", "AAAA", "TLSA"})
+
+
 async def collect_chain(dns_client: DnsClient, name: str, rdtype: str, deadline: float,
                         anchor: TrustAnchor | None = None) -> ChainObservation:
     """The RRset ``name``/``rdtype`` and the DNSKEY and DS RRsets of every name above it,
@@ -68,11 +73,38 @@ async def collect_chain(dns_client: DnsClient, name: str, rdtype: str, deadline:
             dns_client.lookup(qname, qtype, deadline, dnssec=True, cd=True))
 
     answer = ask(name, rdtype)
-    soa = ask(name, "SOA") if rdtype != "SOA" else None
-    keys = {n: ask(n, "DNSKEY") for n in names}
-    ds = {n: ask(n, "DS") for n in names if n != "."}
+    # A host's zone starts above it, somewhere: its SOA says where. Any other name's own
+    # DNSKEY answer says it (the keys, or the SOA of a negative answer).
+    soa = ask(name, "SOA") if rdtype in HOST_TYPES else None
+    # Attribute leaves (RFC 8552: _25._tcp., _dmarc.) are no zone apexes in practice, nor,
+    # usually, the host an address or TLSA record is for: their DNSKEY and DS wait.
+    apexes = [n for n in names if not n.startswith("_")]
+    if rdtype in HOST_TYPES and len(apexes) > 1:
+        apexes = apexes[1:]
+    keys = {n: ask(n, "DNSKEY") for n in apexes}
+    ds = {n: ask(n, "DS") for n in apexes if n != "."}
     await asyncio.gather(answer, *keys.values(), *ds.values(), *([soa] if soa else []))
+    # The zone the answer comes from, by its signer or the SOA: asked too if it was not.
+    zone = _zone_named(answer.result(), soa.result() if soa is not None else None, name)
+    if zone is not None and zone not in keys and zone in names:
+        keys[zone], ds[zone] = ask(zone, "DNSKEY"), ask(zone, "DS")
+        await asyncio.gather(keys[zone], ds[zone])
     return ChainObservation(
         name, rdtype, answer.result(),
         {n: f.result() for n, f in keys.items()}, {n: f.result() for n, f in ds.items()},
         soa.result() if soa is not None else None, anchor, time.time(), too_deep)
+
+
+def _zone_named(answer: DnsObservation, soa: DnsObservation | None, name: str) -> str | None:
+    """The zone the answer says it comes from: an RRSIG's signer (field 8 of its
+    presentation form, RFC 4034 §3.2), else an SOA's owner."""
+    for record in answer.answer:
+        fields = record.data.split()
+        if record.type == "RRSIG" and record.name == name and len(fields) > 7:
+            return normalize(fields[7])
+    for obs in (answer, soa):
+        if obs is not None:
+            soas = obs.records("SOA") or obs.authority_records("SOA")
+            if soas:
+                return soas[0].name
+    return None

@@ -198,6 +198,7 @@ def _verify(owner: str, rdtype: str, rdatas: Sequence[dns.rdata.Rdata], sigs: li
         raise _Broken(Security.BOGUS, Failure.SIGNATURE_MISSING, zone,
                       f"{owner} {rdtype} has no RRSIG, though {zone} is signed")
     rrset = _rrset(owner, rdatas, min(s.original_ttl for s in sigs))
+    texts = tuple(sorted(r.to_text() for r in rdatas))
     seen: dict[Failure, tuple[str, str]] = {}
     used = 0
     for sig in sigs:
@@ -236,27 +237,11 @@ def _verify(owner: str, rdtype: str, rdatas: Sequence[dns.rdata.Rdata], sigs: li
                               f"({len(sigs)} RRSIGs, {len(keys)} keys)", text)
             used += 1
             budget.spent += 1
-            problem = _unusable(key)
-            if problem is not None:
-                seen.setdefault(Failure.MALFORMED, (
-                    f"key {sig.key_tag} of {zone}, named by the RRSIG of {owner} {rdtype}, "
-                    f"cannot be used: {problem}", text))
-                continue
-            key_set = dns.rdataset.from_rdata_list(rrset.ttl, [key])
-            try:
-                dns.dnssec.validate_rrsig(rrset, sig, {_name(zone): key_set}, now=now)
-            except dns.exception.UnsupportedAlgorithm as exc:
-                seen.setdefault(Failure.ALGORITHM_UNSUPPORTED, (str(exc), text))
-            except dns.exception.ValidationFailure:
-                seen.setdefault(Failure.SIGNATURE_INVALID, (
-                    f"the RRSIG of {owner} {rdtype} by key {sig.key_tag} does not verify",
-                    text))
-            except Exception as exc:  # hostile key or signature bytes: any parse error
-                seen.setdefault(Failure.MALFORMED, (
-                    f"the key {sig.key_tag} or the RRSIG of {owner} {rdtype} cannot be used: "
-                    f"{type(exc).__name__}: {exc}", text))
-            else:
+            outcome = _signature(rrset, texts, sig, text, key, zone)
+            if outcome is None:
                 return int(sig.key_tag)
+            failure, why = outcome
+            seen.setdefault(failure, (why, text))
     for failure in (Failure.RRSIG_EXPIRED, Failure.RRSIG_NOT_YET_VALID,
                     Failure.SIGNATURE_INVALID, Failure.MALFORMED, Failure.NO_MATCHING_KEY,
                     Failure.ALGORITHM_UNSUPPORTED):
@@ -264,6 +249,56 @@ def _verify(owner: str, rdtype: str, rdatas: Sequence[dns.rdata.Rdata], sigs: li
             detail, record = seen[failure]
             raise _Broken(Security.BOGUS, failure, zone, detail, record)
     raise AssertionError("unreachable: every signature leaves a reason")
+
+
+#: Signatures verified in this process: (owner, type, records, RRSIG, key) -> the outcome.
+_VERIFIED: dict[tuple[str, str, tuple[str, ...], str, str], tuple[Failure, str] | None] = {}
+_MAX_VERIFIED = 4096
+
+
+def _signature(rrset: dns.rrset.RRset, texts: tuple[str, ...], sig: RRSIG, sig_text: str,
+               key: DNSKEY, zone: str) -> tuple[Failure, str] | None:
+    """Does the RRSIG over the RRset verify with this key? None when it does, else why
+    not. Only the cryptography is judged here — the time window was checked before — so
+    the outcome depends on the texts alone and is kept for the process: the root's and a
+    TLD's links are verified once, not once per chain."""
+    owner, rdtype = rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)
+    memo = (owner, rdtype, texts, sig_text, key.to_text())
+    if memo in _VERIFIED:
+        return _VERIFIED[memo]
+    outcome = _check(rrset, sig, key, zone)
+    if len(_VERIFIED) >= _MAX_VERIFIED:
+        _VERIFIED.clear()
+    _VERIFIED[memo] = outcome
+    return outcome
+
+
+def _check(rrset: dns.rrset.RRset, sig: RRSIG, key: DNSKEY, zone: str
+           ) -> tuple[Failure, str] | None:
+    owner, rdtype = rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)
+    problem = _unusable(key)
+    if problem is not None:
+        return Failure.MALFORMED, (f"key {sig.key_tag} of {zone}, named by the RRSIG of "
+                                   f"{owner} {rdtype}, cannot be used: {problem}")
+    key_set = dns.rdataset.from_rdata_list(rrset.ttl, [key])
+    try:
+        # Inside the window by construction: judge the signature itself.
+        dns.dnssec.validate_rrsig(rrset, sig, {_name(zone): key_set},
+                                  now=float(sig.inception))
+    except dns.exception.UnsupportedAlgorithm as exc:
+        return Failure.ALGORITHM_UNSUPPORTED, str(exc)
+    except dns.exception.ValidationFailure:
+        return Failure.SIGNATURE_INVALID, (f"the RRSIG of {owner} {rdtype} by key "
+                                           f"{sig.key_tag} does not verify")
+    except Exception as exc:  # hostile key or signature bytes: any parse error
+        return Failure.MALFORMED, (f"the key {sig.key_tag} or the RRSIG of {owner} {rdtype} "
+                                   f"cannot be used: {type(exc).__name__}: {exc}")
+    return None
+
+
+def clear_cache() -> None:
+    """Forget the signatures verified so far (benchmarks time the cryptography itself)."""
+    _VERIFIED.clear()
 
 
 def _unusable(key: DNSKEY) -> str | None:
@@ -332,11 +367,16 @@ class _Walk:
             soas = obs.records("SOA") or obs.authority_records("SOA")
             if soas and _is_above(soas[0].name, owner, strictly=False):
                 return soas[0].name
-        # Unsigned, and neither answer says where the zone starts: the nearest name
-        # above that publishes keys, else the root.
+        # Unsigned, and neither answer says where the zone starts: the nearest name above
+        # that publishes keys, or whose DNSKEY answer's SOA names its zone (RFC 2308 §3).
         for name in (n for n in chain.dnskey if _is_above(n, owner, strictly=False)):
-            if chain.dnskey[name].records("DNSKEY"):
+            keys = chain.dnskey[name]
+            if keys.records("DNSKEY"):
                 return name
+            owners = [r.name for r in keys.authority_records("SOA")
+                      if _is_above(r.name, owner, strictly=False)]
+            if owners:
+                return owners[0]
         if answer.outcome.answered or (chain.soa is not None and chain.soa.outcome.answered):
             return "."
         raise _Broken(Security.INDETERMINATE, Failure.LOOKUP_FAILED, owner,
@@ -484,4 +524,4 @@ def validate(chain: ChainObservation) -> ChainVerdict:
         return verdict(broken.security, broken.zone, broken.detail, broken)
 
 
-__all__ = ["ChainVerdict", "Failure", "Link", "Security", "validate"]
+__all__ = ["ChainVerdict", "Failure", "Link", "Security", "clear_cache", "validate"]

@@ -212,3 +212,60 @@ def _keys_with_tag(tag: int, count: int) -> list[str]:
                 break
     assert len(found) >= count // 2, len(found)
     return found
+
+
+# --- collecting: what is asked ---------------------------------------------------------------
+
+class WorldClient:
+    """A DNS client answering from a World, recording the questions (DO and CD set)."""
+
+    def __init__(self, w: World) -> None:
+        self.world = w
+        self.trust_anchor = w.anchor
+        self.asked: list[tuple[str, str]] = []
+
+    async def lookup(self, qname: str, qtype: str, deadline: float, *, dnssec: bool = False,
+                     cd: bool = False) -> object:
+        assert dnssec and cd
+        self.asked.append((qname, qtype))
+        return self.world.answer(qname, qtype)
+
+
+def collected(w: World, name: str, rdtype: str) -> tuple[object, list[tuple[str, str]]]:
+    import asyncio
+
+    from mailtrace.clients.dnssec import collect_chain
+
+    client = WorldClient(w)
+    chain = asyncio.run(collect_chain(client, name, rdtype, time.monotonic() + 5))  # type: ignore[arg-type]
+    return chain, client.asked
+
+
+def test_a_hosts_own_keys_are_not_asked_unless_it_is_a_zone() -> None:
+    chain, asked = collected(world(), "mx.contoso.com", "A")
+    assert ("mx.contoso.com.", "DNSKEY") not in asked and ("mx.contoso.com.", "DS") not in asked
+    assert validate(chain).security is Security.SECURE  # type: ignore[arg-type]
+    _, tlsa = collected(world(), "_25._tcp.mx.contoso.com", "TLSA")
+    assert not any(n.startswith("_") or n == "mx.contoso.com."
+                   for n, t in tlsa if t in ("DNSKEY", "DS"))
+
+
+def test_a_host_that_is_its_own_zone_gets_its_keys_in_a_second_round() -> None:
+    texts = dict(TEXTS)
+    texts["contoso.com."] += "mx IN NS ns1.contoso.com.\n"
+    texts["mx.contoso.com."] = ("@ IN SOA ns1.contoso.com. h.contoso.com. 1 7200 3600 1209600 300\n"
+                                "@ IN NS ns1.contoso.com.\n@ IN A 127.0.1.25\n")
+    w = World.signed(texts)
+    chain, asked = collected(w, "mx.contoso.com", "A")
+    assert ("mx.contoso.com.", "DNSKEY") in asked and ("mx.contoso.com.", "DS") in asked
+    verdict = validate(chain)  # type: ignore[arg-type]
+    assert verdict.security is Security.SECURE and verdict.zone == "mx.contoso.com."
+
+
+def test_an_unsigned_domains_zone_is_told_by_its_dnskey_answer() -> None:
+    """No SOA asked for a domain's MX: the NODATA answer to its DNSKEY names its zone."""
+    chain, asked = collected(World.signed(TEXTS, {"contoso.com.": "unsigned"}),
+                             "contoso.com", "MX")
+    assert ("contoso.com.", "SOA") not in asked
+    verdict = validate(chain)  # type: ignore[arg-type]
+    assert (verdict.security, verdict.zone) == (Security.INSECURE, "contoso.com.")
