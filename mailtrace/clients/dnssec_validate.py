@@ -61,6 +61,10 @@ MAX_KEYS = 64
 #: on the validating side; 1, 3, 6 and 12 are not): 5 RSASHA1, 7 RSASHA1-NSEC3-SHA1,
 #: 8 RSASHA256, 10 RSASHA512, 13 ECDSAP256SHA256, 14 ECDSAP384SHA384, 15 ED25519, 16 ED448.
 ALGORITHMS = frozenset({5, 7, 8, 10, 13, 14, 15, 16})
+#: How a zone's own servers fail a question (as a resolver passes it on), as opposed to
+#: this machine's limits (no route, the run's budget).
+_ZONE_FAILURES = frozenset({Outcome.SERVFAIL, Outcome.TIMEOUT, Outcome.FORMERR,
+                            Outcome.REFUSED, Outcome.MISMATCH})
 #: DS digest types (RFC 8624 §3.3): 1 SHA-1, 2 SHA-256, 4 SHA-384.
 DIGESTS = frozenset({1, 2, 4})
 _ZONE_KEY = 0x0100  # RFC 4034 §2.1.1
@@ -83,6 +87,7 @@ class Failure(StrEnum):
     NO_MATCHING_KEY = "no-matching-key"  # RRSIGs name keys the zone does not publish
     DS_NO_MATCHING_DNSKEY = "ds-no-matching-dnskey"
     DNSKEY_MISSING = "dnskey-missing"  # a DS at the parent, no DNSKEY in the zone
+    DNSKEY_UNAVAILABLE = "dnskey-unavailable"  # a DS at the parent, DNSKEY lookups fail
     ALGORITHM_UNSUPPORTED = "algorithm-unsupported"  # treated as insecure (RFC 4035 §5.2)
     MALFORMED = "malformed"  # key, signature or DS data that cannot be read
     VALIDATION_LIMIT = "validation-limit"  # the bounded work ran out first
@@ -420,7 +425,12 @@ class _Walk:
 
     def root(self) -> list[DNSKEY]:
         anchor = self.chain.anchor
-        obs = _fetched(self.chain.dnskey.get("."), ".", "the root's DNSKEY set")
+        obs = self.chain.dnskey.get(".")
+        if obs is None or not obs.outcome.answered:
+            # The root is not what fails: the path to it (the resolvers in use) does.
+            outcome = obs.outcome.value if obs is not None else "not asked"
+            raise _Broken(Security.INDETERMINATE, Failure.LOOKUP_FAILED, ".",
+                          f"the resolvers in use give no usable DNSKEY for the root ({outcome})")
         rdatas = _rdatas(obs.answer, ".", "DNSKEY", ".")
         keys = _zone_keys(rdatas)
         if not keys:
@@ -461,7 +471,15 @@ class _Walk:
                           f"no DS of {zone} uses an algorithm and digest this validator "
                           "supports: treated as unsigned (RFC 4035 §5.2)",
                           f"{zone} DS {ds_rdatas[0].to_text()}")
-        key_obs = _fetched(self.chain.dnskey.get(zone), zone, f"the DNSKEY set of {zone}")
+        key_obs = self.chain.dnskey.get(zone)
+        if key_obs is not None and key_obs.outcome in _ZONE_FAILURES:
+            # The parent vouches that the zone is signed, and the zone's own servers do not
+            # give its keys (a failure the resolver passes on): validators answer SERVFAIL.
+            raise _Broken(Security.BOGUS, Failure.DNSKEY_UNAVAILABLE, zone,
+                          f"{parent} publishes a DS for {zone}, but its DNSKEY set cannot be "
+                          f"fetched ({key_obs.outcome.value})",
+                          f"{zone} DS {usable[0].to_text()}")
+        key_obs = _fetched(key_obs, zone, f"the DNSKEY set of {zone}")
         rdatas = _rdatas(key_obs.answer, zone, "DNSKEY", zone)
         keys = _zone_keys(rdatas)
         if not keys:

@@ -144,9 +144,10 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
 
     routes = onprem_routes(ctx.topology, ctx.flow, ctx.tier)
     # With an on-premises tier behind, a "delivered" message may have been handed to it:
-    # its details say so (a Send external event).
-    wanted = (*NOT_DELIVERED, "delivered") if routes else NOT_DELIVERED
-    undelivered = [m for m in messages if m.status in wanted and m.id][:MAX_DETAILS]
+    # its details say so (a Send external event). The undelivered ones come first.
+    handed = [m for m in messages if m.status == "delivered" and m.id] if routes else []
+    undelivered = ([m for m in messages if m.status in NOT_DELIVERED and m.id]
+                   + handed)[:MAX_DETAILS]
     detailed = {m.id: m for m in await asyncio.gather(*(details(m) for m in undelivered))}
     messages = [detailed.get(m.id, m) for m in messages]
     return TraceCheck(address, window_text(since), tuple(messages),

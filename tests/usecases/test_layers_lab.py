@@ -117,3 +117,43 @@ def test_mimecast_names_its_reply_and_the_region_hosts():
     healthy = triage("mimecast-healthy")
     assert "DNS_MX_OK" in tags(healthy, "public-dns")
     assert "DANE_NOT_PUBLISHED" in tags(healthy, "mimecast")
+
+
+# --- hostile DNSSEC data over the wire: a finding inside the deadline ------------------------
+
+def test_unparsable_dnskey_replies_are_bogus_not_a_hang():
+    """The zone's servers send garbage for DNSKEY: the resolver can only SERVFAIL, and the
+    zone (whose parent vouches it is signed) is bogus for validators."""
+    from mailtrace.lab.dns_server import Fault
+
+    garbage = Fault("garbage", qtypes=frozenset({"DNSKEY"}))
+    started = time.monotonic()
+    report = triage(variant("healthy", faults={"ns1.contoso.com": garbage,
+                                               "ns2.contoso.com": garbage}))
+    assert time.monotonic() - started < 20
+    assert verdict(report) == ("fault", "public-dns", "DNSSEC_DNSKEY_UNAVAILABLE")
+
+
+def test_a_resolver_that_mangles_dnssec_answers_is_no_fault_of_the_domain():
+    from mailtrace.lab.dns_server import Fault
+
+    report = triage(variant("healthy", faults={
+        "resolver": Fault("garbage", qtypes=frozenset({"DNSKEY"}))}))
+    assert verdict(report)[0] == "healthy"
+    assert "no usable DNSKEY for the root" in finding(
+        report, "DNSSEC_NOT_CHECKED").args["detail"]
+
+
+def test_a_thousand_tlsa_records_are_named_and_matched_within_bounds():
+    from mailtrace.lab.scenarios import ZoneEdit
+
+    host = "litware-com.l-v1.mx.microsoft"
+    records = tuple(f"3 1 1 {i:064x}" for i in range(1000))
+    scenario = variant("hybrid-user-on-prem", tlsa={host: None}, zone_edits=(
+        ZoneEdit("mx.microsoft", f"_25._tcp.{host}.", "TLSA", records),))
+    started = time.monotonic()
+    report = triage(scenario)
+    assert time.monotonic() - started < 20
+    too_many = finding(report, "DANE_TLSA_TOO_MANY")
+    assert (too_many.args["count"], too_many.args["host"]) == (1000, host)
+    assert verdict(report) == ("fault", "exchange-online", "DANE_TLSA_MISMATCH")
