@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mailtrace.clients.trust_anchor import TrustAnchor
     from mailtrace.core.network import ConnectTo, Endpoint
     from mailtrace.topology.model import Topology
 
@@ -65,6 +66,12 @@ def add_lab_file(p: argparse.ArgumentParser, *, when: str = "") -> None:
                    help=f"{when}reach a running `mailtrace lab` with your own topology: the "
                    "file it wrote holds its resolver, connection rules, CA and throwaway "
                    "credentials")
+
+
+def add_trust_anchor(p: argparse.ArgumentParser, *, when: str = "") -> None:
+    p.add_argument("--trust-anchor", metavar="FILE",
+                   help=f"{when}DNSSEC trust anchor: DS or DNSKEY records of the root zone "
+                   "(default: IANA's root keys)")
 
 
 def add_smtp(p: argparse.ArgumentParser, *, when: str = "") -> None:
@@ -176,6 +183,8 @@ class Network:
     connect_to: list[ConnectTo]
     ca_file: Path | None
     environ: Mapping[str, str] = field(repr=False)
+    #: The DNSSEC trust anchor a lab file brings (its signed root), if any.
+    trust_anchor: TrustAnchor | None = None
 
 
 @contextlib.contextmanager
@@ -205,8 +214,12 @@ def network(args: argparse.Namespace) -> Iterator[Network]:
     with tempfile.TemporaryDirectory(prefix="mailtrace-lab-ca-") as folder:
         lab_ca = Path(folder) / "lab-ca.pem"
         lab_ca.write_text(access.ca_pem, encoding="ascii")
+        from mailtrace.clients.trust_anchor import TrustAnchor
+
+        anchor = TrustAnchor(ds=access.trust_anchor, source=f"the lab's root ({lab_file})") \
+            if access.trust_anchor else None
         yield Network(resolvers, connect_to, ca_file(args) or lab_ca,
-                      {**os.environ, **access.environ})
+                      {**os.environ, **access.environ}, anchor)
 
 
 def system_resolvers() -> list[Endpoint]:
@@ -230,6 +243,19 @@ def ca_file(args: argparse.Namespace) -> Path | None:
     if not path.is_file():
         raise UsageError(f"--ca-file {args.ca_file}: no such file")
     return path
+
+
+def trust_anchor(args: argparse.Namespace) -> dict[str, Any]:
+    """``--trust-anchor FILE``, read and checked (file:line for a bad record)."""
+    path = getattr(args, "trust_anchor", None)
+    if path is None:
+        return {}
+    from mailtrace.clients.trust_anchor import TrustAnchor, TrustAnchorError
+
+    try:
+        return {"trust_anchor": TrustAnchor.from_file(Path(path))}
+    except TrustAnchorError as exc:
+        raise UsageError(f"--trust-anchor {exc}") from None
 
 
 def smtp_options(args: argparse.Namespace) -> dict[str, Any]:

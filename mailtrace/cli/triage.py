@@ -29,6 +29,7 @@ def add_parsers(sub: Any) -> dict[str, Any]:
     opt.add_lab_file(t)
     opt.add_message(t)
     opt.add_smtp(t)
+    opt.add_trust_anchor(t)
     opt.add_output(t, ["text", "json", "html"], strict=True)
     opt.add_run(t)
     return {"triage": cmd_triage}
@@ -59,11 +60,15 @@ def run_options(args: argparse.Namespace, timeout: float,
     from mailtrace.engine.settings import Options
 
     smtp = opt.smtp_options(args)
+    anchor = opt.trust_anchor(args)
+    if not anchor and network is not None and network.trust_anchor is not None:
+        anchor = {"trust_anchor": network.trust_anchor}
     if network is None:
         resolvers, connect_to = opt.endpoints(args)
-        return Options(resolvers, connect_to, timeout, **smtp)
+        return Options(resolvers, connect_to, timeout, **smtp, **anchor)
     smtp.setdefault("ca_file", network.ca_file)
-    return Options(network.resolvers, network.connect_to, timeout, network.environ, **smtp)
+    return Options(network.resolvers, network.connect_to, timeout, network.environ, **smtp,
+                   **anchor)
 
 
 def emit(report: TriageReport, args: argparse.Namespace) -> int:

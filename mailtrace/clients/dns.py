@@ -35,6 +35,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.evidence import DnsAnswer
 from mailtrace.core.network import Endpoint, Redirects
 
@@ -195,7 +196,10 @@ def classify(response: dns.message.Message) -> Outcome:
 
 
 def _flags(response: dns.message.Message) -> tuple[str, ...]:
-    return tuple(f for f in ("AA", "TC", "RD", "RA", "AD") if response.flags & dns.flags.Flag[f])
+    flags = [f for f in ("AA", "TC", "RD", "RA", "AD", "CD") if response.flags & dns.flags.Flag[f]]
+    if response.ednsflags & dns.flags.DO:
+        flags.append("DO")
+    return tuple(flags)
 
 
 def normalize(name: str) -> str:
@@ -209,6 +213,8 @@ class DnsClient:
     resolvers: list[Server]
     redirects: Redirects = field(default_factory=Redirects)
     attempt_timeout: float = 1.5
+    #: Where DNSSEC validation starts (mailtrace.clients.dnssec): the root's keys.
+    trust_anchor: TrustAnchor = field(default_factory=TrustAnchor)
     _tasks: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
     queries_sent: int = 0
 
@@ -228,15 +234,21 @@ class DnsClient:
         return await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.001))
 
     async def query(
-        self, server: Server, qname: str, qtype: str, deadline: float
+        self, server: Server, qname: str, qtype: str, deadline: float, *,
+        dnssec: bool = False, cd: bool = False,
     ) -> DnsObservation:
-        """One question to one server, within ``deadline`` (a ``time.monotonic()`` value)."""
+        """One question to one server, within ``deadline`` (a ``time.monotonic()`` value).
+
+        ``dnssec`` sets the DO bit, asking for the RRSIGs (RFC 4035 §3.2.1); ``cd`` sets
+        Checking Disabled, so a validating resolver answers even data it finds bogus
+        (RFC 4035 §3.2.2): the validation is then mailtrace's own."""
         qname, qtype = normalize(qname), qtype.upper()
-        key = ("q", server, qname, qtype)
+        key = ("q", server, qname, qtype, dnssec, cd)
         started = time.monotonic()
         try:
             return await self._shared(
-                key, lambda: self._exchange(server, qname, qtype, deadline), deadline
+                key, lambda: self._exchange(server, qname, qtype, deadline, dnssec, cd),
+                deadline,
             )
         except TimeoutError:
             # A caller with a shorter deadline than the query it joined; as for a query
@@ -253,14 +265,18 @@ class DnsClient:
             )
 
     async def _exchange(
-        self, server: Server, qname: str, qtype: str, deadline: float
+        self, server: Server, qname: str, qtype: str, deadline: float,
+        dnssec: bool = False, cd: bool = False,
     ) -> DnsObservation:
         via = self.redirects.resolve(server.name, server.address, server.port)
-        message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232)
+        message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232,
+                                         want_dnssec=dnssec)
         if server.role == "authoritative":
             message.flags &= ~dns.flags.RD
         else:
             message.flags |= dns.flags.AD  # RFC 6840 §5.7: say whether the answer validated
+        if cd:
+            message.flags |= dns.flags.CD
         attempts: list[Attempt] = []
         transport = "udp"
         started = time.monotonic()
@@ -363,16 +379,20 @@ class DnsClient:
         attempts.append(Attempt("tcp", "reply", (time.monotonic() - started) * 1000))
         return response
 
-    async def ask_resolvers(self, qname: str, qtype: str, deadline: float) -> list[DnsObservation]:
+    async def ask_resolvers(self, qname: str, qtype: str, deadline: float, *,
+                            dnssec: bool = False, cd: bool = False) -> list[DnsObservation]:
         """The same question to every resolver of the panel, concurrently."""
         return list(
-            await asyncio.gather(*(self.query(s, qname, qtype, deadline) for s in self.resolvers))
+            await asyncio.gather(*(self.query(s, qname, qtype, deadline, dnssec=dnssec, cd=cd)
+                                   for s in self.resolvers))
         )
 
-    async def lookup(self, qname: str, qtype: str, deadline: float) -> DnsObservation:
+    async def lookup(self, qname: str, qtype: str, deadline: float, *,
+                     dnssec: bool = False, cd: bool = False) -> DnsObservation:
         """A recursive lookup: the first resolver to give a usable answer wins, without
         waiting for a dead one; when none does, the first resolver's failure is kept."""
-        pending = [asyncio.ensure_future(self.query(s, qname, qtype, deadline))
+        pending = [asyncio.ensure_future(self.query(s, qname, qtype, deadline,
+                                                    dnssec=dnssec, cd=cd))
                    for s in self.resolvers]
         try:
             for next_done in asyncio.as_completed(pending):

@@ -40,7 +40,8 @@ def presentation(rdtype: str, data: str) -> str:
 class OverlaidDnsClient(DnsClient):
     def __init__(self, live: DnsClient, records: Mapping[tuple[str, str], tuple[str, ...]],
                  ttl: int = 300) -> None:
-        super().__init__(list(live.resolvers), live.redirects, live.attempt_timeout)
+        super().__init__(list(live.resolvers), live.redirects, live.attempt_timeout,
+                         live.trust_anchor)
         self.live = live
         self.ttl = ttl
         self.changed = {(normalize(name), rdtype.upper()): data
@@ -50,8 +51,8 @@ class OverlaidDnsClient(DnsClient):
         return DnsObservation(CHANGE_SERVER, _NOWHERE, qname, qtype,
                               Outcome.ANSWER if records else Outcome.NODATA, answer=records)
 
-    async def query(self, server: Server, qname: str, qtype: str,
-                    deadline: float) -> DnsObservation:
+    async def query(self, server: Server, qname: str, qtype: str, deadline: float, *,
+                    dnssec: bool = False, cd: bool = False) -> DnsObservation:
         qname, qtype = normalize(qname), qtype.upper()
         data = self.changed.get((qname, qtype))
         if data is not None:
@@ -62,7 +63,7 @@ class OverlaidDnsClient(DnsClient):
             cname = Record(qname, "CNAME", self.ttl, alias[0])
             if server.role != "resolver":  # a server gives the alias; a resolver follows it
                 return self._answer(qname, qtype, (cname,))
-            target = await self.query(server, alias[0], qtype, deadline)
+            target = await self.query(server, alias[0], qtype, deadline, dnssec=dnssec, cd=cd)
             return dataclasses.replace(target, qname=qname, answer=(cname, *target.answer))
         self.queries_sent = self.live.queries_sent
-        return await self.live.query(server, qname, qtype, deadline)
+        return await self.live.query(server, qname, qtype, deadline, dnssec=dnssec, cd=cd)

@@ -36,6 +36,7 @@ from mailtrace.core.evidence import SmtpDialogue
 from mailtrace.core.network import Endpoint, Redirects
 
 SMTP_PORT = 25
+_ENCODING_DER = 2  # _ssl.ENCODING_DER: the format argument of _ssl.Certificate.public_bytes
 CLOSE_TIMEOUT = 1.0  # seconds a closing connection may take before it is aborted
 
 
@@ -94,6 +95,9 @@ class TlsInfo:
     cipher: str | None = None
     error: str | None = None  # the handshake failed: why
     cert: CertInfo | None = None
+    #: The certificates the server presented, DER, its own first (what DANE matches,
+    #: RFC 7671 §5); only the leaf where Python cannot give the chain.
+    chain: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -281,7 +285,7 @@ def _parse_ehlo(reply: Reply) -> list[str]:
 
 # --- certificates ---------------------------------------------------------------------
 
-def _name_matches(pattern: str, host: str) -> bool:
+def name_matches(pattern: str, host: str) -> bool:
     """RFC 6125 §6.4: exact, or a wildcard standing for the whole left-most label."""
     pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
     if pattern == host:
@@ -312,8 +316,25 @@ def cert_info(der: bytes, host: str, chain_error: str | None) -> CertInfo:
         expired=not_after < now or cert.not_valid_before_utc > now,
         chain_ok=chain_error is None,
         chain_error=chain_error,
-        name_ok=any(_name_matches(n, host) for n in names),
+        name_ok=any(name_matches(n, host) for n in names),
     )
+
+
+def presented_chain(tls: ssl.SSLObject) -> tuple[bytes, ...]:
+    """The certificate chain as the server sent it, DER, leaf first. Python 3.13 has
+    ``get_unverified_chain()``; 3.10 to 3.12 have it on the private object under the
+    public one. Empty when neither is there (the caller keeps the leaf)."""
+    getter = getattr(tls, "get_unverified_chain", None)
+    if getter is None:
+        getter = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+    if getter is None:
+        return ()
+    try:
+        certs = getter() or []
+        return tuple(c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER)
+                     for c in certs)
+    except (ssl.SSLError, ValueError, AttributeError, TypeError):
+        return ()
 
 
 @cache
@@ -463,6 +484,7 @@ class SmtpClient:
             if der:
                 with contextlib.suppress(ValueError):
                     d.tls.cert = cert_info(der, d.host, chain_error)
+                d.tls.chain = presented_chain(tls) or (der,)
         s.note("-", f"TLS established: {d.tls.version} {d.tls.cipher}"
                     + (f"; certificate not validated: {chain_error}" if chain_error else ""))
         if d.tls.cert is not None:

@@ -53,6 +53,7 @@ class RunClients:
         self.dns = dns or DnsClient(
             resolvers=[Server("resolver", e.address, e.port) for e in options.resolvers],
             redirects=redirects,
+            trust_anchor=options.trust_anchor,
         )
         self.smtp = SmtpClient(
             redirects=self.dns.redirects,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailtrace.clients.smtp import SmtpTimeouts
+from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.network import ConnectTo, Endpoint
 
 
@@ -28,3 +29,5 @@ class Options:
     smtp_timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)
     #: Hosts ([HOST or ADDRESS][:PORT]) that show outbound SMTP works from here.
     smtp_references: Sequence[str] = ()
+    #: Where DNSSEC validation starts: IANA's root keys, unless told otherwise.
+    trust_anchor: TrustAnchor = field(default_factory=TrustAnchor)

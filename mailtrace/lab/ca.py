@@ -9,6 +9,7 @@ purpose: expired, or issued for another name. Keys are ECDSA P-256, made in mill
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import ssl
 import tempfile
@@ -21,14 +22,28 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
+def spki_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 of a certificate's SubjectPublicKeyInfo, hex: a TLSA record's data for
+    selector 1, matching type 1 (RFC 6698 §2.1)."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
 @dataclass(frozen=True)
 class Issued:
-    """One server certificate: PEM files on disk (the chain holds the leaf only)."""
+    """One server certificate: PEM files on disk (the chain: the leaf, then the lab CA,
+    as a server sends it so that DANE-TA can match the issuer)."""
 
     cert_file: Path
     key_file: Path
     names: tuple[str, ...]
     not_after: dt.datetime
+    certificate: x509.Certificate
+
+    def tlsa_ee(self) -> str:
+        """DANE-EE, SPKI, SHA-256 (``3 1 1``) for this certificate."""
+        return f"3 1 1 {spki_sha256(self.certificate)}"
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -109,13 +124,23 @@ class LabCA:
         folder = Path(self._dir.name)
         cert_file = folder / f"server-{self._count}.pem"
         key_file = folder / f"server-{self._count}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
+                              + self._cert.public_bytes(serialization.Encoding.PEM))
         key_file.write_bytes(key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ))
-        return Issued(cert_file, key_file, tuple(names), not_after)
+        return Issued(cert_file, key_file, tuple(names), not_after, cert)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The CA's own certificate."""
+        return self._cert
+
+    def tlsa_ta(self) -> str:
+        """DANE-TA, SPKI, SHA-256 (``2 1 1``) for this CA."""
+        return f"2 1 1 {spki_sha256(self._cert)}"
 
     def close(self) -> None:
         self._dir.cleanup()

@@ -35,7 +35,8 @@ class CachingResolver(ForwardingResolver):
             for (name, rdtype), (data, ttl) in cached.items()
         }
 
-    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType) -> Resolution:
+    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType,
+                       dnssec: bool = False) -> Resolution:
         entry = self.cache.get((normalise_name(name), qtype))
         if entry is not None:
             data, expires = entry
@@ -43,4 +44,4 @@ class CachingResolver(ForwardingResolver):
             if left > 0:
                 rrset = dns.rrset.from_text_list(name, left, "IN", qtype, data)
                 return Resolution(dns.rcode.NOERROR, [rrset])
-        return await super()._resolve(name, qtype)
+        return await super()._resolve(name, qtype, dnssec)

@@ -460,6 +460,43 @@ class _ZoneData:
             return _Outcome("cname", [_rrset(name, cname)], target=cname[0].target)
         return _Outcome("nodata", [_negative_soa(self.soa)])
 
+    # -- DNSSEC (RFC 4035 §3.1): what a signed zone adds for a client that set DO -------
+
+    def signatures(self, rrsets: Iterable[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+        """The RRSIGs covering these RRsets (none for an unsigned zone)."""
+        out = []
+        for rrset in rrsets:
+            node = self.nodes.get(rrset.name)
+            sigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, rrset.rdtype) \
+                if node is not None else None
+            if sigs is not None:
+                out.append(_rrset(rrset.name, sigs))
+        return out
+
+    def denial(self, name: dns.name.Name) -> list[dns.rrset.RRset]:
+        """The NSEC that proves ``name`` has no such data (its own) or does not exist (the
+        one before it in canonical order, RFC 4034 §6.1), with its RRSIG (RFC 4035
+        §3.1.3). Empty for an unsigned zone."""
+        owners = sorted(n for n, node in self.nodes.items()
+                        if node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC))
+        if not owners:
+            return []
+        before = [n for n in owners if n <= name]
+        owner = before[-1] if before else owners[-1]
+        node = self.nodes[owner]
+        nsec = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC)
+        assert nsec is not None
+        proof = [_rrset(owner, nsec)]
+        return proof + self.signatures(proof)
+
+    def delegation_proof(self, cut: dns.name.Name) -> list[dns.rrset.RRset]:
+        """For a referral: the DS at the cut and its RRSIG, or the NSEC proving none."""
+        ds = self._rdataset(cut, dns.rdatatype.DS)
+        if ds is not None:
+            found = [_rrset(cut, ds)]
+            return found + self.signatures(found)
+        return self.denial(cut)
+
     def _wildcard(self, name: dns.name.Name) -> dns.node.Node | None:
         """RFC 4592 section 3.3.1: `*` below the closest encloser answers for the name."""
         encloser = name.parent()
@@ -505,23 +542,32 @@ class AuthoritativeServer(_DnsService):
     def origins(self) -> list[str]:
         return sorted(origin.to_text() for origin in self.zones)
 
-    def _zone_for(self, name: dns.name.Name) -> _ZoneData | None:
-        """The nearest enclosing zone (RFC 1034 section 4.3.2 step 2)."""
+    def _zone_for(self, name: dns.name.Name,
+                  rdtype: dns.rdatatype.RdataType | None = None) -> _ZoneData | None:
+        """The nearest enclosing zone (RFC 1034 section 4.3.2 step 2); for DS at a zone's
+        apex, the parent's, which holds it (RFC 4035 section 3.1.4.1)."""
         best: _ZoneData | None = None
         for origin, zone in self.zones.items():
+            if rdtype == dns.rdatatype.DS and origin == name and origin != dns.name.root:
+                continue
             if name.is_subdomain(origin) and (best is None or len(origin) > len(best.origin)):
                 best = zone
+        if best is None and rdtype == dns.rdatatype.DS:
+            return self._zone_for(name)
         return best
 
     async def _answer(
         self, query: dns.message.Message, question: dns.rrset.RRset
     ) -> dns.message.Message:
         response = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
-        zone = self._zone_for(question.name)
+        zone = self._zone_for(question.name, question.rdtype)
         if zone is None or question.rdclass != dns.rdataclass.IN:
             response.set_rcode(dns.rcode.REFUSED)  # not authoritative, and we do not recurse
             return response
         response.flags |= dns.flags.AA
+        dnssec = bool(query.ednsflags & dns.flags.DO)  # RFC 4035 §3.1: signatures on request
+        if dnssec:
+            response.want_dnssec(True)
         name, seen = question.name, {question.name}
         for hop in range(MAX_CNAME_HOPS + 1):
             outcome = zone.lookup(name, question.rdtype)
@@ -529,12 +575,18 @@ class AuthoritativeServer(_DnsService):
                 if hop == 0:
                     response.flags &= ~dns.flags.AA
                     response.authority.extend(outcome.records)
+                    if dnssec:
+                        response.authority.extend(zone.delegation_proof(outcome.records[0].name))
                     response.additional.extend(outcome.glue)
                 break  # a chased CNAME into a delegation: the client follows it
             if outcome.kind == "answer":
                 response.answer.extend(outcome.records)
+                if dnssec:
+                    response.answer.extend(zone.signatures(outcome.records))
             elif outcome.kind == "cname":
                 response.answer.extend(outcome.records)
+                if dnssec:
+                    response.answer.extend(zone.signatures(outcome.records))
                 assert outcome.target is not None
                 name = outcome.target
                 next_zone = self._zone_for(name)
@@ -548,6 +600,9 @@ class AuthoritativeServer(_DnsService):
                 if outcome.kind == "nxdomain":
                     response.set_rcode(dns.rcode.NXDOMAIN)
                 response.authority.extend(outcome.records)
+                if dnssec:
+                    response.authority.extend(zone.signatures(outcome.records))
+                    response.authority.extend(zone.denial(name))
             break
         return response
 
@@ -620,17 +675,21 @@ class ForwardingResolver(_DnsService):
         if question.rdclass != dns.rdataclass.IN:
             response.set_rcode(dns.rcode.REFUSED)
             return response
-        result = await self._resolve(question.name, question.rdtype)
+        dnssec = bool(query.ednsflags & dns.flags.DO)
+        if dnssec:
+            response.want_dnssec(True)
+        result = await self._resolve(question.name, question.rdtype, dnssec)
         response.set_rcode(result.rcode)
         response.answer.extend(result.answer)
         response.authority.extend(result.authority)
         return response
 
-    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType) -> Resolution:
+    async def _resolve(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType,
+                       dnssec: bool = False) -> Resolution:
         answer: list[dns.rrset.RRset] = []
         seen = {name}
         for _ in range(MAX_CNAME_HOPS + 1):
-            step = await self._resolve_one(name, qtype)
+            step = await self._resolve_one(name, qtype, dnssec)
             if step is None:
                 return Resolution(dns.rcode.SERVFAIL)
             answer.extend(step.answer)
@@ -645,33 +704,40 @@ class ForwardingResolver(_DnsService):
         return Resolution(dns.rcode.SERVFAIL)  # chain too long
 
     async def _resolve_one(
-        self, name: dns.name.Name, qtype: dns.rdatatype.RdataType
+        self, name: dns.name.Name, qtype: dns.rdatatype.RdataType, dnssec: bool = False
     ) -> Resolution | None:
-        if name == dns.name.root:
+        if name == dns.name.root and dns.name.root not in self.forwarders:
             if qtype == dns.rdatatype.SOA:
                 return Resolution(dns.rcode.NOERROR, [_ROOT_SOA])
             if qtype == dns.rdatatype.NS:
                 return Resolution(dns.rcode.NOERROR, [_ROOT_NS])
             return Resolution(dns.rcode.NOERROR, authority=[_negative_soa(_ROOT_SOA)])
-        zone = self._forward_zone(name)
+        zone = self._forward_zone(name, qtype)
         if zone is None:
             return Resolution(dns.rcode.NXDOMAIN, authority=[_negative_soa(_ROOT_SOA)])
         for address, port in self.forwarders[zone]:
-            reply = await self._ask(name, qtype, address, port)
+            reply = await self._ask(name, qtype, address, port, dnssec)
             if reply is not None:
                 return reply
         return None
 
-    def _forward_zone(self, name: dns.name.Name) -> dns.name.Name | None:
-        matches = [zone for zone in self.forwarders if name.is_subdomain(zone)]
+    def _forward_zone(self, name: dns.name.Name,
+                      qtype: dns.rdatatype.RdataType | None = None) -> dns.name.Name | None:
+        """The zone whose servers answer for ``name``; a DS at a zone's apex is asked of
+        the parent's servers, which hold it (RFC 4035 section 3.1.4.1)."""
+        matches = [zone for zone in self.forwarders if name.is_subdomain(zone)
+                   and not (qtype == dns.rdatatype.DS and zone == name
+                            and zone != dns.name.root)]
         return max(matches, key=len, default=None)
 
     async def _ask(
-        self, name: dns.name.Name, qtype: dns.rdatatype.RdataType, address: str, port: int
+        self, name: dns.name.Name, qtype: dns.rdatatype.RdataType, address: str, port: int,
+        dnssec: bool = False,
     ) -> Resolution | None:
         """One authoritative endpoint: UDP, then TCP if truncated. None if not usable."""
         # Iterative query: RD clear (RFC 1034 section 4.3.1).
-        query = dns.message.make_query(name, qtype, use_edns=0, payload=OUR_PAYLOAD, flags=0)
+        query = dns.message.make_query(name, qtype, use_edns=0, payload=OUR_PAYLOAD, flags=0,
+                                       want_dnssec=dnssec)
         try:
             reply = await dns.asyncquery.udp(query, address, timeout=self.timeout, port=port)
             if reply.flags & dns.flags.TC:
@@ -682,5 +748,8 @@ class ForwardingResolver(_DnsService):
         rcode = reply.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not reply.flags & dns.flags.AA:
             return None
-        negative = [r for r in reply.authority if r.rdtype == dns.rdatatype.SOA]
+        # The negative answer's SOA, and with DNSSEC its signatures and NSEC proofs.
+        kept = ({dns.rdatatype.SOA, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
+                 dns.rdatatype.RRSIG} if dnssec else {dns.rdatatype.SOA})
+        negative = [r for r in reply.authority if r.rdtype in kept]
         return Resolution(rcode, list(reply.answer), negative)

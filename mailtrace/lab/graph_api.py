@@ -124,6 +124,7 @@ class LabTenant:
                  "service": "exchange", "servicePlanId": FOUNDATION_PLAN}],
             "provisionedPlans": [{"capabilityStatus": "Enabled", "provisioningStatus": "Success",
                                   "service": "exchange"}],
+            "onPremisesSyncEnabled": None,  # a cloud-only user (hybrid: True)
         }
         user.update(self.faults.user)
         return user
@@ -155,6 +156,15 @@ class LabTenant:
         issues = [{**resolved, "isResolved": False, "status": "ServiceDegradation",
                    "endDateTime": None, **i} for i in self.faults.issues]
         return [resolved, *issues]
+
+    def trace_events(self, trace_id: str) -> list[tuple[str, str]]:
+        """The (event, description) pairs a scenario gives a traced message, after its
+        Receive event: ``{"status": ..., "events": [("Send external", "...")]}``."""
+        wanted = self.faults.traces or ()
+        for i, t in enumerate(wanted):
+            if trace_id.endswith(f"{i:04d}") and t.get("events"):
+                return [(str(e), str(d)) for e, d in t["events"]]
+        return []
 
     def traces(self, now: dt.datetime) -> list[dict[str, Any]]:
         if self.messages is not None or self.faults.traces is None:
@@ -377,9 +387,15 @@ class GraphStandIn:
                                 "confidence phish."),
                 "failed": ("Fail", "Reason: [{LED=550 5.2.2 mailbox full}]"),
                 "delivered": ("Deliver", "The message was successfully delivered.")}
-        event, text = last.get(trace["status"].lower(), ("Defer", "Delivery was deferred."))
-        events.append({**events[0], "id": f"{trace_id}-2", "event": event,
-                       "description": text})
+        scripted = self.tenant.trace_events(trace_id)
+        if scripted:  # the scenario's own events after Receive (a hybrid hand-off, say)
+            events += [{**events[0], "id": f"{trace_id}-{n + 2}", "event": event,
+                        "description": text} for n, (event, text) in enumerate(scripted)]
+        else:
+            event, text = last.get(trace["status"].lower(),
+                                   ("Defer", "Delivery was deferred."))
+            events.append({**events[0], "id": f"{trace_id}-2", "event": event,
+                           "description": text})
         return Response.json(_collection("Collection(microsoft.graph.exchangeMessageTraceDetail)",
                                          events))
 

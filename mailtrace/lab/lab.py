@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -28,16 +29,21 @@ import dns.name
 import dns.rdatatype
 import dns.zone
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mailtrace.clients.smtp import SMTP_PORT
+from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.network import ConnectTo, Endpoint
 from mailtrace.lab import proofpoint_api
-from mailtrace.lab.ca import LabCA
+from mailtrace.lab.ca import Issued, LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
+from mailtrace.lab.dnssec import LabSigner
 from mailtrace.lab.graph_api import GraphStandIn, SignInStandIn, lab_tenant
 from mailtrace.lab.labfile import LabAccess
-from mailtrace.lab.scenarios import Scenario
-from mailtrace.lab.smtp_server import SmtpServer
+from mailtrace.lab.scenarios import Scenario, ZoneEdit
+from mailtrace.lab.smtp_server import SmtpScript, SmtpServer
+from mailtrace.lab.validating import ValidatingResolver
 
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
@@ -72,11 +78,17 @@ def _zone_texts() -> tuple[tuple[str, str], ...]:
     folder = resources.files("mailtrace.lab").joinpath("zones")
     return tuple(
         sorted(
-            (entry.name.removesuffix(".zone") + ".", entry.read_text(encoding="utf-8"))
+            (_origin(entry.name), entry.read_text(encoding="utf-8"))
             for entry in folder.iterdir()
             if entry.name.endswith(".zone")
         )
     )
+
+
+def _origin(file_name: str) -> str:
+    """``contoso.com.zone`` -> ``contoso.com.``; ``root.zone`` holds the root zone."""
+    stem = file_name.removesuffix(".zone")
+    return "." if stem == "root" else stem + "."
 
 
 def _host(name: dns.name.Name) -> str:
@@ -94,6 +106,28 @@ def _check_loopback(zone: dns.zone.Zone) -> None:
                 raise ValueError(f"lab zone record {name} {rdata} is not a 127.0.0.0/8 address")
 
 
+def _key(origin: str) -> str:
+    """A zone's key in ``Lab.zone_servers``: no final dot, "." for the root."""
+    return origin.rstrip(".") or "."
+
+
+def _cert_names(host: str, script: SmtpScript) -> tuple[str, ...]:
+    return ("mx.wrong-name.example",) if script.certificate == "wrong-name" else (host,)
+
+
+def _tlsa(publish: str, issued: Issued, ca: LabCA | None) -> tuple[str, ...]:
+    """The TLSA records a host publishes: for its current certificate, DANE-EE of its
+    key and DANE-TA of the lab CA; ``stale``, DANE-EE of a key it no longer has (a
+    certificate renewed with a new key, the TLSA record left behind)."""
+    assert ca is not None
+    if publish == "stale":
+        old = ec.generate_private_key(ec.SECP256R1()).public_key()
+        spki = old.public_bytes(serialization.Encoding.DER,
+                                serialization.PublicFormat.SubjectPublicKeyInfo)
+        return (f"3 1 1 {hashlib.sha256(spki).hexdigest()}",)
+    return (issued.tlsa_ee(), ca.tlsa_ta())
+
+
 class Lab:
     """async context manager: ``async with Lab(scenario) as lab:``."""
 
@@ -107,7 +141,13 @@ class Lab:
         #: SMTP host name -> its listener (hosts scripted as not listening have none).
         self.smtp_servers: dict[str, SmtpServer] = {}
         self._smtp_refused: socket.socket | None = None  # bound, never listening: refuses
-        self._ca: LabCA | None = None
+        # The lab CA and every SMTP host's certificate are made first: the TLSA records
+        # published for a host are its certificate's digests, signed with the zones.
+        self._ca: LabCA | None = LabCA()
+        self._issued = {host: self._ca.issue(*_cert_names(host, script),
+                                             expired=script.certificate == "expired")
+                        for host, script in scenario.smtp_scripts().items()}
+        self.signer = LabSigner((origin for origin, _ in _zone_texts()), scenario.dnssec)
         #: zone origin (no final dot) -> its NS host names, sorted.
         self.zone_servers: dict[str, list[str]] = {}
         self.servers: dict[str, AuthoritativeServer] = {}
@@ -131,6 +171,7 @@ class Lab:
         self.extra_connect_to: list[ConnectTo] = []
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
+        self._validating: ValidatingResolver | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._build()
 
@@ -140,39 +181,76 @@ class Lab:
         fault = self.scenario.faults.get(key, Fault())
         return dataclasses.replace(fault, delay=fault.delay + self.dns_delay)
 
-    def _zone(self, origin: str, text: str, host: str | None) -> dns.zone.Zone:
-        """A fresh copy of one zone with the edits for `host` (None: edits for everyone)."""
+    def _edits(self) -> list[ZoneEdit]:
+        """The scenario's zone edits, then the TLSA records of the hosts that publish
+        them (RFC 7672 §2.2.3: at _25._tcp.<host>), from the certificates just issued."""
+        origins = [origin for origin, _ in _zone_texts()]
+        edits = list(self.scenario.zone_edits)
+        for host, publish in self.scenario.tlsa_hosts().items():
+            zone = max((o for o in origins if f"{host}.".endswith("." + o) or o == "."),
+                       key=len)
+            edits.append(ZoneEdit(zone, f"_25._tcp.{host}.", "TLSA",
+                                  _tlsa(publish, self._issued[host], self._ca)))
+        return edits
+
+    def _zone(self, origin: str, text: str, host: str | None,
+              edits: list[ZoneEdit]) -> dns.zone.Zone:
+        """A fresh copy of one zone with the edits for `host` (None: edits for everyone),
+        signed with the run's keys when the zone is signed."""
         zone = dns.zone.from_text(text, origin=origin, relativize=False)
-        for edit in self.scenario.zone_edits:
+        for edit in edits:
             if edit.origin == zone.origin and (
                 edit.servers is None if host is None else edit.for_server(host)
             ):
                 edit.apply(zone)
         _check_loopback(zone)
+        self.signer.sign(zone)
         return zone
 
     def _build(self) -> None:
         texts = dict(_zone_texts())
+        edits = self._edits()
         served: dict[str, list[str]] = {}
         for origin, text in texts.items():
-            ns = self._zone(origin, text, None).get_rdataset(origin, dns.rdatatype.NS)
+            apex = dns.zone.from_text(text, origin=origin, relativize=False)
+            ns = apex.get_rdataset(origin, dns.rdatatype.NS)
             hosts = sorted(_host(rdata.target) for rdata in ns or ())
             if not hosts:
                 raise ValueError(f"lab zone {origin} has no NS records")
-            self.zone_servers[origin.rstrip(".")] = hosts
+            self.zone_servers[_key(origin)] = hosts
             for host in hosts:
                 served.setdefault(host, []).append(origin)
         self._validate(served)
+        # Servers with the same edits share one signed copy of a zone (read only).
+        copies: dict[tuple[str, tuple[int, ...]], dns.zone.Zone] = {}
         for host, origins in sorted(served.items()):
-            zones = [self._zone(origin, texts[origin], host) for origin in origins]
+            zones = []
+            for origin in origins:
+                mine = tuple(i for i, e in enumerate(edits)
+                             if e.origin == dns.name.from_text(origin) and e.for_server(host))
+                if (origin, mine) not in copies:
+                    copies[(origin, mine)] = self._zone(origin, texts[origin], host, edits)
+                zones.append(copies[(origin, mine)])
             self.servers[host] = AuthoritativeServer(zones, host=LOOPBACK, fault=self._fault(host))
+
+    @property
+    def trust_anchor(self) -> TrustAnchor:
+        """The lab root's key, as mailtrace must be given it (``--trust-anchor``)."""
+        return self.signer.trust_anchor
+
+    def trust_anchor_file(self) -> Path:
+        """The lab root's DS record in a file, for ``--trust-anchor``."""
+        path = self._folder() / "lab-root.ds"
+        path.write_text(f"; the lab's root key (this run only)\n"
+                        f". IN DS {self.trust_anchor.ds[0]}\n", encoding="utf-8")
+        return path
 
     def _validate(self, served: dict[str, list[str]]) -> None:
         unknown = set(self.scenario.faults) - set(served) - {RESOLVER}
         if unknown:
             raise ValueError(f"scenario {self.scenario.name}: faults for unknown {unknown}")
         for edit in self.scenario.zone_edits:
-            zone = edit.zone.rstrip(".").lower()
+            zone = _key(edit.zone.lower())
             if zone not in self.zone_servers:
                 raise ValueError(f"scenario {self.scenario.name}: no lab zone {edit.zone}")
             if edit.servers is not None and not edit.servers <= set(self.zone_servers[zone]):
@@ -193,6 +271,12 @@ class Lab:
                 forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
             )
             await self._start(self._dns_resolver)
+            if self.scenario.validating_resolver:
+                # A second resolver of the panel, which validates: the scenario's resolver
+                # fault is the observer's, so it hits both.
+                self._validating = ValidatingResolver(
+                    forwarders, self.trust_anchor, host=LOOPBACK, fault=self._fault(RESOLVER))
+                await self._start(self._validating)
             await self._start_smtp()
             await self._start_policy_hosts()
             await self._start_gateway_apis()
@@ -215,8 +299,8 @@ class Lab:
             self._workdir.cleanup()
             self._workdir = None
         self._dns_resolver = None
+        self._validating = None
         self._smtp_refused = None
-        self._ca = None
         self.smtp_servers.clear()
         self.startables.clear()
         self.graph.clear()
@@ -288,10 +372,9 @@ class Lab:
                                                        LOOPBACK, stand_in.server.server.port))
 
     async def _start_smtp(self) -> None:
-        """One SMTP listener per host of the lab world, with a certificate from the lab CA
-        (or one made wrong on purpose, as the host's script says)."""
-        assert self._stack is not None
-        self._ca = LabCA()
+        """One SMTP listener per host of the lab world, with its certificate from the lab
+        CA (or one made wrong on purpose, as the host's script says)."""
+        assert self._stack is not None and self._ca is not None
         self._stack.callback(self._ca.close)
         refused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         refused.bind((LOOPBACK, 0))
@@ -303,16 +386,15 @@ class Lab:
             if self.smtp_delay:
                 script = dataclasses.replace(script, reply_delay=script.reply_delay
                                              + self.smtp_delay)
-            names = ("mx.wrong-name.example",) if script.certificate == "wrong-name" else (host,)
-            issued = self._ca.issue(*names, expired=script.certificate == "expired")
-            server = SmtpServer(host, script, tls=issued.server_context(), host=LOOPBACK)
+            server = SmtpServer(host, script, tls=self._issued[host].server_context(),
+                                host=LOOPBACK)
             await self._start(server)
             self.smtp_servers[host] = server
 
     @property
     def ca_file(self) -> Path:
         """The lab CA's certificate: what a client must trust for the lab's STARTTLS."""
-        if self._ca is None:
+        if self._ca is None or self._stack is None:
             raise RuntimeError("the lab is not running")
         return self._ca.ca_file
 
@@ -339,6 +421,15 @@ class Lab:
     def resolver_endpoint(self) -> Endpoint:
         host, port = self.resolver
         return Endpoint(host, port)
+
+    @property
+    def resolver_endpoints(self) -> list[Endpoint]:
+        """The observer's resolver panel: the lab resolver, and the validating one when the
+        scenario runs it."""
+        panel = [self.resolver_endpoint]
+        if self._validating is not None:
+            panel.append(Endpoint(*self._validating.address))
+        return panel
 
     @property
     def connect_to(self) -> list[ConnectTo]:
@@ -395,6 +486,7 @@ class Lab:
             topology=topology,
             recipient=self.recipient,
             pid=os.getpid(),
+            trust_anchor=self.trust_anchor.ds,
         )
 
     def lab_file_path(self) -> Path:
@@ -411,12 +503,16 @@ class Lab:
         lines.append("authoritative servers:")
         for name, server in self.servers.items():
             fault = server.fault
-            zones = [origin.rstrip(".") for origin in server.origins]
+            zones = [_key(origin) for origin in server.origins]
             note = f"  fault: {fault.mode}" if fault.mode else ""
             lines.append(
                 f"  {name:<22} {server.host}:{server.port}  zones {', '.join(zones)}{note}"
                 f"  (dig @{server.host} -p {server.port} +norec {zones[0]} SOA)"
             )
+        if self._validating is not None:
+            vhost, vport = self._validating.address
+            lines.append(f"validating resolver: {vhost}:{vport}  (dig @{vhost} -p {vport} "
+                         f"{domain} MX +dnssec; +cd to skip validation)")
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
         lines.append("SMTP hosts (port 25; openssl s_client -starttls smtp -connect ADDR:PORT):")

@@ -36,6 +36,7 @@ SCHEMA = "mailtrace/lab-1"
 #: A lab file is small; anything larger is not one.
 MAX_BYTES = 256 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DS = re.compile(r"\d{1,5} \d{1,3} \d{1,3} [0-9A-Fa-f ]{20,200}")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*")
 
 
@@ -56,6 +57,8 @@ class LabAccess:
     topology: str | None = None
     recipient: str | None = None
     pid: int | None = None
+    #: The lab root's DS records: the DNSSEC trust anchor of the lab's signed zones.
+    trust_anchor: tuple[str, ...] = ()
 
 
 def render(access: LabAccess) -> str:
@@ -75,6 +78,7 @@ def render(access: LabAccess) -> str:
         "resolver": str(access.resolver),
         "connect_to": [str(rule) for rule in access.connect_to],
         "ca": access.ca_pem,
+        "trust_anchor": list(access.trust_anchor),
         "environ": dict(sorted(access.environ.items())),
     }
     return "\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False, width=100)
@@ -140,6 +144,11 @@ def _access(data: Mapping[str, Any]) -> LabAccess:
             for k, v in environ.items()):
         # Never echo the values: they are credentials.
         raise ValueError("environ: expected environment variable names and string values")
+    anchor = data.get("trust_anchor") or []
+    if not isinstance(anchor, list) or not all(
+            isinstance(ds, str) and _DS.fullmatch(ds.strip()) for ds in anchor):
+        raise ValueError("trust_anchor: expected DS records (key tag, algorithm, digest type, "
+                         "digest in hexadecimal)")
     pid = data.get("pid")
     return LabAccess(
         scenario=_text(data, "scenario") or "",
@@ -150,4 +159,5 @@ def _access(data: Mapping[str, Any]) -> LabAccess:
         topology=_text(data, "topology", required=False),
         recipient=_text(data, "recipient", required=False),
         pid=pid if isinstance(pid, int) else None,
+        trust_anchor=tuple(ds.strip() for ds in anchor),
     )

@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 
 from mailtrace.lab.dns_server import Fault
+from mailtrace.lab.dnssec import SigningFault
 from mailtrace.lab.graph_api import TenantFaults, Throttle
 from mailtrace.lab.maillog import LabMessage
 from mailtrace.lab.smtp_server import SmtpScript
@@ -28,6 +29,9 @@ from mailtrace.lab.smtp_server import SmtpScript
 DEFAULT_TTL = 300
 
 MessageFate = Literal["delivered", "rejected", "quarantined", "onward-failed"]
+#: TLSA records a host publishes: for its current certificate, or for a key it no
+#: longer has; None publishes none.
+TlsaPublish = Literal["current", "stale"]
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,19 @@ class Scenario:
     topology_settings: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     #: Credential variables the triage is not given (the stand-ins still expect them).
     withheld: frozenset[str] = frozenset()
+    #: DNSSEC signing broken for a zone (by origin): expired signatures, a DS for a key the
+    #: zone does not have, or no signing at all.
+    dnssec: Mapping[str, SigningFault] = field(default_factory=dict)
+    #: TLSA publishing by SMTP host, over the lab world's (:data:`DANE_HOSTS`).
+    tlsa: Mapping[str, TlsaPublish | None] = field(default_factory=dict)
+    #: A validating resolver joins the observer's panel (after the lab's plain one).
+    validating_resolver: bool = False
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}
+
+    def tlsa_hosts(self) -> dict[str, TlsaPublish]:
+        return {h: p for h, p in {**DANE_HOSTS, **self.tlsa}.items() if p is not None}
 
 
 class UnknownScenario(KeyError):
@@ -144,6 +158,11 @@ class UnknownScenario(KeyError):
 _POD = "220 {host} ESMTP mfa-m0001234"
 _ESSENTIALS = "220 {host} PPE Hosted ESMTP Server"
 _EXO = "220 {host} Microsoft ESMTP MAIL Service ready"
+_EXCHANGE_SERVER = "220 {host} Microsoft ESMTP MAIL Service ready at Mon, 7 Dec 2026 09:00:00 +0000"
+_EXCHANGE_SERVER_EXTENSIONS = ("SIZE 37748736", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES",
+                               "X-ANONYMOUSTLS", "AUTH NTLM", "8BITMIME", "BINARYMIME",
+                               "CHUNKING", "SMTPUTF8", "XRDST")
+_MIMECAST = "220 {host} ESMTP Mimecast"
 _EXO_EXTENSIONS = ("SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "8BITMIME",
                    "BINARYMIME", "CHUNKING", "SMTPUTF8")
 #: What a tenant's edge answers a sender other than its gateway when the inbound (partner)
@@ -167,7 +186,19 @@ SMTP_HOSTS: dict[str, SmtpScript] = {
         banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
     "northwind-com.mail.protection.outlook.com": SmtpScript(
         banner=_EXO, extensions=_EXO_EXTENSIONS),
+    # litware.com: Exchange Online's DNSSEC namespace in front, Exchange Server behind it.
+    "litware-com.l-v1.mx.microsoft": SmtpScript(banner=_EXO, extensions=_EXO_EXTENSIONS),
+    "mail.litware.com": SmtpScript(banner=_EXCHANGE_SERVER,
+                                   extensions=_EXCHANGE_SERVER_EXTENSIONS),
+    # adatum.com: Mimecast (EU) in front of Exchange Online, whose connector accepts only it.
+    "eu-smtp-inbound-1.mimecast.com": SmtpScript(banner=_MIMECAST),
+    "eu-smtp-inbound-2.mimecast.com": SmtpScript(banner=_MIMECAST),
+    "adatum-com.mail.protection.outlook.com": SmtpScript(
+        banner=_EXO, extensions=_EXO_EXTENSIONS, rcpt_reply=EXO_RESTRICTED),
 }
+#: The hosts that publish TLSA records (DANE) in the lab world: Exchange Online's inbound
+#: DANE on its *.mx.microsoft host for litware.com.
+DANE_HOSTS: dict[str, TlsaPublish] = {"litware-com.l-v1.mx.microsoft": "current"}
 _PP_HOSTS = ("mx0a-001234.pphosted.com", "mx0b-001234.pphosted.com")
 
 
@@ -191,10 +222,11 @@ def _contoso(
     port25_blocked: bool = False,
     gateway_api: GatewayApi | None = None,
     tenant: TenantFaults | None = None,
+    **more: Any,
 ) -> Scenario:
     return Scenario(name, description, _CONTOSO, _ALICE, expect, edits, dict(faults or {}),
                     dict(smtp or {}), port25_blocked, gateway_api=gateway_api or GatewayApi(),
-                    tenant=tenant or TenantFaults())
+                    tenant=tenant or TenantFaults(), **more)
 
 
 def _exo(name: str, description: str, expect: Expectation, **tenant: Any) -> Scenario:
@@ -535,8 +567,102 @@ _JOURNEYS: tuple[Scenario, ...] = (
         withheld=frozenset({"MAILTRACE_LAB_GRAPH_TOKEN"})),
 )
 
+# --- litware.com: Exchange hybrid behind Exchange Online's DANE host -------------------------
+
+_LITWARE = "litware-hybrid.yaml"
+_DANA = "dana@litware.com"  # her mailbox is on Exchange Server on-premises
+_LITWARE_EDGE = "litware-com.l-v1.mx.microsoft"
+_LITWARE_ONPREM = "mail.litware.com"
+#: What Graph says of a user synchronized from on-premises whose mailbox is on Exchange
+#: Server: no Exchange Online plan, no mailbox (404 MailboxNotEnabledForRESTAPI), and in
+#: message trace each message handed to the outbound connector to on-premises.
+_ONPREM_USER = TenantFaults(
+    user={"onPremisesSyncEnabled": True, "assignedPlans": [], "provisionedPlans": [],
+          "proxyAddresses": [f"SMTP:{_DANA}", "smtp:dana@litware.mail.onmicrosoft.com"]},
+    mailbox_missing=True,
+    traces=({"status": "delivered", "subject": "Quarterly report", "events": [
+        ("Send external", f"Message sent to {_LITWARE_ONPREM} at 127.0.10.25 using TLS1.2 "
+                          "with AES256 (connector Outbound to "
+                          "6f1a0c2e-9b8d-4c3f-a7e5-2d9b1e4f8a60)")]},),
+)
+
+
+def _litware(name: str, description: str, expect: Expectation, **more: Any) -> Scenario:
+    return Scenario(name, description, _LITWARE, _DANA, expect,
+                    tenant=more.pop("tenant", _ONPREM_USER), **more)
+
+
+def _onprem(**changes: Any) -> dict[str, SmtpScript]:
+    return {_LITWARE_ONPREM: dataclasses.replace(SMTP_HOSTS[_LITWARE_ONPREM], **changes)}
+
+
+# --- adatum.com: Mimecast in front of Exchange Online -------------------------------------
+
+_ADATUM = "adatum-mimecast-exo.yaml"
+_MIMECAST_HOSTS = ("eu-smtp-inbound-1.mimecast.com", "eu-smtp-inbound-2.mimecast.com")
+#: Mimecast's recipient validation refusing an address (its documented reply, with the
+#: link and reference it appends).
+MIMECAST_INVALID = ("550 Invalid Recipient - https://community.mimecast.com/docs/DOC-1369#550 "
+                    "[kcQ1mW0jNWiB3uA8rTlQbg.eu213]")
+
+
+def _mimecast(**changes: Any) -> dict[str, SmtpScript]:
+    return {h: dataclasses.replace(SMTP_HOSTS[h], **changes) for h in _MIMECAST_HOSTS}
+
+
+_LAYERS: tuple[Scenario, ...] = (
+    _contoso(
+        "dnssec-bogus",
+        "contoso.com's signatures expired yesterday: validating resolvers answer SERVFAIL, "
+        "a non-validating one still answers.",
+        Expectation("fault", "public-dns", "DNSSEC_RRSIG_EXPIRED"),
+        dnssec={"contoso.com": "expired-rrsig"}, validating_resolver=True,
+    ),
+    _litware(
+        "hybrid-user-on-prem",
+        "litware.com (Exchange hybrid): dana's mailbox is on Exchange Server, reached through "
+        "Exchange Online's connector; all is well (DNSSEC and inbound DANE included).",
+        Expectation("healthy"),
+        validating_resolver=True,
+    ),
+    _litware(
+        "dane-mismatch",
+        "The TLSA record of litware.com's Exchange Online host names a key its certificate "
+        "no longer has: DANE-aware senders refuse it.",
+        Expectation("fault", "exchange-online", "DANE_TLSA_MISMATCH"),
+        tlsa={_LITWARE_EDGE: "stale"},
+    ),
+    _litware(
+        "onprem-cert-name-mismatch",
+        "mail.litware.com presents a certificate for another name than the hybrid connector's "
+        "TlsDomain: Exchange Online cannot hand mail to on-premises.",
+        Expectation("fault", "onprem", "ONPREM_CERT_NAME_MISMATCH"),
+        smtp=_onprem(certificate="wrong-name"),
+    ),
+    _litware(
+        "onprem-down",
+        "Nothing listens on port 25 of mail.litware.com: mail for on-premises mailboxes "
+        "queues in Exchange Online.",
+        Expectation("fault", "onprem", "SMTP_CONNECT_REFUSED"),
+        smtp=_onprem(listening=False),
+    ),
+    Scenario(
+        "mimecast-healthy",
+        "adatum.com: MX to Mimecast (EU), Mimecast relays to Exchange Online; all is well.",
+        _ADATUM, "erin@adatum.com", Expectation("healthy"),
+    ),
+    Scenario(
+        "mimecast-rcpt-rejected",
+        "Mimecast rejects erin@adatum.com: 550 Invalid Recipient (its recipient validation "
+        "does not know her).",
+        _ADATUM, "erin@adatum.com",
+        Expectation("fault", "mimecast", "MC_RECIPIENT_INVALID"),
+        smtp=_mimecast(rcpt_reply=MIMECAST_INVALID),
+    ),
+)
+
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario
-                                  for scenario in (*_ALL, *_SMTP, *_JOURNEYS)}
+                                  for scenario in (*_ALL, *_SMTP, *_JOURNEYS, *_LAYERS)}
 
 
 def get(name: str) -> Scenario:

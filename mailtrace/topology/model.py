@@ -335,14 +335,113 @@ class ExchangeOnlineTier(_Strict):
     graph: GraphAccess | None = None
 
 
+#: Mimecast's inbound hosts and SPF include by region (Mimecast's "Data Centers and URLs"
+#: and MX-record support articles): ``<region>-smtp-inbound-1/-2`` under the region's
+#: domain, and ``include:<region>._netblocks.<domain>`` for SPF. UK accounts use the EU
+#: netblocks. A tier may list its hosts instead, which always wins.
+MIMECAST_REGIONS: dict[str, tuple[str, str]] = {
+    # region: (MX host domain, SPF netblocks include)
+    "uk": ("mimecast.com", "eu._netblocks.mimecast.com"),
+    "eu": ("mimecast.com", "eu._netblocks.mimecast.com"),
+    "de": ("mimecast.com", "de._netblocks.mimecast.com"),
+    "us": ("mimecast.com", "us._netblocks.mimecast.com"),
+    "usb": ("mimecast.com", "usb._netblocks.mimecast.com"),
+    "ca": ("mimecast.com", "ca._netblocks.mimecast.com"),
+    "za": ("mimecast.co.za", "za._netblocks.mimecast.co.za"),
+    "au": ("mimecast.com", "au._netblocks.mimecast.com"),
+    "je": ("mimecast-offshore.com", "je._netblocks.mimecast-offshore.com"),
+}
+#: The domains Mimecast's inbound hosts live under (any region).
+MIMECAST_DOMAINS = ("mimecast.com", "mimecast.co.za", "mimecast-offshore.com")
+
+
+def mimecast_region(host: str) -> str | None:
+    """The Mimecast region whose inbound hosts ``host`` is one of (``eu-smtp-inbound-1.
+    mimecast.com`` -> ``eu``), or None: how an MX set is recognized as Mimecast's."""
+    host = host.lower().rstrip(".")
+    for region, (domain, _) in MIMECAST_REGIONS.items():
+        if re.fullmatch(rf"{region}-smtp-inbound-\d+\.{re.escape(domain)}", host):
+            return region
+    return None
+
+
+#: Exchange Online's DNSSEC-signed inbound namespace, where a tenant can turn on inbound
+#: SMTP DANE (<domain-with-dashes>.<c>-v1.mx.microsoft); the classic
+#: *.mail.protection.outlook.com hosts are not signed.
+EXO_DANE_SUFFIX = ".mx.microsoft"
+
+
+def mimecast_hosts(region: str) -> list[str]:
+    """The two inbound hosts of a Mimecast region, as its MX records name them."""
+    domain = MIMECAST_REGIONS[region][0]
+    return [f"{region}-smtp-inbound-{n}.{domain}" for n in (1, 2)]
+
+
+class MimecastTier(_Strict):
+    """Mimecast Email Security, Cloud Gateway: the MX hosts of the account's region.
+
+    Only SMTP is probed: Mimecast's own APIs (message tracking, held queue) are not
+    asked (yet)."""
+
+    kind: Literal["mimecast"]
+    region: Literal["uk", "eu", "de", "us", "usb", "ca", "za", "au", "je"] = Field(
+        description="The account's data centre region: its MX hosts and SPF include follow "
+        "from it (uk, eu, de, us, usb, ca, za, au, je = offshore/Jersey)"
+    )
+    description: str | None = None
+    hosts: list[Hostname] = Field(
+        default_factory=list,
+        description="Inbound MX hosts; default: <region>-smtp-inbound-1/-2 of the region",
+    )
+
+    @model_validator(mode="after")
+    def _region_hosts(self) -> MimecastTier:
+        if not self.hosts:
+            object.__setattr__(self, "hosts", mimecast_hosts(self.region))
+        return self
+
+    @property
+    def spf_include(self) -> str:
+        """The SPF include Mimecast documents for the region's outbound hosts."""
+        return MIMECAST_REGIONS[self.region][1]
+
+
 class ExchangeOnPremTier(_Strict):
+    """Exchange Server on-premises in a hybrid organization: the hosts Exchange Online's
+    outbound connector delivers to (its smart hosts), and the certificate name the hybrid
+    connector expects them to present."""
+
     kind: Literal["exchange-onprem"]
     description: str | None = None
-    hosts: HostNames = Field(min_length=1)
+    hosts: HostNames = Field(
+        min_length=1,
+        description="The smart hosts of Exchange Online's outbound connector to on-premises "
+        "(Get-OutboundConnector | Format-List SmartHosts)",
+    )
+    tls_certificate_name: Hostname | None = Field(
+        default=None,
+        description="The certificate name the hybrid connectors expect the hosts to present "
+        "(the outbound connector's TlsDomain; TlsCertificateName on-premises); *.domain "
+        "accepts any name under the domain",
+    )
+    accepted_domains: list[DomainName] = Field(
+        default_factory=list,
+        description="Domains the on-premises organization accepts; default: the topology's",
+    )
+    connector: str | None = Field(
+        default=None,
+        description="The name of Exchange Online's outbound connector to these hosts, as "
+        "message trace shows it (default: any connector to one of the hosts)",
+    )
 
 
 Tier = Annotated[
-    DnsTier | ProofpointTier | SmtpGatewayTier | ExchangeOnlineTier | ExchangeOnPremTier,
+    DnsTier
+    | ProofpointTier
+    | MimecastTier
+    | SmtpGatewayTier
+    | ExchangeOnlineTier
+    | ExchangeOnPremTier,
     Field(discriminator="kind"),
 ]
 
@@ -351,7 +450,7 @@ TIER_KINDS: tuple[str, ...] = tuple(
     get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(Tier)[0])
 )
 MAILBOX_KINDS = frozenset({"exchange-online", "exchange-onprem"})
-GATEWAY_KINDS = frozenset({"proofpoint", "smtp-gateway"})
+GATEWAY_KINDS = frozenset({"proofpoint", "mimecast", "smtp-gateway"})
 
 
 def _check_probe_sender(value: str) -> str:

@@ -27,10 +27,11 @@ from mailtrace.usecases.verify import verify
 
 def lab_options(lab: Lab, timeout: float = 30.0) -> Options:
     """Triage options that reach only this lab: its resolver, its connection rules, its
-    CA and the throwaway credentials of its stand-ins (but those the scenario withholds)."""
+    CA, its root's DNSSEC key and the throwaway credentials of its stand-ins (but those the
+    scenario withholds)."""
     environ = {k: v for k, v in lab.environ.items() if k not in lab.scenario.withheld}
-    return Options([lab.resolver_endpoint], lab.connect_to, timeout, environ,
-                   ca_file=lab.ca_file)
+    return Options(lab.resolver_endpoints, lab.connect_to, timeout, environ,
+                   ca_file=lab.ca_file, trust_anchor=lab.trust_anchor)
 
 
 async def demo(scenario: Scenario, timeout: float, since: timedelta | None = None, *,

@@ -3,7 +3,8 @@
 A sending path is a term of the SPF expectation (``include:`` or ``mechanisms``): each
 names a service that sends as the domain. It is tied to the tier whose vendor it belongs
 to (Exchange Online for ``spf.protection.outlook.com``, the Proofpoint tier for
-``*.pphosted.com`` / ``*.ppe-hosted.com``), and the DKIM selectors that sender signs
+``*.pphosted.com`` / ``*.ppe-hosted.com``, the Mimecast tier for its regional
+``<region>._netblocks.mimecast.com``), and the DKIM selectors that sender signs
 with: Exchange Online's ``selector1``/``selector2``, the others to the gateway.
 
 To evaluate a path, an address the service really sends from is taken from the
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from mailtrace.mailauth.lookup import Lookup
 from mailtrace.mailauth.spf_record import SpfSyntaxError, has_macros, parse_record, parse_term
 from mailtrace.mailauth.spf_tree import select_record
-from mailtrace.topology.model import DnsExpectation, Topology
+from mailtrace.topology.model import MIMECAST_DOMAINS, DnsExpectation, Topology
 
 EXO_SUFFIXES = ("protection.outlook.com",)
 PROOFPOINT_SUFFIXES = ("pphosted.com", "ppe-hosted.com")
+# Mimecast's outbound netblocks: <region>._netblocks.<its domain> (topology.model).
+MIMECAST_SUFFIXES = MIMECAST_DOMAINS
 EXO_SELECTORS = ("selector1", "selector2")
 _MAX_DEPTH = 4
 
@@ -47,6 +50,8 @@ def _tier_for(term: str, topology: Topology) -> str | None:
         if tier.kind == "exchange-online" and target.endswith(EXO_SUFFIXES):
             return tier_id
         if tier.kind == "proofpoint" and target.endswith(PROOFPOINT_SUFFIXES):
+            return tier_id
+        if tier.kind == "mimecast" and target.endswith(MIMECAST_SUFFIXES):
             return tier_id
     return None
 

@@ -27,7 +27,8 @@ GROUP_PERMISSION = "GroupMember.Read.All"
 CONTACT_PERMISSION = "OrgContact.Read.All"
 
 USER_FIELDS = ["id", "displayName", "userPrincipalName", "mail", "accountEnabled",
-               "proxyAddresses", "assignedPlans", "provisionedPlans", "userType"]
+               "proxyAddresses", "assignedPlans", "provisionedPlans", "userType",
+               "onPremisesSyncEnabled"]
 GROUP_FIELDS = ["id", "displayName", "mail", "mailEnabled", "securityEnabled", "groupTypes",
                 "proxyAddresses"]
 CONTACT_FIELDS = ["id", "displayName", "mail", "proxyAddresses"]
@@ -55,6 +56,8 @@ class DirectoryObject:
     mail_enabled: bool | None = None
     security_enabled: bool | None = None
     group_types: tuple[str, ...] = ()
+    #: users: synchronized from the on-premises directory (Exchange hybrid, §2)
+    on_premises_sync: bool | None = None
 
     def addresses(self) -> set[str]:
         found = {p.partition(":")[2].lower() for p in self.proxy_addresses
@@ -67,7 +70,8 @@ class DirectoryObject:
         if self.kind == "user":
             ev |= {"userPrincipalName": self.upn, "accountEnabled": self.account_enabled,
                    "assignedPlans": [vars(p) for p in self.assigned_plans],
-                   "provisionedPlans": [vars(p) for p in self.provisioned_plans]}
+                   "provisionedPlans": [vars(p) for p in self.provisioned_plans],
+                   "onPremisesSyncEnabled": self.on_premises_sync}
         if self.kind == "group":
             ev |= {"mailEnabled": self.mail_enabled, "securityEnabled": self.security_enabled,
                    "groupTypes": list(self.group_types)}
@@ -120,7 +124,8 @@ def _object(kind: str, m: Any) -> DirectoryObject:
             **common, upn=m.user_principal_name, account_enabled=m.account_enabled,
             user_type=m.user_type,
             assigned_plans=_plans(m.assigned_plans, "capability_status"),
-            provisioned_plans=_plans(m.provisioned_plans, "provisioning_status"))
+            provisioned_plans=_plans(m.provisioned_plans, "provisioning_status"),
+            on_premises_sync=getattr(m, "on_premises_sync_enabled", None))
     if kind == "group":
         return DirectoryObject(**common, mail_enabled=m.mail_enabled,
                                security_enabled=m.security_enabled,

@@ -17,6 +17,7 @@ from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
 from mailtrace.probes.exo.directory import mailbox_user
+from mailtrace.probes.exo.hybrid import OnPremisesMailbox, on_premises_mailbox
 
 PERMISSION = "Mail.Read"
 OPTIONS = "mailboxFullStatus, deliveryRestriction, moderationStatus, maxMessageSize"
@@ -33,7 +34,7 @@ class MailTips:
     evidence: tuple[Evidence, ...] = ()
 
 
-async def collect(ctx: ProbeContext) -> MailTips:
+async def collect(ctx: ProbeContext) -> MailTips | OnPremisesMailbox:
     await client(ctx)  # first: it loads the SDK without holding the event loop
     from msgraph.generated.users.item.get_mail_tips.get_mail_tips_post_request_body import (
         GetMailTipsPostRequestBody,
@@ -50,6 +51,10 @@ async def collect(ctx: ProbeContext) -> MailTips:
                                      lambda sdk: sdk.users.by_user_id(user.id)
                                      .get_mail_tips.post(body))
     except GraphNotFound as exc:
+        elsewhere = on_premises_mailbox(ctx, user, exc.code, "get MailTips",
+                                        (exc.exchange.evidence(error=str(exc)),))
+        if elsewhere is not None:  # hybrid: the mailbox is on Exchange Server
+            return elsewhere
         raise NotTested(f"{address} has no mailbox to ask MailTips in ({exc})") from None
     tips = next((t for t in answer.value or ()
                  if (getattr(t.email_address, "address", "") or "").lower() == address.lower()),
@@ -67,7 +72,9 @@ async def collect(ctx: ProbeContext) -> MailTips:
                     tips.max_message_size, error, (exchange.evidence(mailTips=record),))
 
 
-def evaluate(tips: MailTips) -> list[Finding]:
+def evaluate(tips: MailTips | OnPremisesMailbox) -> list[Finding]:
+    if isinstance(tips, OnPremisesMailbox):
+        return tips.findings()
     ev = list(tips.evidence)
     address = tips.address
     findings = []
@@ -94,7 +101,8 @@ PROBE = Probe(
     depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
-    tags=frozenset({"EXO_MAILBOX_FULL", "EXO_DELIVERY_RESTRICTED", "EXO_RECIPIENT_MODERATED",
+    tags=frozenset({"EXO_MAILBOX_ON_PREMISES", "EXO_MAILBOX_FULL", "EXO_DELIVERY_RESTRICTED",
+                    "EXO_RECIPIENT_MODERATED",
                     "EXO_MAILTIPS_ERROR", "EXO_MAILTIPS_OK", *GRAPH_FAILURE_TAGS}),
     collect=collect,
     evaluate=evaluate,

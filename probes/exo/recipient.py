@@ -6,7 +6,8 @@ the archive add-on give no mailbox), the plan provisioned (``provisioningStatus
 Success``), the mailbox type (``mailboxSettings.userPurpose``, §3: unlicensed shared,
 room and equipment mailboxes receive mail), and the account enabled. A 404
 ``MailboxNotEnabledForRESTAPI`` on mailboxSettings means there is no Exchange Online
-mailbox (inactive, soft-deleted or on-premises).
+mailbox (inactive, soft-deleted or on-premises); for a user synchronized from on-premises
+in a hybrid topology, the mailbox is on Exchange Server (:mod:`.hybrid`) and judged there.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mailtrace.probes.base import Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph, tenant_of
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
 from mailtrace.probes.exo.directory import DirectoryObject, Lookup, lookup
+from mailtrace.probes.exo.hybrid import OnPremRoute, mailbox_place, onprem_routes
 
 MAILBOX_PERMISSION = "MailboxSettings.Read"
 
@@ -49,25 +51,30 @@ class RecipientCheck:
     purpose: str | None = None  # mailboxSettings.userPurpose; "unknown" if unreadable
     no_mailbox: str | None = None  # the 404 code when mailboxSettings says there is none
     mailbox_evidence: tuple[Evidence, ...] = ()
+    #: Exchange hybrid: the on-premises tiers this tier hands mail to (topology).
+    routes: tuple[OnPremRoute, ...] = ()
 
 
 async def collect(ctx: ProbeContext) -> RecipientCheck:
     found = lookup(ctx)
     tenant = tenant_of(ctx.topology, ctx.tier)
+    routes = onprem_routes(ctx.topology, ctx.flow, ctx.tier)
     user = found.user
     if user is None:
-        return RecipientCheck(found, tenant)
+        return RecipientCheck(found, tenant, routes=routes)
     try:
         settings, exchange = await ask(
             ctx, "get mailboxSettings", MAILBOX_PERMISSION,
             lambda sdk: sdk.users.by_user_id(user.id).mailbox_settings.get())
     except GraphNotFound as exc:
         return RecipientCheck(found, tenant, no_mailbox=exc.code or "NotFound",
-                              mailbox_evidence=(exc.exchange.evidence(error=str(exc)),))
+                              mailbox_evidence=(exc.exchange.evidence(error=str(exc)),),
+                              routes=routes)
     raw = settings.user_purpose
     purpose = str(raw.value) if raw is not None else "unknown"
     return RecipientCheck(found, tenant, purpose,
-                          mailbox_evidence=(exchange.evidence(userPurpose=purpose),))
+                          mailbox_evidence=(exchange.evidence(userPurpose=purpose),),
+                          routes=routes)
 
 
 def _plan_names(plans: tuple[str | None, ...]) -> str:
@@ -78,6 +85,16 @@ def _plan_names(plans: tuple[str | None, ...]) -> str:
 
 def _judge_user(check: RecipientCheck, user: DirectoryObject, ev: list[Evidence]) -> list[Finding]:
     address = check.lookup.address
+    place = mailbox_place(user, check.no_mailbox, check.routes, address)
+    if place.on_premises:
+        # Exchange hybrid: the mailbox is on Exchange Server; Exchange Online only routes
+        # the mail there, so it is judged at the on-premises tier, not blamed here.
+        if place.route is None:
+            return [Finding("EXO_RECIPIENT_ON_PREMISES_UNDECLARED", {
+                "address": address, "reason": place.reason}, ev)]
+        return [Finding("EXO_RECIPIENT_ON_PREMISES", {
+            "address": address, "tier": place.route.tier,
+            "hosts": ", ".join(place.route.hosts), "reason": place.reason}, ev)]
     resource = check.purpose in RESOURCE_PURPOSES
     findings: list[Finding] = []
     exchange = [p for p in user.assigned_plans if p.service.lower() == "exchange"]
@@ -144,6 +161,7 @@ PROBE = Probe(
         "EXO_RECIPIENT_NOT_FOUND", "EXO_RECIPIENT_AMBIGUOUS", "EXO_NO_MAILBOX_PLAN",
         "EXO_NO_MAILBOX", "EXO_MAILBOX_NOT_PROVISIONED", "EXO_ACCOUNT_DISABLED",
         "EXO_GROUP_NOT_MAIL_ENABLED", "EXO_RECIPIENT_IS_CONTACT", "EXO_RECIPIENT_OK",
+        "EXO_RECIPIENT_ON_PREMISES", "EXO_RECIPIENT_ON_PREMISES_UNDECLARED",
         *GRAPH_FAILURE_TAGS,
     }),
     collect=collect,

@@ -20,6 +20,7 @@ from mailtrace.probes.base import NotTested, Probe, ProbeContext
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
 from mailtrace.probes.exo.directory import mailbox_user
+from mailtrace.probes.exo.hybrid import OnPremisesMailbox, on_premises_mailbox
 
 PERMISSION = "MailboxSettings.Read"
 
@@ -92,7 +93,7 @@ def _rule(m: Any) -> InboxRule:
         redirect_to=_recipients(a and a.redirect_to), stop=bool(a and a.stop_processing_rules))
 
 
-async def collect(ctx: ProbeContext) -> RulesCheck:
+async def collect(ctx: ProbeContext) -> RulesCheck | OnPremisesMailbox:
     user = mailbox_user(ctx)
     try:
         page, exchange = await ask(
@@ -100,6 +101,10 @@ async def collect(ctx: ProbeContext) -> RulesCheck:
             lambda sdk: sdk.users.by_user_id(user.id).mail_folders.by_mail_folder_id("inbox")
             .message_rules.get())
     except GraphNotFound as exc:
+        elsewhere = on_premises_mailbox(ctx, user, exc.code, "list inbox rules",
+                                        (exc.exchange.evidence(error=str(exc)),))
+        if elsewhere is not None:  # hybrid: the rules live with the on-premises mailbox
+            return elsewhere
         raise NotTested(f"{ctx.target.recipient} has no Exchange Online mailbox to read rules "
                         f"from ({exc})") from None
     rules = tuple(_rule(m) for m in page.value or ())
@@ -114,7 +119,9 @@ def _when(rule: InboxRule) -> str:
     return text
 
 
-def evaluate(check: RulesCheck) -> list[Finding]:
+def evaluate(check: RulesCheck | OnPremisesMailbox) -> list[Finding]:
+    if isinstance(check, OnPremisesMailbox):
+        return check.findings()
     ev = list(check.evidence)
     findings: list[Finding] = []
     for rule in sorted((r for r in check.rules if r.enabled),
@@ -151,7 +158,8 @@ PROBE = Probe(
     depends=(DIRECTORY,),
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
-    tags=frozenset({"EXO_RULE_DELETES_ALL", "EXO_RULE_DELETES", "EXO_RULE_MOVES",
+    tags=frozenset({"EXO_MAILBOX_ON_PREMISES", "EXO_RULE_DELETES_ALL", "EXO_RULE_DELETES",
+                    "EXO_RULE_MOVES",
                     "EXO_RULE_FORWARDS", "EXO_RULES_OK", *GRAPH_FAILURE_TAGS}),
     collect=collect,
     evaluate=evaluate,

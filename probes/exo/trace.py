@@ -25,6 +25,7 @@ from mailtrace.core.journey import Event, JourneyStep
 from mailtrace.probes.base import NotTested, Probe, ProbeContext, Target
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 from mailtrace.probes.exo.directory import quoted
+from mailtrace.probes.exo.hybrid import OnPremRoute, handed_on, onprem_routes
 
 PERMISSION = "ExchangeMessageTrace.Read.All"
 TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
@@ -66,6 +67,9 @@ class TraceCheck:
     tier: str = "exchange-online"
     #: The message asked about, in words, when the triage follows one (--from...).
     asked: str | None = None
+    #: Exchange hybrid: the on-premises tiers this tier hands mail to; their hand-offs
+    #: (hybrid.handed_on) continue a message's journey there.
+    routes: tuple[OnPremRoute, ...] = ()
 
 
 def window_text(since: dt.timedelta) -> str:
@@ -162,17 +166,24 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
         evidence.append(ex.evidence(message=message.id, events=len(events)))
         return TracedMessage(**{**vars(message), "events": events})
 
-    # The details of what was not delivered, and of the message asked about whatever its
-    # status (a message can be delivered to Junk Email): a few at most, at the same time.
-    wanted = [m for m in messages if m.id and (m.status in NOT_DELIVERED
-                                                or ctx.target.asks_message)]
-    wanted.sort(key=lambda m: m.received or "", reverse=True)
+    routes = onprem_routes(ctx.topology, ctx.flow, ctx.tier)
+    # The details of what was not delivered; of the message asked about, whatever its
+    # status (a message can be delivered to Junk Email); and, with an on-premises tier
+    # behind, of delivered ones (a Send external event says it was handed on there). A few
+    # at most, at the same time: the undelivered first, then the newest.
+    wanted = [m for m in messages if m.id and (
+        m.status in NOT_DELIVERED or ctx.target.asks_message
+        or (routes and m.status == "delivered"))]
+    wanted = [*(m for m in wanted if m.status in NOT_DELIVERED),
+              *sorted((m for m in wanted if m.status not in NOT_DELIVERED),
+                      key=lambda m: m.received or "", reverse=True)]
     detailed = {m.id: m for m in await asyncio.gather(
         *(details(m) for m in wanted[:MAX_DETAILS]))}
     messages = [detailed.get(m.id, m) for m in messages]
     return TraceCheck(address, window_text(since), tuple(messages),
-                      bool(page.odata_next_link), tuple(evidence), ctx.tier,
-                      ctx.target.message if ctx.target.asks_message else None)
+                      bool(page.odata_next_link), tuple(evidence), tier=ctx.tier,
+                      asked=ctx.target.message if ctx.target.asks_message else None,
+                      routes=routes)
 
 
 def _from_sender(address: str, sender: str | None) -> bool:
@@ -229,6 +240,11 @@ def journey(check: TraceCheck) -> list[JourneyStep]:
                                  **common))
         status = status_of(m)
         event = EVENT_OF.get(status, Event.PENDING)
+        onward = handed_on(m, check.address, check.tier, check.routes) if (
+            event is Event.DELIVERED) else []
+        if onward:  # Exchange hybrid: delivered to the connector to on-premises
+            steps.extend(onward)
+            continue
         events = [e for e in m.events if str(e.get("event") or "").lower() != "receive"]
         names = [str(e.get("event")) for e in events if e.get("event")]
         failure = next((str(e.get("description")) for e in events if str(

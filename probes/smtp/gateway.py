@@ -3,6 +3,8 @@
 For Proofpoint, the banner is checked against the declared flavour (on Demand hosts are
 ``*.pphosted.com``, Essentials ``*.ppe-hosted.com``), and ``550 5.1.1`` means the gateway
 itself does not know the recipient: its user list or directory sync, not Exchange Online.
+For Mimecast, its documented reply families are read into tags
+(:mod:`mailtrace.probes.smtp.mimecast`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from mailtrace.clients.smtp_reply import Reply
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe
+from mailtrace.probes.smtp import mimecast
 from mailtrace.probes.smtp.hop import HopObservation, collect_hop
 from mailtrace.probes.smtp.reading import TAGS, read_hop
 
@@ -25,6 +28,8 @@ _UNKNOWN_USER = re.compile(r"user unknown|no such user|recipient (address )?reje
 
 
 def _read_rcpt(reply: Reply, host: str, obs: HopObservation, at_mail: bool) -> Finding | None:
+    if obs.kind == "mimecast":
+        return mimecast.read(reply, host, obs.recipient, at_mail)
     if obs.kind != "proofpoint" or not reply.permanent or at_mail:
         return None
     if (reply.enhanced or "").startswith("5.1.") or (
@@ -69,9 +74,9 @@ def evaluate(obs: HopObservation) -> list[Finding]:
 PROBE = Probe(
     id="smtp.gateway",
     asks="smtp",
-    kinds=frozenset({"proofpoint", "smtp-gateway"}),
-    tags=TAGS | {"PP_RECIPIENT_UNKNOWN", "PP_BANNER_FLAVOUR_MISMATCH",
-                 "PP_BANNER_NOT_PROOFPOINT"},
+    kinds=frozenset({"proofpoint", "mimecast", "smtp-gateway"}),
+    tags=TAGS | mimecast.TAGS | {"PP_RECIPIENT_UNKNOWN", "PP_BANNER_FLAVOUR_MISMATCH",
+                                 "PP_BANNER_NOT_PROOFPOINT"},
     collect=collect_hop,
     evaluate=evaluate,
     gates=("dns.observer", "observer.port25"),

@@ -8,12 +8,14 @@ answer is shared with the DNS probes, so it costs no extra query).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailtrace.clients.dns import AddressLookup, DnsObservation, Outcome
+from mailtrace.clients.dnssec import ChainObservation, collect_chain
 from mailtrace.clients.smtp import Dialogue
 from mailtrace.probes.base import NotTested, ProbeContext
-from mailtrace.topology.model import ExchangeOnlineTier, ProofpointTier
+from mailtrace.probes.smtp.dane import tlsa_name
+from mailtrace.topology.model import ExchangeOnlineTier, ExchangeOnPremTier, ProofpointTier
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class HopObservation:
     recipient: str
     hosts: tuple[HostProbe, ...]  # MX preference order, then as declared
     restricted_to: str | None = None  # exchange-online: the tier its connector accepts
+    #: Each host's TLSA RRset at _25._tcp.<host> and its chain of trust (DANE).
+    tlsa: dict[str, ChainObservation] = field(default_factory=dict)
+    #: exchange-onprem: the certificate name the hybrid connector expects.
+    tls_name: str | None = None
 
 
 def recipient_of(ctx: ProbeContext) -> str:
@@ -66,9 +72,11 @@ async def collect_hop(ctx: ProbeContext) -> HopObservation:
         ))
         return HostProbe(host, lookup, tuple(dialogues))
 
-    mx, probed = await asyncio.gather(
+    mx, probed, tlsa = await asyncio.gather(
         ctx.dns.lookup(ctx.target.domain, "MX", ctx.deadline),
         asyncio.gather(*(probe_host(host) for host in hosts)),
+        asyncio.gather(*(collect_chain(ctx.dns, tlsa_name(host), "TLSA", ctx.deadline)
+                         for host in hosts)),
     )
     by_host = {p.host: p for p in probed}
     ordered = tuple(by_host[h] for h in _mx_order(mx, hosts))
@@ -83,4 +91,6 @@ async def collect_hop(ctx: ProbeContext) -> HopObservation:
         recipient=recipient,
         hosts=ordered,
         restricted_to=tier.accepts_only_from if isinstance(tier, ExchangeOnlineTier) else None,
+        tlsa=dict(zip(hosts, tlsa, strict=True)),
+        tls_name=tier.tls_certificate_name if isinstance(tier, ExchangeOnPremTier) else None,
     )

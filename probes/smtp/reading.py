@@ -22,6 +22,7 @@ from mailtrace.clients.smtp_reply import Reply
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested
+from mailtrace.probes.smtp import dane, mimecast
 from mailtrace.probes.smtp.hop import HopObservation, HostProbe
 
 #: Reads the answer to RCPT TO (or, with ``at_mail``, a MAIL FROM refusal) in a tier
@@ -35,6 +36,7 @@ _OBSERVER_BLOCKS = (
     re.compile(r"banned sending IP", re.I),  # Exchange Online 5.7.606-649
     re.compile(r"spamhaus\.org", re.I),
     re.compile(r"\bblock(ed|list)\b.*\b(your|client|sending) IP\b", re.I),
+    *mimecast.OBSERVER_BLOCKS,
 )
 
 #: How a dialogue that never reached a decision ended, as the tag that names it.
@@ -57,7 +59,7 @@ TLS_TAGS = frozenset({
     "SMTP_TLS_OLD_VERSION",
     "SMTP_TLS_OK",
 })
-TAGS = DOWN_TAGS | TLS_TAGS | {
+TAGS = DOWN_TAGS | TLS_TAGS | dane.TAGS | {
     "OBSERVER_IP_BLOCKED", "OBSERVER_NO_ROUTE", "SMTP_HOST_UNRESOLVABLE",
     "SMTP_SOME_HOSTS_DOWN", "SMTP_SOME_ADDRESSES_DOWN", "SMTP_MAIL_FROM_REJECTED",
     "SMTP_RCPT_ACCEPTED", "SMTP_RCPT_DEFERRED", "SMTP_RCPT_UNKNOWN",
@@ -126,8 +128,15 @@ def read_hop(obs: HopObservation, read_rcpt: RcptReader) -> list[Finding]:
     findings += _addresses_down(up)
     answered = [d for h in up for d in h.dialogues if _decided(d)]
     findings += tls_posture(answered)
+    findings += dane_posture(obs)
     findings += _answers(answered, obs, read_rcpt)
     return findings
+
+
+def dane_posture(obs: HopObservation) -> list[Finding]:
+    """DANE for the hosts whose TLSA records were looked up (RFC 7672)."""
+    hosts = [dane.host_dane(h.host, obs.tlsa[h.host]) for h in obs.hosts if h.host in obs.tlsa]
+    return dane.findings(hosts, {h.host: list(h.dialogues) for h in obs.hosts})
 
 
 def _down(down: list[HostProbe], up: list[HostProbe], obs: HopObservation) -> list[Finding]:

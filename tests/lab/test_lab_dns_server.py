@@ -711,6 +711,15 @@ def test_lab_wiring_connect_to_forwarders_and_delay() -> None:
                 "ns1.northwind.com",
                 "ns2.northwind.com",
                 "ns1.onmicrosoft.com",
+                # the signed root and microsoft. above, the hybrid and Mimecast worlds
+                "a.root-servers.net",
+                "a.nic.microsoft",
+                "ns1.mx.microsoft",
+                "ns1.mimecast.com",
+                "ns1.litware.com",
+                "ns2.litware.com",
+                "ns1.adatum.com",
+                "ns2.adatum.com",
             }
             redirect = {c.host: c for c in lab.connect_to}
             ns1 = lab.servers["ns1.contoso.com"]

@@ -20,7 +20,13 @@ from mailtrace.topology import (
     topology_json_schema,
 )
 from mailtrace.topology.loader import MAX_BYTES
-from mailtrace.topology.model import TIER_KINDS, ExchangeOnlineTier, ProofpointTier
+from mailtrace.topology.model import (
+    TIER_KINDS,
+    ExchangeOnlineTier,
+    ExchangeOnPremTier,
+    MimecastTier,
+    ProofpointTier,
+)
 from tests.support.paths import ROOT
 
 EXAMPLES = sorted((ROOT / "topologies").glob("*.yaml"))
@@ -103,7 +109,7 @@ BAD_CASES: list[tuple[str, int | None, int | None, tuple[str, ...]]] = [
     ("unknown-key.yaml", 11, 5, ("'hostz'", "tiers.proofpoint", "hosts")),
     ("wrong-type.yaml", 11, 12, ("tiers.proofpoint.hosts", "list", "number")),
     ("missing-field.yaml", 8, 3, ("tiers.exchange-online", "'inbound_host'")),
-    ("unknown-kind.yaml", 9, 11, ("tiers.mimecast.kind", "'mimecast'", "exchange-onprem")),
+    ("unknown-kind.yaml", 9, 11, ("tiers.barracuda.kind", "'barracuda'", "exchange-onprem")),
     ("several-errors.yaml", 2, 24, ("domains[1]", "'not a domain'")),
     ("bad-domain.yaml", 4, 5, ("domains[1]", "'contoso..net'")),
     ("bool-tier-id.yaml", 11, 3, ("'on'", "quote")),
@@ -637,3 +643,38 @@ def test_a_bad_single_string_is_still_located_and_a_mapping_is_still_refused() -
     with pytest.raises(TopologyError) as caught:
         parse_topology(MINIMAL.replace("domains: [Example.COM.]", "domains: {a: b}"), "s")
     assert "list" in caught.value.message
+
+
+# -- the hybrid and Mimecast examples --------------------------------------------------------
+
+
+def test_mimecast_hosts_follow_the_region_unless_declared() -> None:
+    adatum = load_topology(ROOT / "topologies" / "adatum-mimecast-exo.yaml")
+    tier = adatum.tiers["mimecast"]
+    assert isinstance(tier, MimecastTier)
+    assert adatum.inbound_hosts("mimecast") == ["eu-smtp-inbound-1.mimecast.com",
+                                                "eu-smtp-inbound-2.mimecast.com"]
+    assert tier.spf_include == "eu._netblocks.mimecast.com"
+    za = MimecastTier(kind="mimecast", region="za")
+    assert za.hosts[0] == "za-smtp-inbound-1.mimecast.co.za"
+    assert za.spf_include == "za._netblocks.mimecast.co.za"
+    declared = MimecastTier(kind="mimecast", region="us", hosts=["US-SMTP-Inbound-9.mimecast.com."])
+    assert declared.hosts == ["us-smtp-inbound-9.mimecast.com"]
+
+
+def test_an_unknown_mimecast_region_is_located() -> None:
+    text = (ROOT / "topologies" / "adatum-mimecast-exo.yaml").read_text(encoding="utf-8")
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(text.replace("region: eu ", "region: mars "), "adatum.yaml")
+    assert "tiers.mimecast.region" in str(caught.value) and "'mars'" in str(caught.value)
+
+
+def test_the_hybrid_example_declares_what_the_connector_expects() -> None:
+    litware = load_topology(ROOT / "topologies" / "litware-hybrid.yaml")
+    onprem = litware.tiers["onprem"]
+    assert isinstance(onprem, ExchangeOnPremTier)
+    assert onprem.tls_certificate_name == "mail.litware.com"
+    assert onprem.connector and onprem.connector.startswith("Outbound to ")
+    graph = FlowGraph(litware)
+    assert graph.next_hops("exchange-online") == ["onprem"]
+    assert graph.paths() == [["public-dns", "exchange-online", "onprem"]]

@@ -37,7 +37,7 @@ def probe(report: TriageReport, probe_id: str) -> Any:
 
 def test_healthy_tenant_evidence():
     report = triage("healthy")
-    assert {t for t in tags(report, EXO) if not t.startswith(("SMTP_", "EXO_EDGE_"))} == {
+    assert {t for t in tags(report, EXO) if not t.startswith(("SMTP_", "EXO_EDGE_", "DANE_"))} == {
         "EXO_MX_BEHIND_GATEWAY", "EXO_DOMAIN_OK", "EXO_RECIPIENT_OK", "EXO_RULES_OK",
         "EXO_MAILTIPS_OK", "EXO_SERVICE_HEALTHY", "EXO_TRACE_SUMMARY"}
     ok = finding(report, "EXO_RECIPIENT_OK")

@@ -65,6 +65,14 @@ SCENARIOS = [
     ("exo-edge-dbeb-reject", ("fault", "exchange-online", "EXO_EDGE_RECIPIENT_UNKNOWN")),
     ("exo-edge-connector-reject", ("fault", "exchange-online", "EXO_EDGE_CONNECTOR_REJECTED")),
     ("observer-port25-blocked", ("inconclusive", "observer", "OBSERVER_PORT25_BLOCKED")),
+    # DNSSEC, DANE, Exchange hybrid and Mimecast (tests/usecases/test_layers_lab.py)
+    ("dnssec-bogus", ("fault", "public-dns", "DNSSEC_RRSIG_EXPIRED")),
+    ("hybrid-user-on-prem", ("healthy", None, None)),
+    ("dane-mismatch", ("fault", "exchange-online", "DANE_TLSA_MISMATCH")),
+    ("onprem-cert-name-mismatch", ("fault", "onprem", "ONPREM_CERT_NAME_MISMATCH")),
+    ("onprem-down", ("fault", "onprem", "SMTP_CONNECT_REFUSED")),
+    ("mimecast-healthy", ("healthy", None, None)),
+    ("mimecast-rcpt-rejected", ("fault", "mimecast", "MC_RECIPIENT_INVALID")),
 ]
 
 
@@ -80,7 +88,8 @@ def test_every_scenario_is_covered():
 def test_healthy_shows_its_evidence_in_every_tier():
     report = triage("healthy")
     assert set(tags(report, "public-dns")) == {
-        "DNS_DELEGATION_OK", "DNS_MX_OK", "DNS_ANSWERS_CONSISTENT"}
+        "DNS_DELEGATION_OK", "DNS_MX_OK", "DNS_ANSWERS_CONSISTENT", "DNSSEC_SIGNED",
+        "DNSSEC_NO_VALIDATING_RESOLVER", "DNSSEC_MX_HOST_ZONES"}
     mx = finding(report, "DNS_MX_OK")
     first = mx.evidence[0]
     assert first["query"] == "contoso.com. MX" and first["rcode"] == "NOERROR"
@@ -88,7 +97,8 @@ def test_healthy_shows_its_evidence_in_every_tier():
     assert set(tags(report, "proofpoint")) == {
         "SMTP_TLS_OK", "SMTP_RCPT_ACCEPTED",  # over SMTP
         "PP_MESSAGE_DELIVERED", "PP_QUARANTINE_CLEAR",  # and through its own API
-        "PP_TAP_THREATS_BLOCKED", "PP_TAP_THREATS_DELIVERED"}
+        "PP_TAP_THREATS_BLOCKED", "PP_TAP_THREATS_DELIVERED",
+        "DANE_NOT_PUBLISHED"}  # pphosted.com is unsigned and publishes no TLSA
     # beside the tenant's own (Graph) findings, tests/test_exo_lab.py
     assert {"SMTP_TLS_OK", "EXO_EDGE_RESTRICTED_TO_GATEWAY"} <= set(tags(report,
                                                                         "exchange-online"))
