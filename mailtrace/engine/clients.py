@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.msgraph.client import GraphClient, GraphConfigError, connect
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.clients.mta_sts import PolicyFetcher
 from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
 from mailtrace.clients.proofpoint.http import ApiError, Credentials, credentials
@@ -26,6 +27,7 @@ from mailtrace.engine.settings import Options
 from mailtrace.probes.base import ClientUnavailable
 from mailtrace.topology.model import (
     ExchangeOnlineTier,
+    GraphAccess,
     ProofpointApi,
     ProofpointTier,
     TapAccess,
@@ -76,15 +78,24 @@ class RunClients:
         found = self.topology.tiers.get(tier)
         if not isinstance(found, ExchangeOnlineTier) or found.graph is None:
             raise ClientUnavailable(f"tier {tier} declares no graph: access")
-        access = found.graph
+        settings = self.graph_settings(access=found.graph, tenant=found.tenant)
 
         def make() -> GraphClient:
             try:
-                return connect(access, self.options.environ, found.tenant)
+                return connect(settings, self.options.environ)
             except GraphConfigError as exc:
                 raise ClientUnavailable(str(exc)) from None
 
         return self._once(tier, "graph", make)
+
+    def graph_settings(self, access: GraphAccess, tenant: str | None) -> GraphSettings:
+        """The tier's ``graph:`` section and the run's options, as the client's settings."""
+        return GraphSettings(
+            url=access.url, auth=access.auth, tenant_id=access.tenant_id,
+            client_id=access.client_id, certificate_path=access.certificate_path,
+            secret_env=access.secret_env, token_env=access.token_env, tenant=tenant,
+            ca_file=self.options.ca_file, redirects=self.dns.redirects,
+            timeout=self.options.timeout)
 
     # --- Proofpoint --------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.core.network import is_loopback
-from mailtrace.topology.model import GraphAccess
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -67,7 +67,7 @@ class GraphTarget:
         return self.cloud is LAB_CLOUD
 
 
-def graph_target(access: GraphAccess) -> GraphTarget:
+def graph_target(access: GraphSettings) -> GraphTarget:
     parts = urlsplit(access.url)
     host = (parts.hostname or "").lower()
     base = access.url.rstrip("/")
@@ -159,7 +159,7 @@ def _device_prompt(verification_uri: str, user_code: str, expires_on: object) ->
           f"and enter the code {user_code}", file=sys.stderr)
 
 
-def make_credential(access: GraphAccess, target: GraphTarget, environ: Mapping[str, str],
+def make_credential(access: GraphSettings, target: GraphTarget, environ: Mapping[str, str],
                     tenant: str | None = None) -> TokenCredential:
     """The azure-identity credential the tier declares (reference §6, "Construction")."""
     if access.auth == "token-env":
@@ -172,7 +172,7 @@ def make_credential(access: GraphAccess, target: GraphTarget, environ: Mapping[s
     from azure import identity
 
     authority = target.cloud.authority
-    tenant_id = access.tenant_id or tenant
+    tenant_id = access.tenant_id or tenant or access.tenant
     if access.auth == "client-secret":
         if tenant_id is None:
             raise GraphConfigError("auth client-secret needs tenant_id (or the tier's tenant)")
