@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import dns.name
 import dns.rdatatype
@@ -43,6 +44,8 @@ DNS_PORT = 53
 RESOLVER = "resolver"
 #: The environment variable the lab's Graph token is passed in (lab.environ only).
 GRAPH_TOKEN_ENV = "MAILTRACE_LAB_GRAPH_TOKEN"
+#: The Graph a topology's ``graph:`` section means when it names no URL.
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
 
 
 class Startable(Protocol):
@@ -215,17 +218,24 @@ class Lab:
         self.extra_connect_to.clear()
 
     async def _start_graph(self) -> None:
-        """A Graph stand-in for each Exchange Online tier that declares ``graph:``."""
+        """A Graph stand-in for each Exchange Online tier that declares ``graph:``, over
+        HTTPS with a certificate from the lab CA for the Graph host the topology names;
+        ``connect_to`` sends that host's port there, so the lab's copy of the topology keeps
+        the real URL (only its sign-in changes: a token of the lab's own)."""
+        assert self._ca is not None
         data = yaml.safe_load(example_topology(self.scenario.topology).read_text("utf-8"))
         for tier, spec in sorted(data["tiers"].items()):
             if spec.get("kind") != "exchange-online" or "graph" not in spec:
                 continue
+            url = urlsplit(str(spec["graph"].get("url") or GRAPH_URL))
+            host, port = (url.hostname or "").lower(), url.port or 443
             token = self.environ.setdefault(GRAPH_TOKEN_ENV, secrets.token_urlsafe(32))
             tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant)
-            server = GraphStandIn(tenant, token, delay=self.graph_delay)
+            tls = self._ca.issue(host, LOOPBACK, "localhost").server_context()
+            server = GraphStandIn(tenant, token, delay=self.graph_delay, tls=tls)
             await self._start(server)
             self.graph[tier] = server
-            self.urls[(tier, "graph")] = server.url
+            self.extra_connect_to.append(ConnectTo(host, port, LOOPBACK, server.port))
             self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
 
     async def _start_policy_hosts(self) -> None:
@@ -403,6 +413,9 @@ class Lab:
                 lines.append(f"  {rule.host:<42} {rule.addr}:{rule.to_port}  {state}")
         for (tier, key), url in sorted(self.urls.items()):
             lines.append(f"{tier} {key} stand-in: {url}")
+        for tier, graph in sorted(self.graph.items()):
+            lines.append(f"{tier} graph stand-in: {graph.url} (its Graph host through "
+                         "--connect-to)")
         if self.environ:
             # Throwaway values made for this lab run, accepted only by its loopback
             # stand-ins: a triage from another shell needs them to reach the APIs.
