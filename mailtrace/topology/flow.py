@@ -13,8 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-import networkx as nx
-
+from mailtrace.topology.digraph import (
+    DiGraph,
+    descendants,
+    find_cycle,
+    generations,
+    shortest_path,
+    simple_paths,
+    topological_order,
+)
 from mailtrace.topology.model import MAILBOX_KINDS, ExchangeOnlineTier, ProofpointTier, Topology
 
 #: A chain is tier ids separated by "->" (or the arrow "→").
@@ -54,7 +61,7 @@ class _Edge:
 
 
 class FlowGraph:
-    """The flow of a topology as a ``networkx.DiGraph``.
+    """The flow of a topology as a directed graph (:class:`~mailtrace.topology.digraph.DiGraph`).
 
     Nodes are tier ids with the attribute ``kind``; edges carry ``entry``, the index of the
     first ``flow`` chain that declares them.
@@ -62,7 +69,7 @@ class FlowGraph:
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
-        self.graph: nx.DiGraph = nx.DiGraph()
+        self.graph = DiGraph()
         # Where each tier first appears in `flow`: breaks ties in hop order.
         self._rank: dict[str, int] = {}
         self._entry_of: dict[str, int] = {}  # first flow entry naming the tier
@@ -99,8 +106,8 @@ class FlowGraph:
         return chain
 
     def _edges(self) -> Iterable[_Edge]:
-        for source, target, entry in self.graph.edges(data="entry"):
-            yield _Edge(source, target, entry)
+        for source, target, attrs in self.graph.edges():
+            yield _Edge(source, target, attrs["entry"])
 
     def _check(self) -> None:
         graph = self.graph
@@ -111,7 +118,7 @@ class FlowGraph:
                     ("tiers", tier_id),
                     at_key=True,
                 )
-        dns_tiers = [n for n, kind in graph.nodes(data="kind") if kind == "dns"]
+        dns_tiers = [n for n, attrs in graph.nodes.items() if attrs["kind"] == "dns"]
         self._check_acyclic(dns_tiers[0] if len(dns_tiers) == 1 else None)
         if not dns_tiers:
             raise FlowError(
@@ -133,7 +140,7 @@ class FlowGraph:
                     f"flow: {dns} (dns) must come first, but {edge.source} -> {dns}",
                     ("flow", edge.entry),
                 )
-        reachable = nx.descendants(graph, dns)
+        reachable = descendants(graph, dns)
         if not any(graph.nodes[n]["kind"] in MAILBOX_KINDS for n in reachable):
             raise FlowError(
                 f"flow: no path from {dns} to a mailbox tier (exchange-online, exchange-onprem)",
@@ -161,23 +168,19 @@ class FlowGraph:
                 self._check_accepts_only_from(tier_id, tier.accepts_only_from)
 
     def _check_acyclic(self, dns: str | None) -> None:
-        try:
-            cycle = nx.find_cycle(self.graph, source=dns)
-        except nx.NetworkXNoCycle:
-            # find_cycle(source=...) only searches from `source`; look everywhere else too.
-            if dns is None:
-                return
-            try:
-                cycle = nx.find_cycle(self.graph)
-            except nx.NetworkXNoCycle:
-                return
+        # A search from `dns` finds the cycles mail can enter first; then look everywhere.
+        cycle = find_cycle(self.graph, source=dns)
+        if cycle is None and dns is not None:
+            cycle = find_cycle(self.graph)
+        if cycle is None:
+            return
         nodes = [source for source, _target in cycle]
         lead_in: list[str] = []
-        if dns is not None and nx.has_path(self.graph, dns, nodes[0]):
-            lead_in = nx.shortest_path(self.graph, dns, nodes[0])[:-1]
+        if dns is not None:
+            lead_in = (shortest_path(self.graph, dns, nodes[0]) or [nodes[0]])[:-1]
         shown = " -> ".join([*lead_in, *nodes, nodes[0]])
         # The chain that closes the cycle is the last one to contribute one of its edges.
-        entry = max(self.graph.edges[s, t]["entry"] for s, t in cycle)
+        entry = max(self.graph.edge(s, t)["entry"] for s, t in cycle)
         raise FlowError(f"flow: cycle {shown}", ("flow", entry))
 
     def _check_accepts_only_from(self, tier_id: str, source: str) -> None:
@@ -201,7 +204,7 @@ class FlowGraph:
 
     def hops(self) -> list[str]:
         """Every tier in topological order; ties go to the tier that appears first in flow."""
-        return list(nx.lexicographical_topological_sort(self.graph, key=self._rank.__getitem__))
+        return topological_order(self.graph, key=self._rank.__getitem__)
 
     def dns_tier(self) -> str:
         """The public DNS tier (exactly one exists, and it is the only source)."""
@@ -224,8 +227,7 @@ class FlowGraph:
         dns = self.dns_tier()
         if dns in broken:
             return False
-        alive = self.graph.subgraph(n for n in self.graph if n not in broken)
-        reachable = nx.descendants(alive, dns)
+        reachable = descendants(self.graph, dns, without=broken)
         return any(
             self.graph.out_degree(t) == 0 and self.graph.nodes[t]["kind"] in MAILBOX_KINDS
             for t in reachable
@@ -239,14 +241,14 @@ class FlowGraph:
         found: list[list[str]] = []
         for sink in self.hops():
             if self.graph.out_degree(sink) == 0 and self.graph.nodes[sink]["kind"] in MAILBOX_KINDS:
-                found.extend(nx.all_simple_paths(self.graph, dns, sink))
+                found.extend(simple_paths(self.graph, dns, sink))
         return sorted(found, key=lambda path: [self._rank[t] for t in path])
 
     def downstream_of(self, tier: str) -> set[str]:
         """Tiers that receive mail from ``tier``, directly or not."""
         if tier not in self.graph:
             raise KeyError(f"unknown tier {tier!r}")
-        return set(nx.descendants(self.graph, tier))
+        return descendants(self.graph, tier)
 
     def next_hops(self, tier: str) -> list[str]:
         """Tiers that receive mail straight from ``tier``, in hop order."""
@@ -294,7 +296,7 @@ class FlowGraph:
 
     def to_svg(self) -> str:
         """A small layered drawing: one column per topological generation, arrows between."""
-        layers = [self._in_flow_order(layer) for layer in nx.topological_generations(self.graph)]
+        layers = [self._in_flow_order(layer) for layer in generations(self.graph)]
         column_of = {tier: i for i, layer in enumerate(layers) for tier in layer}
         char_w, box_h, gap_x, gap_y, margin = 7.2, 44.0, 60.0, 24.0, 20.0
         longest = max(len(text) for t in self.graph for text in (t, self.label(t)))
