@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from mailtrace.cli import catalog, intake, lab, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
@@ -48,6 +52,28 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     return parser, commands
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager, ``kill``, a test's ``terminate()``): stopped as Ctrl-C
+    stops a command, so the lab's temporary files (its CA's private keys, the stand-ins'
+    credentials) are removed on the way out, not left behind."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
@@ -62,10 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(commands[args.command](args))
+        with _stop_on_sigterm():
+            return int(commands[args.command](args))
     except UsageError as exc:
         print(f"mailtrace: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # never a traceback for the user; one for a developer

@@ -279,6 +279,7 @@ def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment(
         start = lines.index("triage against it:") + 1
         command = " ".join(line.strip().rstrip("\\") for line in lines[start:-1])
         argv = shlex.split(command)[1:]  # drop the program name
+        ca_file = Path(argv[argv.index("--ca-file") + 1])
         done = subprocess.run([sys.executable, "-m", "mailtrace", *argv, "--since", "2h",
                                "--format", "json"], capture_output=True, text=True,
                               timeout=60, cwd=root, env=env)
@@ -292,6 +293,9 @@ def test_a_triage_from_another_shell_reads_the_credentials_from_its_environment(
     finally:
         lab.terminate()
         lab.communicate(timeout=30)
+    # stopped by SIGTERM, the lab still removed its files: the credentials, the CA's keys
+    assert lab.returncode == 143
+    assert not Path(source).parent.exists() and not ca_file.parent.exists()
 
 
 def test_the_objects_that_carry_credentials_do_not_print_them():
