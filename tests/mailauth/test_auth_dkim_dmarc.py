@@ -37,7 +37,7 @@ P2048 = rsa_p(2048)
     (f"v=DKIM1; k=ed25519; p={ED25519_P}", "ed25519", 256, False, False),
     ("v=DKIM1; k=rsa; p=", "rsa", None, True, False),
     (f"v=DKIM1; t=y:s; p={P2048}", "rsa", 2048, False, True),
-])
+], ids=["rsa-2048", "rsa-2048-fws", "rsa-1024-pkcs1", "ed25519", "revoked", "testing"])
 def test_key_records_parse(text, key_type, bits, revoked, testing):
     key = dkim.parse_key(text)
     assert key.problem is None
