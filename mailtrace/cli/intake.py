@@ -10,7 +10,6 @@ own code (0 healthy, 1 fault or degraded, 3 inconclusive).
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from mailtrace.cli import options as opt
@@ -85,6 +84,8 @@ def cmd_ndr(args: argparse.Namespace) -> int:
         raise UsageError(f"{_source(args.file)}: {exc}") from None
     triage = None
     if args.triage:
+        import asyncio
+
         from mailtrace.usecases.ndr import NothingToTriage, triage_bounce
         from mailtrace.usecases.triage import TargetError
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -39,7 +38,6 @@ def _scenario(name: str) -> Any:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mailtrace.lab import scenarios
-    from mailtrace.usecases.demo import demo
 
     if args.list:
         width = max(len(n) for n in scenarios.SCENARIOS)
@@ -50,6 +48,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             lines.append(f"{name:<{width}}  {sc.description}  → {outcome}\n")
         opt.write("".join(lines))
         return 0
+    import asyncio
+
+    from mailtrace.usecases.demo import demo
+
     scenario = _scenario(args.scenario)
     timeout = opt.positive(args.timeout)
     since = opt.since(args)
@@ -58,6 +60,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mailtrace.lab.lab import Lab
 
     scenario = _scenario(args.scenario)

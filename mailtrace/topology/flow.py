@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from html import escape as _html_escape
 
 from mailtrace.topology.digraph import (
     DiGraph,
@@ -23,6 +23,13 @@ from mailtrace.topology.digraph import (
     topological_order,
 )
 from mailtrace.topology.model import MAILBOX_KINDS, ExchangeOnlineTier, ProofpointTier, Topology
+
+
+def escape(text: str) -> str:
+    """XML character data: ``&``, ``<`` and ``>`` escaped (what ``xml.sax.saxutils.escape``
+    does, without that module's import of ``urllib.request``)."""
+    return _html_escape(text, quote=False)
+
 
 #: A chain is tier ids separated by "->" (or the arrow "→").
 ARROW = re.compile(r"->|→")
