@@ -79,6 +79,14 @@ def _zone_texts() -> tuple[tuple[str, str], ...]:
     )
 
 
+@cache
+def _unedited(origin: str, text: str) -> dns.zone.Zone:
+    """A lab zone as its file has it, parsed once per process: servers only read it."""
+    zone = dns.zone.from_text(text, origin=origin, relativize=False)
+    _check_loopback(zone)
+    return zone
+
+
 def _host(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
 
@@ -136,13 +144,16 @@ class Lab:
         return dataclasses.replace(fault, delay=fault.delay + self.dns_delay)
 
     def _zone(self, origin: str, text: str, host: str | None) -> dns.zone.Zone:
-        """A fresh copy of one zone with the edits for `host` (None: edits for everyone)."""
+        """One zone with the edits for `host` (None: edits for everyone): a fresh copy when
+        the scenario edits it, else the zone file as read once (shared, never changed)."""
+        name = dns.name.from_text(origin)
+        edits = [edit for edit in self.scenario.zone_edits if edit.origin == name and (
+            edit.servers is None if host is None else edit.for_server(host))]
+        if not edits:
+            return _unedited(origin, text)
         zone = dns.zone.from_text(text, origin=origin, relativize=False)
-        for edit in self.scenario.zone_edits:
-            if edit.origin == zone.origin and (
-                edit.servers is None if host is None else edit.for_server(host)
-            ):
-                edit.apply(zone)
+        for edit in edits:
+            edit.apply(zone)
         _check_loopback(zone)
         return zone
 
