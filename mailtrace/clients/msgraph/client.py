@@ -422,9 +422,23 @@ SDK_MODULES = (
     "msgraph.generated.admin.service_announcement.issues.issues_request_builder",
     "msgraph.generated.admin.exchange.tracing.message_traces.message_traces_request_builder",
     "msgraph.generated.users.item.get_mail_tips.get_mail_tips_post_request_body",
+    "msgraph.generated.users.item.get_mail_tips.get_mail_tips_request_builder",
+    "msgraph.generated.users.item.mailbox_settings.mailbox_settings_request_builder",
+    "msgraph.generated.users.item.mail_folders.item.message_rules.message_rules_request_builder",
+    "msgraph.generated.domains.item.domain_item_request_builder",
+    "msgraph.generated.domains.item.service_configuration_records."
+    "service_configuration_records_request_builder",
+    "msgraph.generated.admin.exchange.tracing.message_traces.item."
+    "exchange_message_trace_item_request_builder",
     "msgraph.generated.models.o_data_errors.o_data_error",
     "mailtrace.clients.msgraph.models",
     "mailtrace.clients.msgraph.transport",
+    # what httpx and httpcore import when the first client is made and the first request
+    # sent: on the event loop, that would hold up the DNS probes' answers
+    "httpcore",
+    "certifi",
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
 )
 
 
@@ -443,6 +457,9 @@ def load_sdk() -> None:
 
     for name in SDK_MODULES:
         importlib.import_module(name)
+    from mailtrace.clients.msgraph.models import build
+
+    build()  # the answers' validators too, rather than inside the first answer
     _sdk_loaded = True
 
 

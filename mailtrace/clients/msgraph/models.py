@@ -206,3 +206,14 @@ class MessageTraceDetail(Wire):
     event: str | None = None
     action: str | None = None
     description: str | None = None
+
+
+def build() -> None:
+    """Build every model's validator now (they are built on first use otherwise): the
+    client calls it with the SDK's imports, off the event loop."""
+    for model in (AssignedPlan, ProvisionedPlan, DirectoryEntry, MailboxSettings, Domain,
+                  DomainDnsRecord, EmailAddress, Recipient, MailTipsError, MailTips,
+                  MessageRuleActions, MessageRule, ServiceHealthIssue, MessageTrace,
+                  MessageTraceDetail):
+        model.model_rebuild()
+        Page[model].model_rebuild()  # type: ignore[valid-type]
