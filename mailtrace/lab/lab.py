@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import dns.name
@@ -38,6 +38,9 @@ from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResol
 from mailtrace.lab.graph_api import GraphStandIn, lab_tenant
 from mailtrace.lab.scenarios import Scenario
 from mailtrace.lab.smtp_server import SmtpServer
+
+if TYPE_CHECKING:
+    from mailtrace.topology.model import Topology
 
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
@@ -77,6 +80,24 @@ def _zone_texts() -> tuple[tuple[str, str], ...]:
             if entry.name.endswith(".zone")
         )
     )
+
+
+#: libyaml's safe loader and dumper when PyYAML has them (the lab reads and writes its
+#: topologies at every start), else the pure-Python ones.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_LOADER)  # a safe loader: _LOADER
+
+
+@cache
+def _example(name: str) -> Topology:
+    """An example topology, read and validated once per process (it is immutable)."""
+    from mailtrace.topology import load_topology
+
+    return load_topology(example_topology(name))
 
 
 @cache
@@ -234,7 +255,7 @@ class Lab:
         ``connect_to`` sends that host's port there, so the lab's copy of the topology keeps
         the real URL (only its sign-in changes: a token of the lab's own)."""
         assert self._ca is not None
-        data = yaml.safe_load(example_topology(self.scenario.topology).read_text("utf-8"))
+        data = _yaml(example_topology(self.scenario.topology).read_text("utf-8"))
         for tier, spec in sorted(data["tiers"].items()):
             if spec.get("kind") != "exchange-online" or "graph" not in spec:
                 continue
@@ -269,10 +290,8 @@ class Lab:
     async def _start_gateway_apis(self) -> None:
         """The Proofpoint API stand-ins the scenario's topology declares, over HTTPS with a
         certificate from the lab CA (clients trust it through ``ca_file``)."""
-        from mailtrace.topology import load_topology
-
         assert self._ca is not None
-        topology = load_topology(example_topology(self.scenario.topology))
+        topology = _example(self.scenario.topology)
         # The certificate also names the APIs' real hosts, so a triage of the unchanged
         # topology reaches the stand-ins through --connect-to, TLS checked as in the field.
         names = proofpoint_api.api_hosts(topology)
@@ -355,14 +374,15 @@ class Lab:
         path = example_topology(self.scenario.topology)
         if not self.urls and not self.settings:
             return path
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml(path.read_text(encoding="utf-8"))
         for (tier, key), url in sorted(self.urls.items()):
             data["tiers"][tier].setdefault(key, {})["url"] = url
         for (tier, key), values in sorted(self.settings.items()):
             data["tiers"][tier].setdefault(key, {}).update(values)
         derived = self._folder() / path.name
         derived.write_text(
-            f"# {path.name} pointed at the running lab\n" + yaml.safe_dump(data, sort_keys=False),
+            f"# {path.name} pointed at the running lab\n"
+            + yaml.dump(data, Dumper=_DUMPER, sort_keys=False),
             encoding="utf-8",
         )
         return derived

@@ -209,11 +209,9 @@ class MessageTraceDetail(Wire):
 
 
 def build() -> None:
-    """Build every model's validator now (they are built on first use otherwise): the
-    client calls it with the SDK's imports, off the event loop."""
-    for model in (AssignedPlan, ProvisionedPlan, DirectoryEntry, MailboxSettings, Domain,
-                  DomainDnsRecord, EmailAddress, Recipient, MailTipsError, MailTips,
-                  MessageRuleActions, MessageRule, ServiceHealthIssue, MessageTrace,
-                  MessageTraceDetail):
+    """Build the validators of the answers the probes read now (they are built on first
+    use otherwise): the client calls it with the SDK's imports, off the event loop."""
+    for model in (Domain, MailboxSettings, Page[DirectoryEntry], Page[DomainDnsRecord],
+                  Page[MailTips], Page[MessageRule], Page[ServiceHealthIssue],
+                  Page[MessageTrace], Page[MessageTraceDetail]):
         model.model_rebuild()
-        Page[model].model_rebuild()  # type: ignore[valid-type]
