@@ -15,9 +15,11 @@ DELAY per zone it has to ask.
    of the name servers -> every record at every server (and, beside it, the resolvers'
    answers and the fit checks: a DKIM CNAME crosses two zones, two answers deep), so
    3 x DELAY.
-3. checkdmarc (PyPI, the `bench` extra) and mailtrace on bench.example through the same
-   lab resolver: checkdmarc's check_spf + check_dmarc, against mailtrace's lookup tree
-   (the same static lookup count) + DMARC. Printed as a ratio.
+3. checkdmarc (installed in a virtual environment of its own, see checkdmarc_env.py) and
+   mailtrace on bench.example through the same lab resolver: checkdmarc's check_spf +
+   check_dmarc, timed inside its own process, against mailtrace's lookup tree (the same
+   static lookup count) + DMARC. Printed as a ratio. (The whole-process comparison of
+   `verify` is bench_verify.py.)
 
 Nothing leaves the machine: the process refuses any socket to a non-loopback address.
 Run: python3 benchmarks/bench_auth.py [--runs N]
@@ -27,28 +29,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import ipaddress
+import json
 import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
+import checkdmarc_env
 import dns.name
 import dns.rdata
 import dns.zone
 
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.dns_lookup import DnsLookup
-from mailtrace.core.network import Redirects
+from mailtrace.core.network import Endpoint
 from mailtrace.lab.auth_worlds import VERIFY
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.lab import Lab
-from mailtrace.lab.mta_sts import CA_FILE_ENV
 from mailtrace.mailauth.spf import check_host
 from mailtrace.mailauth.spf_tree import lookup_tree
 from mailtrace.probes.auth import checks
 from mailtrace.topology import load_topology
+from mailtrace.usecases.demo import lab_options
 from mailtrace.usecases.verify import verify
 
 DELAY = 0.050
@@ -171,7 +177,7 @@ async def verify_runs(runs: int, delay: float = DELAY) -> tuple[list[float], str
     base = VERIFY["verify-converged"]
     probe_lab = Lab(base.scenario)
     delayed = {host: Fault(delay=delay) for host in probe_lab.servers}
-    scenario = base.scenario.__class__(**{**base.scenario.__dict__, "faults": delayed})
+    scenario = dataclasses.replace(base.scenario, faults=delayed)
     times: list[float] = []
     status = ""
     async with Lab(scenario) as lab:
@@ -180,15 +186,12 @@ async def verify_runs(runs: int, delay: float = DELAY) -> tuple[list[float], str
         for resolver in extra:
             await resolver.start()
         try:
-            resolvers = [Server("resolver", *lab.resolver),
-                         *(Server("resolver", *r.address) for r in extra)]
+            options = dataclasses.replace(lab_options(lab, 20), resolvers=[
+                lab.resolver_endpoint, *(Endpoint(*r.address) for r in extra)])
             topology = load_topology(lab.topology_path)
-            redirects = Redirects(tuple(lab.connect_to))
             for _ in range(runs):
                 started = time.perf_counter()
-                result = await verify(topology, "contoso.com",
-                                      lambda: DnsClient(list(resolvers), redirects),
-                                      timeout=20, ca_file=lab.environ[CA_FILE_ENV])
+                result = await verify(topology, "contoso.com", options)
                 times.append(time.perf_counter() - started)
                 status = f"{result.status}, {len(result.servers)} NS x " \
                          f"{len(result.resolvers)} resolvers x {len(result.records)} records"
@@ -206,56 +209,66 @@ async def mailtrace_static(client_factory: Callable[[], DnsClient]) -> tuple[int
     return tree.lookups, record.policy if record else "none"
 
 
+#: Run in checkdmarc's own environment: check_spf + check_dmarc through the resolver given,
+#: each run timed in that process (JSON on stdout).
+CHECKDMARC = """
+import json, sys, time
+import checkdmarc.dmarc, checkdmarc.spf, checkdmarc.utils
+import dns.nameserver, dns.resolver
+
+host, port, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def resolver():
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = [dns.nameserver.Do53Nameserver(host, port)]
+    r.timeout = r.lifetime = 5.0
+    return r
+
+times = []
+for _ in range(runs):
+    checkdmarc.utils.DNS_CACHE.clear()
+    started = time.perf_counter()
+    spf = checkdmarc.spf.check_spf("bench.example", resolver=resolver(), timeout=5.0)
+    dmarc = checkdmarc.dmarc.check_dmarc("bench.example", resolver=resolver(), timeout=5.0)
+    times.append(time.perf_counter() - started)
+print(json.dumps({"times": times, "version": checkdmarc.__version__,
+                  "lookups": spf.get("dns_lookups"), "error": spf.get("error"),
+                  "p": dmarc.get("tags", {}).get("p", {}).get("value")}))
+"""
+
+
 def checkdmarc_side_by_side(runs: int) -> None:
-    try:
-        import checkdmarc.dmarc
-        import checkdmarc.spf
-        import checkdmarc.utils
-        import dns.nameserver
-        import dns.resolver
-    except ImportError:
-        print("checkdmarc: not installed (pip install -e '.[bench]'); no comparison made")
+    python = checkdmarc_env.python()
+    if python is None:
+        print("checkdmarc: not available; no comparison made")
         return
 
     async def run() -> None:
         async with BenchDns() as lab:
             host, port = lab.resolver.address
-
-            def resolver() -> dns.resolver.Resolver:
-                r = dns.resolver.Resolver(configure=False)
-                r.nameservers = [dns.nameserver.Do53Nameserver(host, port)]
-                r.timeout = r.lifetime = 5.0
-                return r
-
-            ours, theirs = [], []
-            summary = ""
+            ours = []
+            lookups, policy = 0, ""
             for _ in range(runs):
                 started = time.perf_counter()
                 lookups, policy = await mailtrace_static(lab.client)
                 ours.append(time.perf_counter() - started)
-                checkdmarc.utils.DNS_CACHE.clear()
-                started = time.perf_counter()
-                try:
-                    spf = await asyncio.to_thread(checkdmarc.spf.check_spf, "bench.example",
-                                                  resolver=resolver(), timeout=5.0)
-                    dmarc = await asyncio.to_thread(checkdmarc.dmarc.check_dmarc,
-                                                    "bench.example", resolver=resolver(),
-                                                    timeout=5.0)
-                except Exception as exc:
-                    print(f"checkdmarc could not reach the lab: {type(exc).__name__}: {exc}")
-                    return
-                theirs.append(time.perf_counter() - started)
-                if "error" in spf:
-                    print(f"checkdmarc could not evaluate the lab domain: {spf['error']}")
-                    return
-                summary = (f"mailtrace: {lookups} lookups, p={policy}; checkdmarc: "
-                           f"{spf.get('dns_lookups')} lookups, "
-                           f"p={dmarc.get('tags', {}).get('p', {}).get('value')}")
+            done = await asyncio.to_thread(
+                subprocess.run, [str(python), "-c", CHECKDMARC, host, str(port), str(runs)],
+                capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                print(f"checkdmarc could not run: {done.stderr.strip()[-300:]}")
+                return
+            theirs = json.loads(done.stdout)
+            if theirs["error"]:
+                print(f"checkdmarc could not evaluate the lab domain: {theirs['error']}")
+                return
             report("mailtrace SPF tree + DMARC (bench.example)", ours, None)
-            report(f"checkdmarc {checkdmarc.__version__} check_spf + check_dmarc", theirs, None)
-            print(f"  {summary}")
+            report(f"checkdmarc {theirs['version']} check_spf + check_dmarc", theirs["times"],
+                   None)
+            print(f"  mailtrace: {lookups} lookups, p={policy}; checkdmarc: "
+                  f"{theirs['lookups']} lookups, p={theirs['p']}")
             print(f"  ratio checkdmarc / mailtrace: "
-                  f"{statistics.median(theirs) / statistics.median(ours):.1f}x")
+                  f"{statistics.median(theirs['times']) / statistics.median(ours):.1f}x")
 
     asyncio.run(run())
 

@@ -14,17 +14,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mailtrace.clients.dns import DnsClient
-from mailtrace.clients.msgraph.client import GraphClient
-from mailtrace.clients.mta_sts import PolicyFetcher
-from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
-from mailtrace.clients.smtp import SmtpClient
 from mailtrace.core.findings import Finding
 from mailtrace.core.journey import JourneyStep
-from mailtrace.topology.flow import FlowGraph
-from mailtrace.topology.model import Topology
+
+if TYPE_CHECKING:  # the clients are the engine's to build: what the probes see is typed here,
+    # and the reports and the catalog, which read this module, do not load network stacks
+    from mailtrace.clients.dns import DnsClient
+    from mailtrace.clients.msgraph.client import GraphClient
+    from mailtrace.clients.mta_sts import PolicyFetcher
+    from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
+    from mailtrace.clients.smtp import SmtpClient
+    from mailtrace.topology.flow import FlowGraph
+    from mailtrace.topology.model import Topology
 
 OBSERVER_TIER = "observer"
 OBSERVER_KIND = "observer"
@@ -94,6 +97,12 @@ class Clients(Protocol):
     def policy_fetcher(self) -> PolicyFetcher: ...
 
 
+def _smtp_client() -> SmtpClient:
+    from mailtrace.clients.smtp import SmtpClient
+
+    return SmtpClient()
+
+
 @dataclass
 class ProbeContext:
     topology: Topology
@@ -103,7 +112,7 @@ class ProbeContext:
     dns: DnsClient
     deadline: float  # time.monotonic() value
     clients: Clients
-    smtp: SmtpClient = field(default_factory=SmtpClient)
+    smtp: SmtpClient = field(default_factory=_smtp_client)
     observations: dict[str, Any] = field(default_factory=dict)
 
     def observation(self, probe_id: str) -> Any:

@@ -12,7 +12,6 @@ message with ``--all``; otherwise its first message is read and the rest counted
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from mailtrace.cli import options as opt
@@ -118,6 +117,8 @@ def cmd_ndr(args: argparse.Namespace) -> int:
     analysis = next(a for a, _ in results if a is not None)
     triage = None
     if args.triage:
+        import asyncio
+
         from mailtrace.usecases.ndr import NothingToTriage, triage_bounce
         from mailtrace.usecases.triage import TargetError
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,16 +57,17 @@ def _list_scenarios() -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mailtrace.usecases.demo import demo
-
     if args.list:
         return _list_scenarios()
+    import asyncio
+
+    from mailtrace.usecases.demo import demo
+    from mailtrace.usecases.triage import TargetError
+
     scenario = _scenario(args.scenario)
     timeout = opt.positive(args.timeout)
     since = opt.since(args)
     opt.check_output(args)
-    from mailtrace.usecases.triage import TargetError
-
     try:
         report = asyncio.run(demo(scenario, timeout, since, sender=args.sender,
                                   message_id=args.message_id, subject=args.subject))
@@ -81,6 +81,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     ends it, the lab's temporary folders go with it: the CA's key, the lab file and its
     throwaway credentials (the command line turns SIGTERM into an exception, so every
     ``async with`` below unwinds)."""
+    import asyncio
+
     from mailtrace.lab import labfile
     from mailtrace.lab.lab import Lab
 

@@ -85,7 +85,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     from azure.core.exceptions import ClientAuthenticationError
 
     from mailtrace.clients.msgraph import signin
-    from mailtrace.clients.msgraph.credentials import GraphConfigError, graph_target
+    from mailtrace.clients.msgraph.credentials import GraphConfigError
+    from mailtrace.engine.clients import graph_settings
 
     timeout = opt.positive(args.timeout)
     topology = opt.load_topology(args.topology)
@@ -94,8 +95,8 @@ def cmd_login(args: argparse.Namespace) -> int:
         for tier_id, tier in tiers:
             assert tier.graph is not None
             try:
-                place = signin.place_of(tier.graph, graph_target(tier.graph),
-                                        network.environ, tier.tenant)
+                place = signin.place_of(graph_settings(tier.graph, tier.tenant),
+                                        network.environ)
                 done, path = signin.login(
                     place, network.environ, allow_unencrypted=args.allow_unencrypted_cache,
                     prompt=_prompt(tier_id), browser=args.browser, ca_file=network.ca_file,
@@ -120,15 +121,16 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     from mailtrace.clients.msgraph import signin
-    from mailtrace.clients.msgraph.credentials import GraphConfigError, graph_target
+    from mailtrace.clients.msgraph.credentials import GraphConfigError
+    from mailtrace.engine.clients import graph_settings
 
     topology = opt.load_topology(args.topology)
     with opt.network(args) as network:
         for tier_id, tier in _tiers(topology, args.tier):
             assert tier.graph is not None
             try:
-                place = signin.place_of(tier.graph, graph_target(tier.graph),
-                                        network.environ, tier.tenant)
+                place = signin.place_of(graph_settings(tier.graph, tier.tenant),
+                                        network.environ)
                 gone = signin.logout(place, network.environ)
             except GraphConfigError as exc:
                 raise UsageError(f"tier {tier_id}: {exc}") from None

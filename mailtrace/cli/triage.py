@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,8 @@ def add_parsers(sub: Any) -> dict[str, Any]:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mailtrace.usecases.triage import TargetError, make_target, run_triage
 
     timeout = opt.positive(args.timeout)

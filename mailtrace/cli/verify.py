@@ -7,7 +7,6 @@ Exit codes as DESIGN: 0 converged/safe, 1 differs, propagating or unsafe, 2 usag
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -80,6 +79,8 @@ def _options(args: argparse.Namespace, network: opt.Network) -> Options:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mailtrace.report import verify as render
     from mailtrace.report.json import dumps
     from mailtrace.usecases.verify import verify
@@ -110,6 +111,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_precheck(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mailtrace.report import precheck as render
     from mailtrace.report.json import dumps
     from mailtrace.topology.change import ChangeError, load_change

@@ -21,23 +21,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
-
-import dns.asyncbackend
-import dns.asyncquery
-import dns.exception
-import dns.flags
-import dns.inet
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.evidence import DnsAnswer
 from mailtrace.core.network import Endpoint, Redirects
+
+if TYPE_CHECKING:  # dnspython is imported by the functions that send or read a message:
+    # the reports and the probe catalog use this module's types without loading it
+    import dns.message
+    import dns.rrset
 
 Role = Literal["resolver", "authoritative"]
 _NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
@@ -160,6 +153,8 @@ class DnsObservation:
 
 
 def _records(section: Iterable[dns.rrset.RRset]) -> tuple[Record, ...]:
+    import dns.rdatatype
+
     out: list[Record] = []
     for rrset in section:
         for rdata in rrset:
@@ -176,6 +171,10 @@ def _records(section: Iterable[dns.rrset.RRset]) -> tuple[Record, ...]:
 
 def classify(response: dns.message.Message) -> Outcome:
     """Map a parsed reply to an outcome. Pure: tests call it on hand-built messages."""
+    import dns.flags
+    import dns.rcode
+    import dns.rdatatype
+
     rcode = response.rcode()
     if rcode == dns.rcode.NOERROR:
         if response.answer:
@@ -196,6 +195,8 @@ def classify(response: dns.message.Message) -> Outcome:
 
 
 def _flags(response: dns.message.Message) -> tuple[str, ...]:
+    import dns.flags
+
     flags = [f for f in ("AA", "TC", "RD", "RA", "AD", "CD") if response.flags & dns.flags.Flag[f]]
     if response.ednsflags & dns.flags.DO:
         flags.append("DO")
@@ -268,6 +269,11 @@ class DnsClient:
         self, server: Server, qname: str, qtype: str, deadline: float,
         dnssec: bool = False, cd: bool = False,
     ) -> DnsObservation:
+        import dns.flags
+        import dns.message
+        import dns.query
+        import dns.rcode
+
         via = self.redirects.resolve(server.name, server.address, server.port)
         message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232,
                                          want_dnssec=dnssec)
@@ -334,6 +340,13 @@ class DnsClient:
         an earlier send is still accepted (same id, same question). The wait between
         sends doubles, from ``attempt_timeout``.
         """
+        import dns.asyncbackend
+        import dns.asyncquery
+        import dns.exception
+        import dns.flags
+        import dns.inet
+        import dns.query
+
         backend = dns.asyncbackend.get_default_backend()
         family = socket.AF_INET6 if ":" in via.address else socket.AF_INET
         sock = await backend.make_socket(  # type: ignore[no-untyped-call]
@@ -367,6 +380,9 @@ class DnsClient:
 
     async def _tcp(self, message: dns.message.Message, via: Endpoint, deadline: float,
                    attempts: list[Attempt]) -> dns.message.Message | None:
+        import dns.asyncquery
+        import dns.exception
+
         started = time.monotonic()
         self.queries_sent += 1
         try:

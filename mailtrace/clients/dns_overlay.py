@@ -12,10 +12,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-import dns.rdataclass
-import dns.rdatatype
-import dns.rdtypes.ANY.TXT
-
 from mailtrace.clients.dns import DnsClient, DnsObservation, Outcome, Record, Server, normalize
 from mailtrace.core.network import Endpoint
 
@@ -33,6 +29,10 @@ def presentation(rdtype: str, data: str) -> str:
     except UnicodeEncodeError:
         raw = data.encode("utf-8")
     strings = [raw[i:i + 255] for i in range(0, len(raw), 255)] or [b""]
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rdtypes.ANY.TXT
+
     txt = dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, strings)
     return str(txt.to_text())
 

@@ -32,7 +32,6 @@ import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import dns.dnssec
 import dns.dnssecalgs
@@ -48,7 +47,7 @@ from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from mailtrace.clients.dns import DnsObservation, Outcome, Record
-from mailtrace.clients.dnssec import ChainObservation
+from mailtrace.clients.dnssec import ChainObservation, ChainVerdict, Failure, Link, Security
 
 #: Signature verifications one RRset may cost, and a whole chain.
 PER_RRSET = 8
@@ -70,63 +69,6 @@ DIGESTS = frozenset({1, 2, 4})
 _ZONE_KEY = 0x0100  # RFC 4034 §2.1.1
 _REVOKED = 0x0080  # RFC 5011 §3
 IN = dns.rdataclass.IN
-
-
-class Security(StrEnum):
-    SECURE = "secure"  # validated from the anchor
-    INSECURE = "insecure"  # unsigned: a parent proves no DS (or none it can use)
-    BOGUS = "bogus"  # should validate and does not: validating resolvers answer SERVFAIL
-    INDETERMINATE = "indeterminate"  # a lookup failed: could not be told
-
-
-class Failure(StrEnum):
-    RRSIG_EXPIRED = "rrsig-expired"
-    RRSIG_NOT_YET_VALID = "rrsig-not-yet-valid"
-    SIGNATURE_INVALID = "signature-invalid"
-    SIGNATURE_MISSING = "signature-missing"
-    NO_MATCHING_KEY = "no-matching-key"  # RRSIGs name keys the zone does not publish
-    DS_NO_MATCHING_DNSKEY = "ds-no-matching-dnskey"
-    DNSKEY_MISSING = "dnskey-missing"  # a DS at the parent, no DNSKEY in the zone
-    DNSKEY_UNAVAILABLE = "dnskey-unavailable"  # a DS at the parent, DNSKEY lookups fail
-    ALGORITHM_UNSUPPORTED = "algorithm-unsupported"  # treated as insecure (RFC 4035 §5.2)
-    MALFORMED = "malformed"  # key, signature or DS data that cannot be read
-    VALIDATION_LIMIT = "validation-limit"  # the bounded work ran out first
-    CHAIN_LOOP = "chain-loop"  # a signer or parent that is not above the name
-    ANCHOR_MISMATCH = "anchor-mismatch"  # the root's keys are not the anchor's: unjudged
-    LOOKUP_FAILED = "lookup-failed"  # a DNSKEY, DS or the RRset could not be fetched
-    TOO_DEEP = "too-deep"
-
-
-@dataclass(frozen=True)
-class Link:
-    """One zone of the chain, root first, and how far it validated."""
-
-    zone: str
-    security: Security
-    keys: tuple[int, ...] = ()  # key tags of the keys that vouched for the zone
-
-
-@dataclass(frozen=True)
-class ChainVerdict:
-    name: str
-    rdtype: str
-    security: Security
-    links: tuple[Link, ...]  # root first; the zone of the RRset last
-    failure: Failure | None = None
-    zone: str | None = None  # the zone of the failing link, or the first unsigned one
-    detail: str = ""
-    record: str | None = None  # the record at fault (RRSIG, DS, DNSKEY), as text
-    validations: int = 0  # signature verifications done
-    negative: bool = False  # the name has no such RRset (its zone judged alone)
-
-    @property
-    def path(self) -> str:
-        """``. → com. → contoso.com.`` with each zone's status when it is not secure."""
-        parts = []
-        for link in self.links:
-            note = "" if link.security is Security.SECURE else f" ({link.security.value})"
-            parts.append(f"{link.zone}{note}")
-        return " → ".join(parts)
 
 
 @dataclass

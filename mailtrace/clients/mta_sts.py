@@ -1,5 +1,8 @@
 """The MTA-STS policy over HTTPS (RFC 8461 §3.3: ``https://mta-sts.<domain>/.well-known/
-mta-sts.txt``, the certificate valid for that name, no redirect followed, a bounded body)."""
+mta-sts.txt``, the certificate valid for that name, no redirect followed, a bounded body).
+
+requests is imported when a policy is fetched: the commands that fetch none do not load it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
-from mailtrace.clients.http import BodyTooLarge, read_body, session
 from mailtrace.core.network import Redirects
 from mailtrace.mailauth.mta_sts import PolicyFetch
 
@@ -24,6 +24,10 @@ def policy_url(domain: str) -> str:
 
 def fetch_policy(domain: str, redirects: Redirects | None = None,
                  ca_file: str | None = None, timeout: float = TIMEOUT) -> PolicyFetch:
+    import requests
+
+    from mailtrace.clients.http import BodyTooLarge, read_body, session
+
     url = policy_url(domain)
     try:
         with session(redirects) as http, http.get(

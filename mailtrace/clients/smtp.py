@@ -27,9 +27,6 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from mailtrace.clients.smtp_reply import MAX_LINE, MAX_LINES, Reply, ReplyError, build, decode
 from mailtrace.clients.smtp_reply import parse_line as _parse_line
 from mailtrace.core.evidence import SmtpDialogue
@@ -296,6 +293,10 @@ def name_matches(pattern: str, host: str) -> bool:
 
 
 def cert_info(der: bytes, host: str, chain_error: str | None) -> CertInfo:
+    # cryptography is loaded with the first certificate, not with the probe catalog
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     cert = x509.load_der_x509_certificate(der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
+if TYPE_CHECKING:  # dnspython reads an anchor file; the built-in anchor needs none of it
+    import dns.name
 
 #: The root zone's key-signing keys, as DS records (IANA root-anchors.xml: KSK-2017,
 #: key tag 20326, and KSK-2024, key tag 38696, which signs the root from 2026-10-11).
@@ -44,6 +42,9 @@ class TrustAnchor:
     def from_file(cls, path: Path) -> TrustAnchor:
         """DS or DNSKEY records owned by "." (zone-file syntax, one per line; comments
         after ";" and blank lines allowed; TTL and class optional)."""
+        import dns.name
+        import dns.rdatatype
+
         try:
             if path.stat().st_size > MAX_ANCHOR_BYTES:
                 raise TrustAnchorError(f"{path}: larger than {MAX_ANCHOR_BYTES} bytes: not "
@@ -69,6 +70,12 @@ class TrustAnchor:
 
 def _record(line: str, where: str) -> tuple[dns.name.Name, int, str]:
     """``owner [ttl] [class] type rdata`` -> (owner, type, rdata in canonical text)."""
+    import dns.exception
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     tokens = line.split()
     try:
         owner = dns.name.from_text(tokens[0])

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from mailtrace.clients.dns import DnsClient, Server
 from mailtrace.clients.msgraph import signin
 from mailtrace.clients.msgraph.client import GraphClient, GraphConfigError, connect
-from mailtrace.clients.msgraph.credentials import graph_target
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.clients.mta_sts import PolicyFetcher
 from mailtrace.clients.proofpoint import EssentialsClient, PpsClient, TapClient
 from mailtrace.clients.proofpoint.http import ApiError, Credentials, credentials
@@ -28,6 +29,7 @@ from mailtrace.engine.settings import Options
 from mailtrace.probes.base import ClientUnavailable
 from mailtrace.topology.model import (
     ExchangeOnlineTier,
+    GraphAccess,
     ProofpointApi,
     ProofpointTier,
     TapAccess,
@@ -40,6 +42,17 @@ C = TypeVar("C")
 PPS_API = "Proofpoint Smart Search / quarantine API"
 ESSENTIALS_API = "Proofpoint Essentials API"
 TAP_API = "Proofpoint TAP SIEM API"
+
+
+def graph_settings(access: GraphAccess, tenant: str | None, *, ca_file: Path | None = None,
+                   timeout: float = 30.0, redirects: Redirects | None = None) -> GraphSettings:
+    """A tier's ``graph:`` section and the run's options, as the Graph client's settings
+    (the sign-in commands use it too)."""
+    return GraphSettings(
+        url=access.url, auth=access.auth, tenant_id=access.tenant_id,
+        client_id=access.client_id, certificate_path=access.certificate_path,
+        secret_env=access.secret_env, token_env=access.token_env, tenant=tenant,
+        ca_file=ca_file, timeout=timeout, redirects=redirects or Redirects())
 
 
 class RunClients:
@@ -79,18 +92,19 @@ class RunClients:
         found = self.topology.tiers.get(tier)
         if not isinstance(found, ExchangeOnlineTier) or found.graph is None:
             raise ClientUnavailable(f"tier {tier} declares no graph: access")
-        access = found.graph
+        settings = graph_settings(found.graph, found.tenant, ca_file=self.options.ca_file,
+                                  timeout=self.options.timeout, redirects=self.dns.redirects)
 
         def make() -> GraphClient:
             environ = self.options.environ
             try:
                 credential = None
-                if access.auth in signin.DELEGATED:
+                if settings.auth in signin.DELEGATED:
                     # A person's recorded sign-in (`mailtrace login`), used silently, with
                     # the run's CA file for the sign-in service too: no prompt in a probe.
-                    place = signin.place_of(access, graph_target(access), environ, found.tenant)
+                    place = signin.place_of(settings, environ)
                     credential = signin.signed_in(place, environ, self.options.ca_file)
-                return connect(access, environ, found.tenant, credential=credential)
+                return connect(settings, environ, credential=credential)
             except GraphConfigError as exc:
                 raise ClientUnavailable(str(exc)) from None
 

@@ -7,18 +7,25 @@ contacts by address, mailboxSettings, inbox rules, getMailTips, service health i
 message traces and their details by recipient. It answers only a request that carries
 the lab's bearer token. A scenario changes the tenant with :class:`TenantFaults`:
 a missing recipient, a disabled account, a rule, a full mailbox, an incident, a
-quarantined message, 403s, 429s with Retry-After, or raw bodies (HTML, malformed JSON).
+quarantined message, 403s, 429s with Retry-After, raw bodies (HTML, malformed JSON), or
+collections answered a few items a page, with ``@odata.nextLink`` (Graph's server-side
+paging; the ``$skiptoken`` in the link is opaque to clients, here it is an offset).
+
+The lab serves it over HTTPS with a certificate from its CA for the real Graph host, and
+sends ``graph.microsoft.com:443`` to it with a ``--connect-to`` rule, so a triage of the
+unchanged topology checks TLS as it would against Graph itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import ssl
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from mailtrace.lab import maillog
 from mailtrace.lab.http_server import HttpServer, Request, Response
@@ -57,6 +64,7 @@ class TenantFaults:
     deny: frozenset[str] = frozenset()  # endpoints answering 403; "*" for all
     throttle: Mapping[str, Throttle] = field(default_factory=dict)
     raw: Mapping[str, Response] = field(default_factory=dict)  # endpoint -> answer as is
+    page_size: int | None = None  # collections answered this many items a page
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> Response:
@@ -207,18 +215,24 @@ _ROUTES = [
 
 
 class GraphStandIn:
-    """``await GraphStandIn(tenant, token).start()``; ``url`` is the v1.0 base URL."""
+    """``await GraphStandIn(tenant, token).start()``; ``url`` is the v1.0 base URL on
+    loopback (over HTTPS when given a TLS context)."""
 
-    def __init__(self, tenant: LabTenant, token: str, *, delay: float = 0.0) -> None:
+    def __init__(self, tenant: LabTenant, token: str, *, delay: float = 0.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.tenant = tenant
         self.token = token
         self.delay = delay
-        self.server = HttpServer(self.handle)
+        self.server = HttpServer(self.handle, tls=tls)
         self.seen: Counter[str] = Counter()
 
     @property
     def url(self) -> str:
         return self.server.url + API
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def requests(self) -> list[Request]:
@@ -268,6 +282,26 @@ class GraphStandIn:
             return faults.raw[name]
         return getattr(self, f"_{name}")(params, request)  # type: ignore[no-any-return]
 
+    def _collection(self, request: Request, context: str, items: list[dict[str, Any]],
+                    **extra: Any) -> Response:
+        """A collection answer: all of it, or one page and the link to the next."""
+        doc = {**_collection(context, items), **extra}
+        size = self.tenant.faults.page_size
+        if size:
+            skip = int(request.arg("$skiptoken") or 0)
+            doc["value"] = items[skip:skip + size]
+            if skip + size < len(items):
+                doc["@odata.nextLink"] = self._link(request, skip + size)
+        return Response.json(doc)
+
+    def _link(self, request: Request, skip: int) -> str:
+        """The next page's absolute URL, on the host the client asked for."""
+        scheme = "https" if self.server.tls else "http"
+        host = request.headers.get("host") or f"{self.server.host}:{self.server.port}"
+        query = [(k, v) for k, values in request.query.items() for v in values
+                 if k != "$skiptoken"] + [("$skiptoken", str(skip))]
+        return f"{scheme}://{host}{request.path}?{urlencode(query, safe='$')}"
+
     # -- the endpoints ------------------------------------------------------------------
 
     def _domain(self, params: tuple[str, ...], request: Request) -> Response:
@@ -281,8 +315,8 @@ class GraphStandIn:
     def _records(self, params: tuple[str, ...], request: Request) -> Response:
         if self.tenant.domain(params[0]) is None:
             return _error(404, "Request_ResourceNotFound", f"Resource '{params[0]}' not found.")
-        return Response.json(_collection(f"domains('{params[0]}')/serviceConfigurationRecords",
-                                         self.tenant.records(params[0])))
+        return self._collection(request, f"domains('{params[0]}')/serviceConfigurationRecords",
+                                self.tenant.records(params[0]))
 
     def _matching(self, request: Request) -> bool:
         wanted = _address_in(request.arg("$filter") or "")
@@ -291,10 +325,8 @@ class GraphStandIn:
 
     def _users(self, params: tuple[str, ...], request: Request) -> Response:
         users = [self.tenant.user()] if self._matching(request) else []
-        doc = _collection("users", users)
-        if request.arg("$count") == "true":
-            doc["@odata.count"] = len(users)
-        return Response.json(doc)
+        count = {"@odata.count": len(users)} if request.arg("$count") == "true" else {}
+        return self._collection(request, "users", users, **count)
 
     def _groups(self, params: tuple[str, ...], request: Request) -> Response:
         return Response.json({**_collection("groups", []), "@odata.count": 0})
@@ -324,7 +356,7 @@ class GraphStandIn:
         missing = self._mailbox(params[0])
         if missing is not None:
             return missing
-        return Response.json(_collection("users/messageRules", self.tenant.rules()))
+        return self._collection(request, "users/messageRules", self.tenant.rules())
 
     def _getMailTips(self, params: tuple[str, ...], request: Request) -> Response:
         missing = self._mailbox(params[0])
@@ -344,7 +376,7 @@ class GraphStandIn:
         issues = self.tenant.issues()
         if "isResolved eq false" in (request.arg("$filter") or ""):
             issues = [i for i in issues if not i["isResolved"]]
-        return Response.json(_collection("admin/serviceAnnouncement/issues", issues))
+        return self._collection(request, "admin/serviceAnnouncement/issues", issues)
 
     def _messageTraces(self, params: tuple[str, ...], request: Request) -> Response:
         text = request.arg("$filter") or ""
@@ -365,7 +397,7 @@ class GraphStandIn:
                   and (not keys["message_id"] or t["messageId"] == keys["message_id"])
                   and (not keys["subject"]
                        or keys["subject"].lower() in t["subject"].lower())]
-        return Response.json(_collection("admin/exchange/tracing/messageTraces", traces))
+        return self._collection(request, "admin/exchange/tracing/messageTraces", traces)
 
     def _traceDetails(self, params: tuple[str, ...], request: Request) -> Response:
         trace_id, _address = params
@@ -396,8 +428,8 @@ class GraphStandIn:
                                    ("Defer", "Delivery was deferred."))
             events.append({**events[0], "id": f"{trace_id}-2", "event": event,
                            "description": text})
-        return Response.json(_collection("Collection(microsoft.graph.exchangeMessageTraceDetail)",
-                                         events))
+        return self._collection(request,
+                                "Collection(microsoft.graph.exchangeMessageTraceDetail)", events)
 
 
 def lab_tenant(topology: Mapping[str, Any], tier: str, recipient: str,

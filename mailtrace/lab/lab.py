@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import dns.name
@@ -45,6 +45,9 @@ from mailtrace.lab.scenarios import Scenario, ZoneEdit
 from mailtrace.lab.smtp_server import SmtpScript, SmtpServer
 from mailtrace.lab.validating import ValidatingResolver
 
+if TYPE_CHECKING:
+    from mailtrace.topology.model import Topology
+
 LOOPBACK = "127.0.0.1"
 DNS_PORT = 53
 RESOLVER = "resolver"
@@ -52,6 +55,8 @@ RESOLVER = "resolver"
 GRAPH_TOKEN_ENV = "MAILTRACE_LAB_GRAPH_TOKEN"
 #: azure-identity's own variable for the sign-in authority (the lab's, in lab.environ).
 AUTHORITY_ENV = "AZURE_AUTHORITY_HOST"
+#: The Graph a topology's ``graph:`` section means when it names no URL.
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
 
 
 class Startable(Protocol):
@@ -89,6 +94,32 @@ def _origin(file_name: str) -> str:
     """``contoso.com.zone`` -> ``contoso.com.``; ``root.zone`` holds the root zone."""
     stem = file_name.removesuffix(".zone")
     return "." if stem == "root" else stem + "."
+
+
+#: libyaml's safe loader and dumper when PyYAML has them (the lab reads and writes its
+#: topologies at every start), else the pure-Python ones.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_LOADER)  # a safe loader: _LOADER
+
+
+@cache
+def _example(name: str) -> Topology:
+    """An example topology, read and validated once per process (it is immutable)."""
+    from mailtrace.topology import load_topology
+
+    return load_topology(example_topology(name))
+
+
+@cache
+def _unedited(origin: str, text: str) -> dns.zone.Zone:
+    """A lab zone as its file has it, parsed once per process: servers only read it."""
+    zone = dns.zone.from_text(text, origin=origin, relativize=False)
+    _check_loopback(zone)
+    return zone
 
 
 def _host(name: dns.name.Name) -> str:
@@ -195,14 +226,17 @@ class Lab:
 
     def _zone(self, origin: str, text: str, host: str | None,
               edits: list[ZoneEdit]) -> dns.zone.Zone:
-        """A fresh copy of one zone with the edits for `host` (None: edits for everyone),
-        signed with the run's keys when the zone is signed."""
+        """One zone with the edits for `host` (None: edits for everyone), signed with the
+        run's keys when the zone is signed: a fresh copy, unless neither applies (then the
+        zone file as read once, shared and never changed)."""
+        name = dns.name.from_text(origin)
+        mine = [edit for edit in edits if edit.origin == name and (
+            edit.servers is None if host is None else edit.for_server(host))]
+        if not mine and not self.signer.signed(origin):
+            return _unedited(origin, text)
         zone = dns.zone.from_text(text, origin=origin, relativize=False)
-        for edit in edits:
-            if edit.origin == zone.origin and (
-                edit.servers is None if host is None else edit.for_server(host)
-            ):
-                edit.apply(zone)
+        for edit in mine:
+            edit.apply(zone)
         _check_loopback(zone)
         self.signer.sign(zone)
         return zone
@@ -212,7 +246,7 @@ class Lab:
         edits = self._edits()
         served: dict[str, list[str]] = {}
         for origin, text in texts.items():
-            apex = dns.zone.from_text(text, origin=origin, relativize=False)
+            apex = _unedited(origin, text)
             ns = apex.get_rdataset(origin, dns.rdatatype.NS)
             hosts = sorted(_host(rdata.target) for rdata in ns or ())
             if not hosts:
@@ -308,18 +342,25 @@ class Lab:
         self.extra_connect_to.clear()
 
     async def _start_graph(self) -> None:
-        """A Graph stand-in for each Exchange Online tier that declares ``graph:``."""
-        data = yaml.safe_load(example_topology(self.scenario.topology).read_text("utf-8"))
+        """A Graph stand-in for each Exchange Online tier that declares ``graph:``, over
+        HTTPS with a certificate from the lab CA for the Graph host the topology names;
+        ``connect_to`` sends that host's port there, so the lab's copy of the topology keeps
+        the real URL (only its sign-in changes: a token of the lab's own)."""
+        assert self._ca is not None
+        data = _yaml(example_topology(self.scenario.topology).read_text("utf-8"))
         for tier, spec in sorted(data["tiers"].items()):
             if spec.get("kind") != "exchange-online" or "graph" not in spec:
                 continue
+            url = urlsplit(str(spec["graph"].get("url") or GRAPH_URL))
+            host, port = (url.hostname or "").lower(), url.port or 443
             token = self.environ.setdefault(GRAPH_TOKEN_ENV, secrets.token_urlsafe(32))
             tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant,
                                 self.scenario.messages)
-            server = GraphStandIn(tenant, token, delay=self.graph_delay)
+            tls = self._ca.issue(host, LOOPBACK, "localhost").server_context()
+            server = GraphStandIn(tenant, token, delay=self.graph_delay, tls=tls)
             await self._start(server)
             self.graph[tier] = server
-            self.urls[(tier, "graph")] = server.url
+            self.extra_connect_to.append(ConnectTo(host, port, LOOPBACK, server.port))
             self.settings[(tier, "graph")] = {"auth": "token-env", "token_env": GRAPH_TOKEN_ENV}
             if self.sign_in is None:
                 # Where a person signs in (`mailtrace login`): the lab's identity platform,
@@ -352,10 +393,8 @@ class Lab:
     async def _start_gateway_apis(self) -> None:
         """The Proofpoint API stand-ins the scenario's topology declares, over HTTPS with a
         certificate from the lab CA (clients trust it through ``ca_file``)."""
-        from mailtrace.topology import load_topology
-
         assert self._ca is not None
-        topology = load_topology(example_topology(self.scenario.topology))
+        topology = _example(self.scenario.topology)
         # The certificate also names the APIs' real hosts, so a triage of the unchanged
         # topology reaches the stand-ins through --connect-to, TLS checked as in the field.
         names = proofpoint_api.api_hosts(topology)
@@ -452,14 +491,15 @@ class Lab:
         path = example_topology(self.scenario.topology)
         if not self.urls and not self.settings:
             return path
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml(path.read_text(encoding="utf-8"))
         for (tier, key), url in sorted(self.urls.items()):
             data["tiers"][tier].setdefault(key, {})["url"] = url
         for (tier, key), values in sorted(self.settings.items()):
             data["tiers"][tier].setdefault(key, {}).update(values)
         derived = self._folder() / path.name
         derived.write_text(
-            f"# {path.name} pointed at the running lab\n" + yaml.safe_dump(data, sort_keys=False),
+            f"# {path.name} pointed at the running lab\n"
+            + yaml.dump(data, Dumper=_DUMPER, sort_keys=False),
             encoding="utf-8",
         )
         return derived
@@ -524,6 +564,9 @@ class Lab:
                 lines.append(f"  {rule.host:<42} {rule.addr}:{rule.to_port}  {state}")
         for (tier, key), url in sorted(self.urls.items()):
             lines.append(f"{tier} {key} stand-in: {url}")
+        for tier, graph in sorted(self.graph.items()):
+            lines.append(f"{tier} graph stand-in: {graph.url} (its Graph host through "
+                         "--connect-to)")
         if lab_file is None:
             return lines
         try:

@@ -16,9 +16,6 @@ import binascii
 import fnmatch
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.mailauth.lookup import Answer
@@ -42,6 +39,10 @@ class DkimKey:
 
 def _key_bits(key_type: str, data: bytes) -> int:
     """Key size from the p= bytes; raises ValueError when they are no key of that type."""
+    # cryptography is loaded with the first key read, not with the probe catalog
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     if key_type == "ed25519":
         if len(data) != 32:
             raise ValueError(f"an ed25519 key is 32 octets, this one is {len(data)}")

@@ -12,12 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import dns.exception
-import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-
 from mailtrace.core.evidence import Observed
 
 Status = Literal["answer", "nodata", "nxdomain", "error"]
@@ -57,6 +51,9 @@ Lookup = Callable[[str, str], Awaitable[Answer]]
 
 def valid_name(name: str) -> bool:
     """Can this name be asked at all (RFC 1035 §2.3.4: labels 1-63 octets, 255 in all)?"""
+    import dns.exception  # dnspython: imported when a name is read, not with the catalog
+    import dns.name
+
     try:
         dns.name.from_text(name.rstrip(".") + ".")
     except (dns.exception.DNSException, UnicodeError, ValueError):
@@ -68,6 +65,9 @@ def valid_name(name: str) -> bool:
 def absolute(name: str) -> str:
     """Absolute, lowercase, in DNS presentation form (a space in a label becomes \\032,
     as answers spell it)."""
+    import dns.exception
+    import dns.name
+
     text = name.lower().rstrip(".") + "."
     try:
         return dns.name.from_text(text).to_text().lower()
@@ -77,6 +77,10 @@ def absolute(name: str) -> str:
 
 def txt_text(rdata_text: str) -> str:
     """One TXT record's character-strings joined, bytes kept as latin-1 code points."""
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, rdata_text)
     return b"".join(rdata.strings).decode("latin-1")  # type: ignore[attr-defined]
 

@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import dns.exception
-import dns.name
-import dns.rdata
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mailtrace.mailauth.lookup import Answer, Lookup, absolute
@@ -62,6 +59,10 @@ class RecordChange(BaseModel):
                 if len(value.encode("utf-8")) > 4000:
                     raise ValueError("a TXT value longer than 4000 bytes is refused")
                 continue
+            import dns.exception  # dnspython: for a change file only
+            import dns.name
+            import dns.rdata
+
             try:
                 dns.rdata.from_text("IN", self.type, value, origin=dns.name.root)
             except (dns.exception.DNSException, ValueError) as exc:
@@ -134,6 +135,9 @@ def _data(rtype: str, value: str) -> str:
     """Values as the Lookup layer presents them (TXT: the text; others: rdata text)."""
     if rtype == "TXT":
         return value
+    import dns.name
+    import dns.rdata
+
     return dns.rdata.from_text("IN", rtype, value, origin=dns.name.root,
                                relativize=False).to_text()
 

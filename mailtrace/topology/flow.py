@@ -11,11 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
-
-import networkx as nx
+from html import escape as _html_escape
+from typing import TYPE_CHECKING
 
 from mailtrace.topology.model import MAILBOX_KINDS, ExchangeOnlineTier, ProofpointTier, Topology
+
+if TYPE_CHECKING:  # networkx loads with the first flow built, not with this module
+    import networkx as nx
+
+
+def escape(text: str) -> str:
+    """XML character data: ``&``, ``<`` and ``>`` escaped (what ``xml.sax.saxutils.escape``
+    does, without that module's import of ``urllib.request``)."""
+    return _html_escape(text, quote=False)
+
 
 #: A chain is tier ids separated by "->" (or the arrow "→").
 ARROW = re.compile(r"->|→")
@@ -61,6 +70,8 @@ class FlowGraph:
     """
 
     def __init__(self, topology: Topology) -> None:
+        import networkx as nx
+
         self.topology = topology
         self.graph: nx.DiGraph = nx.DiGraph()
         # Where each tier first appears in `flow`: breaks ties in hop order.
@@ -103,6 +114,8 @@ class FlowGraph:
             yield _Edge(source, target, entry)
 
     def _check(self) -> None:
+        import networkx as nx
+
         graph = self.graph
         for tier_id in self.topology.tiers:
             if tier_id not in self._rank:
@@ -161,6 +174,8 @@ class FlowGraph:
                 self._check_accepts_only_from(tier_id, tier.accepts_only_from)
 
     def _check_acyclic(self, dns: str | None) -> None:
+        import networkx as nx
+
         try:
             cycle = nx.find_cycle(self.graph, source=dns)
         except nx.NetworkXNoCycle:
@@ -201,6 +216,8 @@ class FlowGraph:
 
     def hops(self) -> list[str]:
         """Every tier in topological order; ties go to the tier that appears first in flow."""
+        import networkx as nx
+
         return list(nx.lexicographical_topological_sort(self.graph, key=self._rank.__getitem__))
 
     def dns_tier(self) -> str:
@@ -221,6 +238,8 @@ class FlowGraph:
         One reachability check: the number of paths can grow exponentially with the
         number of parallel tiers, reachability cannot.
         """
+        import networkx as nx
+
         dns = self.dns_tier()
         if dns in broken:
             return False
@@ -235,6 +254,8 @@ class FlowGraph:
         """Every simple path from the DNS tier to each mailbox sink, in flow order.
 
         For small graphs and tests only: dense topologies have exponentially many."""
+        import networkx as nx
+
         dns = self.dns_tier()
         found: list[list[str]] = []
         for sink in self.hops():
@@ -244,6 +265,8 @@ class FlowGraph:
 
     def downstream_of(self, tier: str) -> set[str]:
         """Tiers that receive mail from ``tier``, directly or not."""
+        import networkx as nx
+
         if tier not in self.graph:
             raise KeyError(f"unknown tier {tier!r}")
         return set(nx.descendants(self.graph, tier))
@@ -300,6 +323,8 @@ class FlowGraph:
         a verdict names) gets a heavier outline: how a report shows where the fault is.
         Each tier is a ``<g class="tier STATUS">`` so a page's style sheet can restyle it.
         """
+        import networkx as nx
+
         layers = [self._in_flow_order(layer) for layer in nx.topological_generations(self.graph)]
         column_of = {tier: i for i, layer in enumerate(layers) for tier in layer}
         char_w, box_h, gap_x, gap_y, margin = 7.2, 44.0, 60.0, 24.0, 20.0

@@ -32,7 +32,9 @@ from mailtrace.core.network import is_loopback
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built when a topology is first read, not when the module is imported: commands that
+    # read none (``mailtrace probes``) do not pay for building the validators.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # RFC 1035 §2.3.1 "preferred name syntax", relaxed for host names: underscores occur in

@@ -6,23 +6,22 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from mailtrace.core.network import Endpoint
 from mailtrace.engine.settings import Options
-from mailtrace.lab.auth_worlds import PrecheckScenario, VerifyScenario
-from mailtrace.lab.cache import CachingResolver
 from mailtrace.lab.lab import Lab
 from mailtrace.lab.scenarios import Scenario
-from mailtrace.probes.auth import checks
 from mailtrace.report.model import TriageReport
-from mailtrace.report.precheck import PrecheckReport
-from mailtrace.report.verify import VerifyReport
 from mailtrace.topology import load_topology
-from mailtrace.topology.change import ChangeFile, parse_change
-from mailtrace.topology.model import Topology
-from mailtrace.usecases.precheck import precheck
 from mailtrace.usecases.triage import make_target, run_triage
-from mailtrace.usecases.verify import verify
+
+if TYPE_CHECKING:  # verify and precheck are imported when asked for: a demo triage needs neither
+    from mailtrace.lab.auth_worlds import PrecheckScenario, VerifyScenario
+    from mailtrace.report.precheck import PrecheckReport
+    from mailtrace.report.verify import VerifyReport
+    from mailtrace.topology.change import ChangeFile
+    from mailtrace.topology.model import Topology
 
 
 def lab_options(lab: Lab, timeout: float = 30.0) -> Options:
@@ -52,6 +51,8 @@ async def demo(scenario: Scenario, timeout: float, since: timedelta | None = Non
 def world_topology(vs: VerifyScenario, topology: Topology) -> tuple[Topology, str]:
     """The topology as a verify world declares it, and the domain it verifies (a domain
     the topology does not list yet is added: a subdomain sharing the flow)."""
+    from mailtrace.probes.auth import checks
+
     domain = vs.domain or topology.domains[0]
     if domain not in topology.domains:
         topology = topology.model_copy(update={"domains": [*topology.domains, domain]})
@@ -68,6 +69,9 @@ def world_topology(vs: VerifyScenario, topology: Topology) -> tuple[Topology, st
 async def verify_in_lab(vs: VerifyScenario, *, timeout: float = 20.0, watch: bool = False,
                         interval: float = 1.0, dns_delay: float = 0.0) -> VerifyReport:
     """verify against the lab: its resolver, plus the caching one when the scenario has it."""
+    from mailtrace.lab.cache import CachingResolver
+    from mailtrace.usecases.verify import verify
+
     async with Lab(vs.scenario, dns_delay=dns_delay) as lab:
         options = lab_options(lab, timeout)
         cache = None
@@ -88,6 +92,9 @@ async def verify_in_lab(vs: VerifyScenario, *, timeout: float = 20.0, watch: boo
 
 async def precheck_in_lab(ps: PrecheckScenario, *, timeout: float = 20.0,
                           change: ChangeFile | None = None) -> PrecheckReport:
+    from mailtrace.topology.change import parse_change
+    from mailtrace.usecases.precheck import precheck
+
     async with Lab(ps.scenario) as lab:
         topology = load_topology(lab.topology_path)
         change = change or parse_change(ps.change, ps.name)

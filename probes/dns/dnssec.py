@@ -18,8 +18,13 @@ import time
 from dataclasses import dataclass
 
 from mailtrace.clients.dns import DnsObservation, Outcome, Server
-from mailtrace.clients.dnssec import ChainObservation, collect_chain
-from mailtrace.clients.dnssec_validate import ChainVerdict, Failure, Security, validate
+from mailtrace.clients.dnssec import (
+    ChainObservation,
+    ChainVerdict,
+    Failure,
+    Security,
+    collect_chain,
+)
 from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
@@ -134,6 +139,8 @@ def _resolvers(check: DnssecCheck, verdict: ChainVerdict) -> tuple[list[Finding]
 
 
 def _hosts(check: DnssecCheck) -> list[Finding]:
+    from mailtrace.clients.dnssec_validate import validate
+
     verdicts = [(c, validate(c)) for c in check.hosts]
     bogus = [(c, v) for c, v in verdicts if v.security is Security.BOGUS]
     findings: list[Finding] = []
@@ -159,6 +166,8 @@ def _hosts(check: DnssecCheck) -> list[Finding]:
 
 
 def evaluate(check: DnssecCheck) -> list[Finding]:
+    from mailtrace.clients.dnssec_validate import validate  # dnspython's DNSSEC, on use
+
     require_time(check.mx.observations())
     verdict = validate(check.mx)
     resolver_findings, ad = _resolvers(check, verdict)

@@ -4,7 +4,6 @@ failure becomes *not tested* with its evidence (never a failed tier)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailtrace.clients.msgraph.client import (
@@ -16,6 +15,8 @@ from mailtrace.clients.msgraph.client import (
     GraphNotFound,
     GraphThrottled,
     GraphUnavailable,
+    Listing,
+    Request,
     load_sdk,
     sdk_loaded,
 )
@@ -24,9 +25,9 @@ from mailtrace.probes.base import ClientUnavailable, NotTested, ProbeContext
 from mailtrace.topology.model import ExchangeOnlineTier, GraphAccess, Topology
 
 if TYPE_CHECKING:
-    from msgraph.graph_service_client import GraphServiceClient
+    from pydantic import BaseModel
 
-T = TypeVar("T")
+M = TypeVar("M", bound="BaseModel")
 
 GRAPH_FAILURE_TAGS = frozenset({
     "EXO_GRAPH_NOT_CONFIGURED", "EXO_GRAPH_DENIED", "EXO_GRAPH_THROTTLED",
@@ -51,8 +52,8 @@ def tenant_of(topology: Topology, tier: str) -> str | None:
 
 async def client(ctx: ProbeContext) -> GraphClient:
     """The tier's Graph client, made once per run and shared by its probes."""
-    # msgraph takes most of a second to import: in a thread, so the event loop (the DNS
-    # probes running meanwhile) is not held up.
+    # msgraph's request path takes a few tenths of a second to import: in a thread, so
+    # the event loop (the DNS probes running meanwhile) is not held up.
     if not sdk_loaded():
         await asyncio.to_thread(load_sdk)
     try:
@@ -67,13 +68,26 @@ def permission_kind(ctx: ProbeContext) -> str:
     return "delegated" if access is not None and access.auth == "device-code" else "application"
 
 
-async def ask(ctx: ProbeContext, call: str, permission: str,
-              request: Callable[[GraphServiceClient], Awaitable[T | None]]) -> tuple[T, Exchange]:
-    """One Graph call; a 404 is raised as :class:`GraphNotFound` for the caller to read,
-    every other failure becomes *not tested* naming what is missing."""
+async def ask(ctx: ProbeContext, call: str, permission: str, request: Request,
+              model: type[M]) -> tuple[M, Exchange]:
+    """One Graph call, its answer read as ``model``; a 404 is raised as
+    :class:`GraphNotFound` for the caller to read, every other failure becomes *not
+    tested* naming what is missing."""
     graph = await client(ctx)
     try:
-        return await graph.ask(call, lambda: request(graph.sdk), ctx.deadline)
+        return await graph.ask(call, request, model, ctx.deadline)
+    except GraphNotFound:
+        raise
+    except GraphError as exc:
+        raise not_tested(ctx, exc, call, permission) from None
+
+
+async def ask_all(ctx: ProbeContext, call: str, permission: str, request: Request,
+                  item: type[M]) -> tuple[Listing[M], Exchange]:
+    """Like :func:`ask`, for a collection read page after page (``@odata.nextLink``)."""
+    graph = await client(ctx)
+    try:
+        return await graph.ask_all(call, request, item, ctx.deadline)
     except GraphNotFound:
         raise
     except GraphError as exc:

@@ -15,7 +15,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailtrace.clients.msgraph.client import Exchange, GraphError, headers
+from mailtrace.clients.msgraph.client import Exchange, GraphError, Request, headers
+from mailtrace.clients.msgraph.models import DirectoryEntry
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
@@ -115,7 +116,7 @@ def _plans(items: Any, status_field: str) -> tuple[Plan, ...]:
     return tuple(plans)
 
 
-def _object(kind: str, m: Any) -> DirectoryObject:
+def _object(kind: str, m: DirectoryEntry) -> DirectoryObject:
     common: dict[str, Any] = {
         "kind": kind, "id": str(m.id or ""), "name": str(m.display_name or ""),
         "mail": m.mail, "proxy_addresses": tuple(m.proxy_addresses or ())}
@@ -125,7 +126,7 @@ def _object(kind: str, m: Any) -> DirectoryObject:
             user_type=m.user_type,
             assigned_plans=_plans(m.assigned_plans, "capability_status"),
             provisioned_plans=_plans(m.provisioned_plans, "provisioning_status"),
-            on_premises_sync=getattr(m, "on_premises_sync_enabled", None))
+            on_premises_sync=m.on_premises_sync_enabled)
     if kind == "group":
         return DirectoryObject(**common, mail_enabled=m.mail_enabled,
                                security_enabled=m.security_enabled,
@@ -140,25 +141,26 @@ async def _search(ctx: ProbeContext, address: str) -> Lookup:
     from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
     from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-
     def config(params: Any) -> RequestConfiguration[Any]:
         return RequestConfiguration(query_parameters=params,
                                     headers=headers(ConsistencyLevel="eventual"))
 
-    users = config(UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-        filter=address_filter(address, upn=True), select=USER_FIELDS, count=True))
-    groups = config(GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
-        filter=address_filter(address, upn=False), select=GROUP_FIELDS, count=True))
-    contacts = config(ContactsRequestBuilder.ContactsRequestBuilderGetQueryParameters(
-        filter=address_filter(address, upn=False), select=CONTACT_FIELDS, count=True))
-    asks = [("user", "list users by address", USER_PERMISSION,
-             lambda: graph.sdk.users.get(users)),
-            ("group", "list groups by address", GROUP_PERMISSION,
-             lambda: graph.sdk.groups.get(groups)),
-            ("contact", "list org contacts by address", CONTACT_PERMISSION,
-             lambda: graph.sdk.contacts.get(contacts))]
+    users = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        filter=address_filter(address, upn=True), select=USER_FIELDS, count=True)
+    groups = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+        filter=address_filter(address, upn=False), select=GROUP_FIELDS, count=True)
+    contacts = ContactsRequestBuilder.ContactsRequestBuilderGetQueryParameters(
+        filter=address_filter(address, upn=False), select=CONTACT_FIELDS, count=True)
+    asks: list[tuple[str, str, str, Request]] = [
+        ("user", "list users by address", USER_PERMISSION,
+         lambda sdk: sdk.users.to_get_request_information(config(users))),
+        ("group", "list groups by address", GROUP_PERMISSION,
+         lambda sdk: sdk.groups.to_get_request_information(config(groups))),
+        ("contact", "list org contacts by address", CONTACT_PERMISSION,
+         lambda sdk: sdk.contacts.to_get_request_information(config(contacts)))]
     results: list[Any] = await asyncio.gather(
-        *(graph.send(call, request, ctx.deadline) for _, call, _, request in asks),
+        *(graph.ask_all(call, request, DirectoryEntry, ctx.deadline)
+          for _, call, _, request in asks),
         return_exceptions=True)
     found: list[DirectoryObject] = []
     evidence: list[Evidence] = []
@@ -169,9 +171,9 @@ async def _search(ctx: ProbeContext, address: str) -> Lookup:
             continue
         if isinstance(result, BaseException):
             raise result
-        page, exchange = result
+        listing, exchange = result
         assert isinstance(exchange, Exchange)
-        objects = [_object(kind, m) for m in page.value or ()]
+        objects = [_object(kind, m) for m in listing.items]
         matching = [o for o in objects if address.lower() in o.addresses()]
         found += matching
         evidence.append(exchange.evidence(found=[o.evidence() for o in matching]))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailtrace.clients.dns import DnsObservation, Outcome
 from mailtrace.clients.msgraph.client import Exchange, GraphNotFound
+from mailtrace.clients.msgraph.models import Domain, DomainDnsRecord
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
@@ -25,6 +26,7 @@ from mailtrace.probes.dns.expect import bare, matches
 from mailtrace.probes.exo.common import (
     GRAPH_FAILURE_TAGS,
     ask,
+    ask_all,
     first_failure,
     has_graph,
     not_tested,
@@ -75,15 +77,12 @@ class DomainCheck:
     evidence: tuple[Evidence, ...] = field(default=())
 
 
-def _expected(item: object) -> ExpectedRecord:
-    value = (getattr(item, "mail_exchange", None) or getattr(item, "text", None)
-             or getattr(item, "canonical_name", None) or "")
+def _expected(item: DomainDnsRecord) -> ExpectedRecord:
+    value = item.mail_exchange or item.text or item.canonical_name or ""
     return ExpectedRecord(
-        record_type=str(getattr(item, "record_type", "") or ""),
-        label=str(getattr(item, "label", "") or ""),
-        service=str(getattr(item, "supported_service", "") or ""),
-        value=str(value), preference=getattr(item, "preference", None),
-        ttl=getattr(item, "ttl", None))
+        record_type=item.record_type or "", label=item.label or "",
+        service=item.supported_service or "", value=value, preference=item.preference,
+        ttl=item.ttl)
 
 
 def _gateway_in_front(ctx: ProbeContext) -> str | None:
@@ -108,9 +107,11 @@ async def collect(ctx: ProbeContext) -> DomainCheck:
         return sdk.domains.by_domain_id(domain)
 
     results = await asyncio.gather(
-        ask(ctx, "get domain", PERMISSION, lambda sdk: by_id(sdk).get()),
-        ask(ctx, "list serviceConfigurationRecords", PERMISSION,
-            lambda sdk: by_id(sdk).service_configuration_records.get()),
+        ask(ctx, "get domain", PERMISSION, lambda sdk: by_id(sdk).to_get_request_information(),
+            Domain),
+        ask_all(ctx, "list serviceConfigurationRecords", PERMISSION,
+                lambda sdk: by_id(sdk).service_configuration_records
+                .to_get_request_information(), DomainDnsRecord),
         ctx.dns.lookup(domain, "MX", ctx.deadline),
         ctx.dns.lookup(domain, "TXT", ctx.deadline),
         return_exceptions=True)
@@ -132,7 +133,7 @@ async def collect(ctx: ProbeContext) -> DomainCheck:
                               tuple(str(s) for s in model.supported_services or ()),
                               model.authentication_type)
         records, records_exchange = got_records
-        expected = tuple(_expected(r) for r in records.value or ())
+        expected = tuple(_expected(r) for r in records.items)
         evidence += [_ev(exchange, id=record.id, isVerified=record.verified,
                          supportedServices=list(record.services)),
                      _ev(records_exchange, records=[_record_ev(e) for e in expected])]

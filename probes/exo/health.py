@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mailtrace.clients.msgraph.models import ServiceHealthIssue
 from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
-from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, client, has_graph
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask_all, client, has_graph
 
 PERMISSION = "ServiceHealth.Read.All"
 SERVICE = "Exchange Online"
@@ -40,9 +41,8 @@ class HealthCheck:
     evidence: tuple[Evidence, ...] = ()
 
 
-def _enum(value: Any) -> str:
-    raw = getattr(value, "value", value)
-    return str(raw).lower() if raw is not None else "unknown"
+def _enum(value: str | None) -> str:
+    return value.lower() if value is not None else "unknown"
 
 
 async def collect(ctx: ProbeContext) -> HealthCheck:
@@ -55,13 +55,15 @@ async def collect(ctx: ProbeContext) -> HealthCheck:
     params = IssuesRequestBuilder.IssuesRequestBuilderGetQueryParameters(
         filter=f"service eq '{SERVICE}' and isResolved eq false")
     config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=params)
-    page, exchange = await ask(ctx, "list service health issues", PERMISSION,
-                               lambda sdk: sdk.admin.service_announcement.issues.get(config))
+    listing, exchange = await ask_all(
+        ctx, "list service health issues", PERMISSION,
+        lambda sdk: sdk.admin.service_announcement.issues.to_get_request_information(config),
+        ServiceHealthIssue)
     issues = tuple(
         HealthIssue(str(i.id or ""), str(i.title or ""), _enum(i.classification),
                     _enum(i.status), str(i.feature or i.feature_group or ""), i.is_resolved,
                     i.start_date_time.isoformat() if i.start_date_time else None)
-        for i in page.value or ()
+        for i in listing.items
         # the filter is asked of Graph, and checked again here
         if (i.service or "").lower() == SERVICE.lower() and i.is_resolved is not True)
     return HealthCheck(issues, (exchange.evidence(issues=[i.evidence() for i in issues]),))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailtrace.clients.msgraph.client import GraphNotFound
+from mailtrace.clients.msgraph.models import MailTips as MailTipsAnswer
+from mailtrace.clients.msgraph.models import Page
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
@@ -48,8 +50,9 @@ async def collect(ctx: ProbeContext) -> MailTips | OnPremisesMailbox:
                                       additional_data={"MailTipsOptions": OPTIONS})
     try:
         answer, exchange = await ask(ctx, "get MailTips", PERMISSION,
-                                     lambda sdk: sdk.users.by_user_id(user.id)
-                                     .get_mail_tips.post(body))
+                                     lambda sdk: sdk.users.by_user_id(user.id).get_mail_tips
+                                     .to_post_request_information(body),
+                                     Page[MailTipsAnswer])
     except GraphNotFound as exc:
         elsewhere = on_premises_mailbox(ctx, user, exc.code, "get MailTips",
                                         (exc.exchange.evidence(error=str(exc)),))
@@ -57,8 +60,8 @@ async def collect(ctx: ProbeContext) -> MailTips | OnPremisesMailbox:
             return elsewhere
         raise NotTested(f"{address} has no mailbox to ask MailTips in ({exc})") from None
     tips = next((t for t in answer.value or ()
-                 if (getattr(t.email_address, "address", "") or "").lower() == address.lower()),
-                None)
+                 if t.email_address is not None
+                 and (t.email_address.address or "").lower() == address.lower()), None)
     if tips is None:
         raise NotTested(f"Graph returned no MailTips for {address}", [Finding(
             "EXO_GRAPH_BAD_RESPONSE", {"call": "get MailTips", "status": exchange.status,

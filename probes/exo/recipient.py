@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailtrace.clients.msgraph.client import GraphNotFound
+from mailtrace.clients.msgraph.models import MailboxSettings
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import Probe, ProbeContext
@@ -65,13 +66,13 @@ async def collect(ctx: ProbeContext) -> RecipientCheck:
     try:
         settings, exchange = await ask(
             ctx, "get mailboxSettings", MAILBOX_PERMISSION,
-            lambda sdk: sdk.users.by_user_id(user.id).mailbox_settings.get())
+            lambda sdk: sdk.users.by_user_id(user.id).mailbox_settings
+            .to_get_request_information(), MailboxSettings)
     except GraphNotFound as exc:
         return RecipientCheck(found, tenant, no_mailbox=exc.code or "NotFound",
                               mailbox_evidence=(exc.exchange.evidence(error=str(exc)),),
                               routes=routes)
-    raw = settings.user_purpose
-    purpose = str(raw.value) if raw is not None else "unknown"
+    purpose = settings.user_purpose or "unknown"
     return RecipientCheck(found, tenant, purpose,
                           mailbox_evidence=(exchange.evidence(userPurpose=purpose),),
                           routes=routes)

@@ -8,16 +8,17 @@ conditions; a deleting rule with no condition and no exception takes all mail.
 
 from __future__ import annotations
 
-import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mailtrace.clients.msgraph.client import GraphNotFound
+from mailtrace.clients.msgraph.models import MessageRule, Recipient
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
 from mailtrace.probes.base import NotTested, Probe, ProbeContext
-from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask, has_graph
+from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, ask_all, has_graph
 from mailtrace.probes.exo.directory import PROBE_ID as DIRECTORY
 from mailtrace.probes.exo.directory import mailbox_user
 from mailtrace.probes.exo.hybrid import OnPremisesMailbox, on_premises_mailbox
@@ -50,38 +51,35 @@ class RulesCheck:
     evidence: tuple[Evidence, ...] = ()
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w.title() for w in rest)
-
-
 def _text(value: Any) -> str:
-    address = getattr(getattr(value, "email_address", None), "address", None)
-    if address:
-        return str(address)
+    """A predicate's or an action's value as text: recipients by their address."""
+    if isinstance(value, Recipient):
+        return (value.email_address.address if value.email_address else None) or "?"
+    if isinstance(value, Mapping):
+        address = value.get("emailAddress")
+        if isinstance(address, Mapping) and address.get("address"):
+            return str(address["address"])
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items()
+                         if not k.startswith("@odata"))
     if isinstance(value, list | tuple):
         return ", ".join(_text(v) for v in value)
-    return str(getattr(value, "value", value))
+    return str(value)
 
 
-def predicates(model: Any) -> tuple[str, ...]:
-    """``messageRulePredicates`` as "name: value" lines, whatever fields are set."""
-    if model is None or not dataclasses.is_dataclass(model):
+def predicates(raw: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """``messageRulePredicates`` as "name: value" lines, whatever fields are set, in the
+    order of their names."""
+    if not raw:
         return ()
-    lines = []
-    for f in dataclasses.fields(model):
-        value = getattr(model, f.name)
-        if f.name in ("odata_type", "additional_data", "backing_store") or value in (None, [], ""):
-            continue
-        lines.append(f"{_camel(f.name)}: {_text(value)}")
-    return tuple(lines)
+    return tuple(f"{name}: {_text(value)}" for name, value in sorted(raw.items())
+                 if not name.startswith("@odata") and value not in (None, [], "", {}))
 
 
-def _recipients(items: Any) -> tuple[str, ...]:
+def _recipients(items: list[Recipient] | None) -> tuple[str, ...]:
     return tuple(_text(r) for r in items or ())
 
 
-def _rule(m: Any) -> InboxRule:
+def _rule(m: MessageRule) -> InboxRule:
     a = m.actions
     return InboxRule(
         name=str(m.display_name or m.id or "(unnamed)"), sequence=m.sequence,
@@ -89,17 +87,19 @@ def _rule(m: Any) -> InboxRule:
         conditions=predicates(m.conditions), exceptions=predicates(m.exceptions),
         delete=bool(a and a.delete), permanent_delete=bool(a and a.permanent_delete),
         move_to=(a.move_to_folder if a else None) or None,
-        forward_to=_recipients(a and a.forward_to) + _recipients(a and a.forward_as_attachment_to),
-        redirect_to=_recipients(a and a.redirect_to), stop=bool(a and a.stop_processing_rules))
+        forward_to=(_recipients(a.forward_to) + _recipients(a.forward_as_attachment_to)
+                    if a else ()),
+        redirect_to=_recipients(a.redirect_to) if a else (),
+        stop=bool(a and a.stop_processing_rules))
 
 
 async def collect(ctx: ProbeContext) -> RulesCheck | OnPremisesMailbox:
     user = mailbox_user(ctx)
     try:
-        page, exchange = await ask(
+        listing, exchange = await ask_all(
             ctx, "list inbox rules", PERMISSION,
             lambda sdk: sdk.users.by_user_id(user.id).mail_folders.by_mail_folder_id("inbox")
-            .message_rules.get())
+            .message_rules.to_get_request_information(), MessageRule)
     except GraphNotFound as exc:
         elsewhere = on_premises_mailbox(ctx, user, exc.code, "list inbox rules",
                                         (exc.exchange.evidence(error=str(exc)),))
@@ -107,7 +107,7 @@ async def collect(ctx: ProbeContext) -> RulesCheck | OnPremisesMailbox:
             return elsewhere
         raise NotTested(f"{ctx.target.recipient} has no Exchange Online mailbox to read rules "
                         f"from ({exc})") from None
-    rules = tuple(_rule(m) for m in page.value or ())
+    rules = tuple(_rule(m) for m in listing.items)
     return RulesCheck(ctx.target.recipient or "", rules,
                       (exchange.evidence(rules=[r.evidence() for r in rules]),))
 

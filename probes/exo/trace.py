@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailtrace.clients.msgraph.client import GraphDenied, GraphError
+from mailtrace.clients.msgraph.models import MessageTrace, MessageTraceDetail
 from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
 from mailtrace.core.journey import Event, JourneyStep
@@ -100,9 +101,8 @@ def trace_filter(address: str, start: dt.datetime, end: dt.datetime,
     return text
 
 
-def _status(value: Any) -> str:
-    raw = getattr(value, "value", None)
-    return str(raw).lower() if raw else "unknown"
+def _status(value: str | None) -> str:
+    return value.lower() if value else "unknown"
 
 
 def _denied(ctx: ProbeContext, exc: GraphError, call: str) -> NotTested:
@@ -135,17 +135,18 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     params = MessageTracesRequestBuilder.MessageTracesRequestBuilderGetQueryParameters(
         filter=trace_filter(address, end - since, end, ctx.target), top=1000)
     config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=params)
-    traces = graph.sdk.admin.exchange.tracing.message_traces
     try:
-        page, exchange = await graph.ask("list message traces",
-                                         lambda: traces.get(config), ctx.deadline)
+        listing, exchange = await graph.ask_all(
+            "list message traces",
+            lambda sdk: sdk.admin.exchange.tracing.message_traces.to_get_request_information(
+                config), MessageTrace, ctx.deadline)
     except GraphError as exc:
         raise _denied(ctx, exc, "list message traces") from None
     messages = [TracedMessage(str(m.id or ""), str(m.sender_address or ""),
                               str(m.subject or ""),
                               _time(m.received_date_time) if m.received_date_time else None,
                               _status(m.status), message_id=m.message_id or None)
-                for m in page.value or ()
+                for m in listing.items
                 if (m.recipient_address or address).lower() == address.lower()
                 and _from_sender(str(m.sender_address or ""), ctx.target.sender)]
     evidence = [exchange.evidence(count=len(messages))]
@@ -153,16 +154,18 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     async def details(message: TracedMessage) -> TracedMessage:
         call = "get message trace details by recipient"
         try:
-            answer, ex = await graph.ask(call, lambda: traces.by_exchange_message_trace_id(
-                message.id).get_details_by_recipient_with_recipient_address(address).get(),
-                ctx.deadline)
+            answer, ex = await graph.ask_all(
+                call, lambda sdk: sdk.admin.exchange.tracing.message_traces
+                .by_exchange_message_trace_id(message.id)
+                .get_details_by_recipient_with_recipient_address(address)
+                .to_get_request_information(), MessageTraceDetail, ctx.deadline)
         except GraphError as exc:  # the trace itself still stands as evidence
             return TracedMessage(**{**vars(message), "events": (
                 {"error": str(exc), "request": exc.exchange.evidence()["request"]},)})
         events = tuple({"dateTime": _time(d.date_time) if d.date_time else None,
                         "event": d.event, "action": d.action, "description": d.description,
                         "data": (d.data or "")[:2048] or None}
-                       for d in answer.value or ())
+                       for d in answer.items)
         evidence.append(ex.evidence(message=message.id, events=len(events)))
         return TracedMessage(**{**vars(message), "events": events})
 
@@ -181,7 +184,7 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
         *(details(m) for m in wanted[:MAX_DETAILS]))}
     messages = [detailed.get(m.id, m) for m in messages]
     return TraceCheck(address, window_text(since), tuple(messages),
-                      bool(page.odata_next_link), tuple(evidence), tier=ctx.tier,
+                      not listing.complete, tuple(evidence), tier=ctx.tier,
                       asked=ctx.target.message if ctx.target.asks_message else None,
                       routes=routes)
 
@@ -283,7 +286,7 @@ def evaluate(check: TraceCheck) -> list[Finding]:
                                 [*(Observed(m.evidence()) for m in these), *check.evidence]))
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if check.truncated:
-        statuses += " (first page only)"
+        statuses += " (not every page read)"
     findings.append(Finding("EXO_TRACE_SUMMARY", {**base, "statuses": statuses},
                             list(check.evidence)))
     return findings

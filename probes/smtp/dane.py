@@ -20,21 +20,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dns.exception
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from dns.rdtypes.ANY.TLSA import TLSA
-
-from mailtrace.clients.dnssec import ChainObservation
-from mailtrace.clients.dnssec_validate import ChainVerdict, Security, validate
+from mailtrace.clients.dnssec import ChainObservation, ChainVerdict, Security
 from mailtrace.clients.smtp import Dialogue
 from mailtrace.core.evidence import Evidence, Observed
 from mailtrace.core.findings import Finding
+
+if TYPE_CHECKING:  # dnspython and cryptography load when a record or certificate is read
+    from dns.rdtypes.ANY.TLSA import TLSA
 
 #: TLSA records of one host matched at most: a larger set is named, not walked.
 MAX_TLSA = 64
@@ -61,6 +55,9 @@ def digest(der: bytes, selector: int, mtype: int) -> bytes:
     if selector == 0:
         data = der
     else:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         key = x509.load_der_x509_certificate(der).public_key()
         data = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if mtype == 1:
@@ -82,6 +79,12 @@ class Tlsa:
 
 
 def read_tlsa(text: str) -> Tlsa:
+    import dns.exception
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    from dns.rdtypes.ANY.TLSA import TLSA
+
     try:
         rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TLSA, text)
     except (dns.exception.DNSException, ValueError) as exc:
@@ -102,6 +105,8 @@ def read_tlsa(text: str) -> Tlsa:
 
 
 def _issues(issuer: bytes, cert: bytes) -> bool:
+    from cryptography import x509
+
     try:
         x509.load_der_x509_certificate(cert).verify_directly_issued_by(
             x509.load_der_x509_certificate(issuer))
@@ -171,6 +176,8 @@ class HostDane:
 
 
 def host_dane(host: str, chain: ChainObservation) -> HostDane:
+    from mailtrace.clients.dnssec_validate import validate  # dnspython's DNSSEC, on use
+
     verdict = validate(chain)
     texts = [r.data for r in chain.answer.records("TLSA")]
     return HostDane(host, chain, verdict, tuple(read_tlsa(t) for t in texts[:MAX_TLSA]),

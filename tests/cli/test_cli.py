@@ -332,6 +332,31 @@ def test_help_is_fast():
     assert time.monotonic() - started < 5
 
 
+EVIDENCE = ROOT / "tests" / "data" / "evidence"
+#: What only a triage (or the lab) needs: the Graph SDK and its HTTP stack, the lab, and
+#: the network stacks of the DNS, SMTP and gateway clients.
+NETWORK_STACKS = ("msgraph", "kiota_", "azure", "httpx", "mailtrace.lab", "dns", "requests",
+                  "cryptography")
+
+
+@pytest.mark.parametrize("argv", [
+    ["probes"], ["schema"], ["graph", "--topology", CONTOSO],
+    ["ndr", str(EVIDENCE / "ndr" / "pod-dbeb-5.4.1.eml"), "--topology", CONTOSO],
+    ["headers", str(EVIDENCE / "headers" / "contoso-via-pod.eml"), "--topology", CONTOSO],
+], ids=lambda argv: argv[0])
+def test_commands_that_ask_no_network_load_no_network_stack(argv):
+    """Start-up time is the benchmark's (benchmarks/bench_process.py); this keeps the
+    Graph SDK, the lab and the network clients' libraries out of these commands."""
+    code = ("import sys, contextlib, io\n"
+            "from mailtrace.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(sys.argv[1:])\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({NETWORK_STACKS!r})))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
 def test_version_names_the_distribution(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("mailtrace-diagnostics ")

@@ -1,7 +1,9 @@
-"""The Graph client: msgraph-sdk over real HTTP against the lab's Graph stand-in.
+"""The Graph client: msgraph-sdk's request path over real HTTP against the lab's Graph
+stand-in.
 
-No SDK internals are patched: the stand-in answers on loopback, the SDK parses what it
-answers, and the client maps what goes wrong to its small error tree.
+No SDK internals are patched: the stand-in answers on loopback, the SDK's builders and
+adapter make and send each request, the client reads the answer into its models and maps
+what goes wrong to its small error tree.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ from mailtrace.clients.msgraph.credentials import (
     graph_target,
     make_credential,
 )
+from mailtrace.clients.msgraph.models import (
+    DirectoryEntry,
+    Domain,
+    DomainDnsRecord,
+    MailboxSettings,
+    MessageRule,
+)
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.lab.graph_api import USER_ID, GraphStandIn, LabTenant, TenantFaults, Throttle
 from mailtrace.lab.http_server import Response
-from mailtrace.topology.model import GraphAccess
 
 TOKEN = "lab-token-7f3c9a"
 ALICE = "alice@contoso.com"
@@ -48,7 +57,7 @@ def run(body: Any, *, token: str = TOKEN, delay: float = 0.0, **faults: Any) -> 
     async def main() -> Any:
         stand_in = GraphStandIn(_tenant(**faults), TOKEN, delay=delay)
         await stand_in.start()
-        graph = connect(GraphAccess(url=stand_in.url, auth="token-env", token_env="T"),
+        graph = connect(GraphSettings(url=stand_in.url, auth="token-env", token_env="T"),
                         {"T": token})
         try:
             return await body(graph, stand_in)
@@ -64,31 +73,49 @@ def soon(seconds: float = 5.0) -> float:
 
 
 async def _domain(graph: GraphClient, _: GraphStandIn) -> Any:
-    return await graph.ask("get domain", lambda: graph.sdk.domains.by_domain_id(
-        "contoso.com").get(), soon())
+    return await graph.ask("get domain", lambda sdk: sdk.domains.by_domain_id(
+        "contoso.com").to_get_request_information(), Domain, soon())
 
 
-def test_the_sdk_parses_the_stand_ins_documented_shapes():
-    from msgraph.generated.models.domain_dns_mx_record import DomainDnsMxRecord
-    from msgraph.generated.models.domain_dns_txt_record import DomainDnsTxtRecord
-
+def test_answers_are_read_into_the_fields_the_probes_use():
     async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
         domain, exchange = await _domain(graph, stand_in)
-        records, _ = await graph.ask("records", lambda: graph.sdk.domains.by_domain_id(
-            "contoso.com").service_configuration_records.get(), soon())
-        return domain, exchange, records.value, stand_in.requests
+        records, _ = await graph.ask_all("records", lambda sdk: sdk.domains.by_domain_id(
+            "contoso.com").service_configuration_records.to_get_request_information(),
+            DomainDnsRecord, soon())
+        return domain, exchange, records, stand_in.requests
 
     domain, exchange, records, requests = run(body)
     assert (domain.is_verified, domain.supported_services) == (
         True, ["Email", "OfficeCommunicationsOnline"])
-    # the @odata.type discriminator picks the subclass: mailExchange is a field, not extra
-    mx, txt = records[0], records[1]
-    assert isinstance(mx, DomainDnsMxRecord) and mx.mail_exchange == (
-        "contoso-com.mail.protection.outlook.com")
-    assert isinstance(txt, DomainDnsTxtRecord) and txt.text.startswith("v=spf1")
+    mx, txt, cname = records.items
+    assert (mx.record_type, mx.mail_exchange, mx.preference) == (
+        "Mx", "contoso-com.mail.protection.outlook.com", 0)
+    assert txt.text is not None and txt.text.startswith("v=spf1")
+    assert (cname.canonical_name, records.complete, records.pages) == (
+        "autodiscover.outlook.com", True, 1)
     assert (exchange.method, exchange.url, exchange.status) == (
         "GET", "/v1.0/domains/contoso.com", 200)
     assert requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_no_model_of_the_sdk_is_loaded_to_read_an_answer():
+    """Reading one entity with msgraph-sdk's models imports thousands of modules (issues
+    #584, #904): the answers are read by the client's own small models."""
+    import sys
+
+    before = {m for m in sys.modules if m.startswith("msgraph.generated.models")}
+
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        await _domain(graph, stand_in)
+        await graph.ask_all("users", lambda sdk: sdk.users.to_get_request_information(),
+                            DirectoryEntry, soon())
+
+    run(body)
+    loaded = {m for m in sys.modules if m.startswith("msgraph.generated.models")} - before
+    # the OData error (the adapter's error mapping) and its package; no entity model
+    assert all(m.startswith("msgraph.generated.models.o_data_errors")
+               or m == "msgraph.generated.models" for m in loaded), sorted(loaded)[:5]
 
 
 def test_the_consistency_header_of_one_query_does_not_leak_into_others():
@@ -103,15 +130,17 @@ def test_the_consistency_header_of_one_query_does_not_leak_into_others():
             filter=f"mail eq '{ALICE}'", count=True)
         config = RequestConfiguration(query_parameters=params,
                                       headers=headers(ConsistencyLevel="eventual"))
-        users, _ = await graph.ask("users", lambda: graph.sdk.users.get(config), soon())
+        users, _ = await graph.ask_all("users", lambda sdk: sdk.users.to_get_request_information(
+            config), DirectoryEntry, soon())
         await _domain(graph, stand_in)
-        await graph.ask("rules", lambda: graph.sdk.users.by_user_id(USER_ID).mail_folders
-                        .by_mail_folder_id("inbox").message_rules.get(
-                            RequestConfiguration()), soon())
+        await graph.ask_all("rules", lambda sdk: sdk.users.by_user_id(USER_ID).mail_folders
+                            .by_mail_folder_id("inbox").message_rules
+                            .to_get_request_information(RequestConfiguration()),
+                            MessageRule, soon())
         return users, stand_in.requests
 
     users, requests = run(body)
-    assert [u.id for u in users.value] == [USER_ID]
+    assert [u.id for u in users.items] == [USER_ID]
     assert [r.headers.get("consistencylevel") for r in requests] == ["eventual", None, None]
 
 
@@ -195,8 +224,8 @@ def test_missing_fields_and_unknown_enum_values_parse_to_none():
 
     async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
         domain, _ = await _domain(graph, stand_in)
-        mailbox, _ = await graph.ask("settings", lambda: graph.sdk.users.by_user_id(
-            USER_ID).mailbox_settings.get(), soon())
+        mailbox, _ = await graph.ask("settings", lambda sdk: sdk.users.by_user_id(
+            USER_ID).mailbox_settings.to_get_request_information(), MailboxSettings, soon())
         return domain, mailbox
 
     domain, mailbox = run(body, raw={"domain": Response.json(body_json),
@@ -208,14 +237,14 @@ def test_missing_fields_and_unknown_enum_values_parse_to_none():
 def test_no_answer_in_time_and_no_server_are_unavailable():
     async def slow(graph: GraphClient, stand_in: GraphStandIn) -> Any:
         with pytest.raises(GraphUnavailable, match="in time"):
-            await graph.ask("d", lambda: graph.sdk.domains.by_domain_id("contoso.com").get(),
-                            soon(0.2))
+            await graph.ask("d", lambda sdk: sdk.domains.by_domain_id(
+                "contoso.com").to_get_request_information(), Domain, soon(0.2))
 
     run(slow, delay=1.0)
 
     async def closed() -> None:
-        graph = connect(GraphAccess(url="http://127.0.0.1:9/v1.0", auth="token-env",
-                                    token_env="T"), {"T": TOKEN})
+        graph = connect(GraphSettings(url="http://127.0.0.1:9/v1.0", auth="token-env",
+                                      token_env="T"), {"T": TOKEN})
         try:
             with pytest.raises(GraphUnavailable, match="cannot reach"):
                 await _domain(graph, None)  # type: ignore[arg-type]
@@ -223,6 +252,122 @@ def test_no_answer_in_time_and_no_server_are_unavailable():
             await graph.aclose()
 
     asyncio.run(closed())
+
+
+def test_a_body_past_the_cap_is_not_read_further(monkeypatch: pytest.MonkeyPatch):
+    from mailtrace.clients.msgraph import transport
+
+    monkeypatch.setattr(transport, "MAX_BODY", 64)
+
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        with pytest.raises(GraphBadResponse, match="larger than 64 bytes"):
+            await _domain(graph, stand_in)
+
+    run(body)
+
+
+# --- paging (@odata.nextLink) ---------------------------------------------------------------
+
+async def _records(graph: GraphClient, deadline: float) -> Any:
+    return await graph.ask_all("records", lambda sdk: sdk.domains.by_domain_id(
+        "contoso.com").service_configuration_records.to_get_request_information(),
+        DomainDnsRecord, deadline)
+
+
+def test_a_collection_is_read_page_after_page():
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        listing, exchange = await _records(graph, soon())
+        return listing, exchange, stand_in.requests
+
+    listing, exchange, requests = run(body, page_size=1)
+    assert [r.record_type for r in listing.items] == ["Mx", "Txt", "CName"]
+    assert (listing.pages, listing.complete) == (3, True)
+    assert [r.arg("$skiptoken") for r in requests] == [None, "1", "2"]
+    assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in requests)
+    ev = exchange.evidence()
+    assert (ev["pages"], ev["status"]) == (3, 200)
+    assert ev["request"] == "GET /v1.0/domains/contoso.com/serviceConfigurationRecords"
+
+
+def test_paging_stops_when_the_next_page_cannot_come_in_time():
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        listing, exchange = await _records(graph, soon(0.5))
+        return listing, exchange
+
+    listing, exchange = run(body, page_size=1, delay=0.3)
+    assert (len(listing.items), listing.complete) == (1, False)
+    assert "deadline" in exchange.evidence()["incomplete"]
+
+
+def test_a_next_link_to_another_host_is_not_followed():
+    page = {"value": [{"id": USER_ID}],
+            "@odata.nextLink": "https://graph.example.net/v1.0/users?$skiptoken=1"}
+
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        listing, exchange = await graph.ask_all(
+            "users", lambda sdk: sdk.users.to_get_request_information(), DirectoryEntry,
+            soon())
+        return listing, exchange, stand_in.requests
+
+    listing, exchange, requests = run(body, raw={"users": Response.json(page)})
+    assert ([u.id for u in listing.items], listing.complete, len(requests)) == (
+        [USER_ID], False, 1)
+    assert "leaves the tier's Graph host" in exchange.evidence()["incomplete"]
+
+
+# --- HTTPS: --ca-file and --connect-to ---------------------------------------------------------
+
+def _over_https(body: Any, *, names: tuple[str, ...] = ("graph.microsoft.com",),
+                trust: bool = True) -> Any:
+    """Run ``body(client, stand_in)`` against a stand-in on HTTPS (a lab CA certificate for
+    ``names``), reached as https://graph.microsoft.com through a --connect-to rule."""
+    from mailtrace.core.network import ConnectTo, Redirects
+    from mailtrace.lab.ca import LabCA
+
+    async def main() -> Any:
+        ca = LabCA()
+        stand_in = GraphStandIn(_tenant(), TOKEN, tls=ca.issue(*names).server_context())
+        await stand_in.start()
+        rule = ConnectTo("graph.microsoft.com", 443, "127.0.0.1", stand_in.port)
+        graph = connect(GraphSettings(auth="token-env", token_env="T",
+                                      ca_file=ca.ca_file if trust else None,
+                                      redirects=Redirects((rule,))), {"T": TOKEN})
+        try:
+            return await body(graph, stand_in)
+        finally:
+            await graph.aclose()
+            await stand_in.stop()
+            ca.close()
+
+    return asyncio.run(main())
+
+
+def test_graph_over_https_follows_connect_to_and_trusts_the_ca_file(
+        monkeypatch: pytest.MonkeyPatch):
+    # a proxy the environment names is not used for a host --connect-to sends elsewhere
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        domain, exchange = await _domain(graph, stand_in)
+        return domain, exchange, stand_in.requests
+
+    domain, exchange, requests = _over_https(body)
+    assert (domain.id, exchange.status) == ("contoso.com", 200)
+    assert requests[0].headers["host"] == "graph.microsoft.com"
+
+
+@pytest.mark.parametrize(("names", "trust"), [
+    (("graph.microsoft.com",), False),  # the lab CA is not trusted without --ca-file
+    (("graph.example.net",), True),  # a certificate for another name
+])
+def test_a_certificate_that_cannot_be_trusted_is_unavailable(names, trust):
+    async def body(graph: GraphClient, stand_in: GraphStandIn) -> Any:
+        with pytest.raises(GraphUnavailable, match="cannot reach Graph") as info:
+            await _domain(graph, stand_in)
+        return info.value, stand_in.requests
+
+    exc, requests = _over_https(body, names=names, trust=trust)
+    assert exc.exchange.status is None and requests == []
 
 
 # --- clouds and credentials --------------------------------------------------------------
@@ -239,7 +384,7 @@ def test_no_answer_in_time_and_no_server_are_unavailable():
     ("http://127.0.0.1:8080/v1.0", "http://127.0.0.1/.default", None, True),
 ])
 def test_the_cloud_follows_the_graph_url(url, scope, authority, trace):
-    target = graph_target(GraphAccess(url=url, auth="token-env", token_env="T"))
+    target = graph_target(GraphSettings(url=url, auth="token-env", token_env="T"))
     assert (target.scope, target.cloud.authority, target.cloud.message_trace) == (
         scope, authority, trace)
     assert target.base_url == url
@@ -247,11 +392,11 @@ def test_the_cloud_follows_the_graph_url(url, scope, authority, trace):
 
 def test_an_unknown_graph_host_is_refused():
     with pytest.raises(GraphConfigError, match=r"unknown Graph host graph\.example\.com"):
-        graph_target(GraphAccess(url="https://graph.example.com/v1.0", auth="azure-cli"))
+        graph_target(GraphSettings(url="https://graph.example.com/v1.0", auth="azure-cli"))
 
 
-def _access(**kw: Any) -> GraphAccess:
-    return GraphAccess(**kw)
+def _access(**kw: Any) -> GraphSettings:
+    return GraphSettings(**kw)
 
 
 def test_credentials_come_from_the_environment_mapping_and_are_never_echoed():
@@ -367,6 +512,6 @@ def test_certificate_and_device_code_sign_in_at_the_clouds_authority(tmp_path):
         from mailtrace.clients.msgraph.signin import place_of
 
         device = _access(url=url, auth="device-code", tenant_id="t")
-        assert place_of(device, graph_target(device), {}, None).authority == authority
+        assert place_of(device, {}).authority == authority
         with pytest.raises(GraphConfigError, match="mailtrace login"):
             make_credential(device, graph_target(device), {})

@@ -16,13 +16,13 @@ import pytest
 
 from mailtrace.clients.msgraph import signin
 from mailtrace.clients.msgraph.credentials import GraphConfigError, graph_target
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.lab.ca import LabCA
 from mailtrace.lab.graph_api import SignInStandIn
-from mailtrace.topology.model import GraphAccess
 
 ACCESS_TOKEN = "lab-access-token-" + "x" * 32
-LAB_GRAPH = GraphAccess(url="http://127.0.0.1:9/v1.0", auth="device-code",
-                        tenant_id="contoso.onmicrosoft.com")
+LAB_GRAPH = GraphSettings(url="http://127.0.0.1:9/v1.0", auth="device-code",
+                          tenant_id="contoso.onmicrosoft.com")
 
 
 class Authority:
@@ -84,7 +84,7 @@ def environ(home: Path, authority: Authority) -> dict[str, str]:
 
 
 def place(env: dict[str, str]) -> signin.SignInPlace:
-    return signin.place_of(LAB_GRAPH, graph_target(LAB_GRAPH), env, None)
+    return signin.place_of(LAB_GRAPH, env)
 
 
 def sign_in(env: dict[str, str], authority: Authority, *, decline: bool = False,
@@ -188,12 +188,12 @@ def test_without_a_keyring_a_plain_file_cache_needs_consent(home, authority):
 
 def test_a_lab_graph_never_signs_in_at_a_real_authority():
     with pytest.raises(GraphConfigError, match="loopback authority"):
-        signin.place_of(LAB_GRAPH, graph_target(LAB_GRAPH), {}, None)
+        signin.place_of(LAB_GRAPH, {})
     with pytest.raises(GraphConfigError, match="loopback authority"):
-        signin.place_of(LAB_GRAPH, graph_target(LAB_GRAPH),
-                        {signin.AUTHORITY_ENV: "https://login.microsoftonline.com"}, None)
-    real = GraphAccess(url="https://graph.microsoft.com/v1.0", auth="device-code")
-    assert signin.place_of(real, graph_target(real), {}, "contoso.onmicrosoft.com") == (
+        signin.place_of(LAB_GRAPH, {signin.AUTHORITY_ENV: "https://login.microsoftonline.com"})
+    real = GraphSettings(url="https://graph.microsoft.com/v1.0", auth="device-code",
+                         tenant="contoso.onmicrosoft.com")
+    assert signin.place_of(real, {}) == (
         signin.SignInPlace("login.microsoftonline.com", "contoso.onmicrosoft.com",
                            signin.DEFAULT_CLIENT_ID, "https://graph.microsoft.com/.default",
                            "graph.microsoft.com"))

@@ -47,6 +47,14 @@ def test_every_declared_tag_is_emitted_by_a_probe_or_the_engine():
     assert set(catalog.load()) == emitted
 
 
+def test_the_fast_and_the_pure_yaml_parsers_read_the_same_catalog():
+    """The catalog is read with libyaml when PyYAML has it; the pure-Python parser, the
+    fallback, must read exactly the same entries."""
+    if yaml.__with_libyaml__:
+        assert catalog.LOADER is yaml.CSafeLoader
+    assert catalog.parse(catalog.sources(), yaml.SafeLoader) == catalog.load()
+
+
 def test_emitted_tags_are_recorded_for_the_closed_catalog_check():
     """tests/support/closed_catalog.py hears every Finding; after a full run it fails the
     session if a declared tag was never emitted or a message names an argument never

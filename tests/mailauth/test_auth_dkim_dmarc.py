@@ -37,7 +37,7 @@ P2048 = rsa_p(2048)
     (f"v=DKIM1; k=ed25519; p={ED25519_P}", "ed25519", 256, False, False),
     ("v=DKIM1; k=rsa; p=", "rsa", None, True, False),
     (f"v=DKIM1; t=y:s; p={P2048}", "rsa", 2048, False, True),
-])
+], ids=["rsa-2048", "rsa-2048-fws", "rsa-1024-pkcs1", "ed25519", "revoked", "testing"])
 def test_key_records_parse(text, key_type, bits, revoked, testing):
     key = dkim.parse_key(text)
     assert key.problem is None
@@ -139,6 +139,38 @@ def test_organizational_domain_uses_the_bundled_public_suffix_list():
     assert dmarc.organizational_domain("mail.contoso.com") == "contoso.com"
     assert dmarc.organizational_domain("a.b.example.co.uk") == "example.co.uk"
     assert dmarc.organizational_domain("co.uk") == "co.uk"
+
+
+def test_the_organizational_domain_is_the_one_the_whole_list_gives():
+    """Only the rules under a name's top-level label are read; for names under every kind
+    of rule (wildcards, exceptions, private suffixes, IDN in either form) and under an
+    unknown top-level label, the answer is the whole list's."""
+    from publicsuffixlist import PSLFILE, PublicSuffixList
+
+    whole = PublicSuffixList()
+    with open(PSLFILE, encoding="utf-8") as fh:
+        rules = [r for line in fh if (r := line.split(" ")[0].strip().lower())
+                 and not r.startswith("//")]
+    names = {"contoso.com", "mail.contoso.com", "co.uk", "a.b.example.co.uk", "com",
+             "host.no-such-tld", "no-such-tld"}
+    for rule in rules[::3]:
+        base = rule.lstrip("!").removeprefix("*.")
+        for name in (base, f"x.{base}", f"a.b.{base}"):
+            names.add(name)
+            if not name.isascii():
+                names.add(name.encode("idna").decode("ascii"))
+
+    def expected(name: str) -> str:
+        try:
+            org = whole.privatesuffix(name)
+        except Exception:
+            org = None
+        return str(org) if org else name
+
+    assert len(names) > 10_000
+    wrong = [(n, dmarc.organizational_domain(n), expected(n)) for n in sorted(names)
+             if dmarc.organizational_domain(n) != expected(n)]
+    assert wrong == []
 
 
 def test_external_report_destinations_need_authorization():

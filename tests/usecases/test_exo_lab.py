@@ -143,6 +143,21 @@ def test_the_trace_window_follows_since():
     assert finding(report, "EXO_TRACE_SUMMARY").args["window"] == "3 days"
 
 
+def test_collections_answered_page_by_page_are_read_to_the_end():
+    report = triage(tenant(page_size=1, traces=(
+        {"status": "delivered", "subject": "One"},
+        {"status": "quarantined", "subject": "Two", "sender": "billing@fabrikam.example"},
+        {"status": "delivered", "subject": "Three"})))
+    assert verdict(report) == ("degraded", EXO, "EXO_TRACE_QUARANTINED")
+    summary = finding(report, "EXO_TRACE_SUMMARY")
+    assert summary.args["statuses"] == "2 delivered, 1 quarantined"
+    assert summary.evidence[0]["pages"] == 3
+    events = [e["event"] for e in finding(report, "EXO_TRACE_QUARANTINED").evidence[0]["details"]]
+    assert events == ["Receive", "Quarantine"]
+    # serviceConfigurationRecords came a record a page: Microsoft's MX was still found
+    assert {"EXO_MX_BEHIND_GATEWAY", "EXO_DOMAIN_OK"} <= set(tags(report, EXO))
+
+
 def test_quarantined_message_comes_with_its_details_by_recipient():
     f = finding(triage("exo-trace-quarantined"), "EXO_TRACE_QUARANTINED")
     assert (f.args["count"], f.args["senders"]) == (1, "billing@fabrikam.example")
@@ -161,6 +176,8 @@ def test_only_reads_are_sent_to_the_tenant():
     requests = asyncio.run(main())
     assert {(r.method, r.path.rsplit("/", 1)[-1]) for r in requests if r.method != "GET"} == {
         ("POST", "getMailTips")}  # getMailTips is a read that Graph defines as a POST
+    # the lab's copy of the topology keeps Graph's own URL: --connect-to leads it to the lab
+    assert {r.headers["host"] for r in requests} == {"graph.microsoft.com"}
     # the recipient lookup is asked once for the three probes that need it
     assert sum(r.path.endswith("/users") for r in requests) == 1
 

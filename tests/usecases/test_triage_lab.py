@@ -17,7 +17,7 @@ from mailtrace.lab.scenarios import ZoneEdit
 from mailtrace.topology import load_topology, parse_topology
 from mailtrace.usecases.demo import lab_options
 from mailtrace.usecases.triage import TriageReport, make_target, run_triage
-from tests.support.labrun import finding, tags, triage, variant, verdict
+from tests.support.labrun import finding, scenario_param, tags, triage, variant, verdict
 
 # The expectations are written here, not read from the scenario table, so a scenario
 # that drifts from what it claims to show fails this test.
@@ -76,7 +76,7 @@ SCENARIOS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "expected"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize(("name", "expected"), [scenario_param(*s) for s in SCENARIOS])
 def test_scenario_verdict(name, expected):
     assert verdict(triage(name)) == expected
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.core.network import is_loopback
-from mailtrace.topology.model import GraphAccess
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
@@ -66,7 +66,7 @@ class GraphTarget:
         return self.cloud is LAB_CLOUD
 
 
-def graph_target(access: GraphAccess) -> GraphTarget:
+def graph_target(access: GraphSettings) -> GraphTarget:
     parts = urlsplit(access.url)
     host = (parts.hostname or "").lower()
     base = access.url.rstrip("/")
@@ -152,7 +152,7 @@ def _env(environ: Mapping[str, str], name: str | None, what: str) -> str:
     return value.strip()
 
 
-def make_credential(access: GraphAccess, target: GraphTarget, environ: Mapping[str, str],
+def make_credential(access: GraphSettings, target: GraphTarget, environ: Mapping[str, str],
                     tenant: str | None = None) -> TokenCredential:
     """The azure-identity credential the tier declares (reference §6, "Construction")."""
     if access.auth == "token-env":
@@ -171,7 +171,7 @@ def make_credential(access: GraphAccess, target: GraphTarget, environ: Mapping[s
     from azure import identity
 
     authority = target.cloud.authority
-    tenant_id = access.tenant_id or tenant
+    tenant_id = access.tenant_id or tenant or access.tenant
     if access.auth == "client-secret":
         if tenant_id is None:
             raise GraphConfigError("auth client-secret needs tenant_id (or the tier's tenant)")

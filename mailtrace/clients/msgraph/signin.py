@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mailtrace.clients.msgraph.credentials import GraphConfigError, GraphTarget
+from mailtrace.clients.msgraph.credentials import GraphConfigError, graph_target
+from mailtrace.clients.msgraph.settings import GraphSettings
 from mailtrace.core.network import is_loopback
-from mailtrace.topology.model import GraphAccess
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken
@@ -90,8 +90,10 @@ class SignInPlace:
         return f"{slug}-{digest}"
 
 
-def place_of(access: GraphAccess, target: GraphTarget, environ: Mapping[str, str],
-             tenant: str | None) -> SignInPlace:
+def place_of(settings: GraphSettings, environ: Mapping[str, str]) -> SignInPlace:
+    """Where the tier's person signs in: the authority (``AZURE_AUTHORITY_HOST`` wins),
+    tenant, app and scope."""
+    target = graph_target(settings)
     override = (environ.get(AUTHORITY_ENV) or "").strip()
     authority = urlsplit(override if "//" in override else f"https://{override}").netloc \
         if override else (target.cloud.authority or "")
@@ -101,8 +103,8 @@ def place_of(access: GraphAccess, target: GraphTarget, environ: Mapping[str, str
             f"{AUTHORITY_ENV} (a lab file does), never a real sign-in page")
     if not authority:
         raise GraphConfigError(f"no sign-in authority for Graph host {target.host}")
-    return SignInPlace(authority, access.tenant_id or tenant or "organizations",
-                       access.client_id or DEFAULT_CLIENT_ID, target.scope, target.host)
+    return SignInPlace(authority, settings.tenant_id or settings.tenant or "organizations",
+                       settings.client_id or DEFAULT_CLIENT_ID, target.scope, target.host)
 
 
 # --- where things are kept ---------------------------------------------------------------

@@ -27,14 +27,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-import requests
-
-from mailtrace.clients.http import read_body, session
 from mailtrace.core.evidence import ApiCall, Observed
 from mailtrace.core.network import Redirects, is_loopback
+
+if TYPE_CHECKING:  # requests is imported when a request is made, not with the probes
+    import requests
 
 #: One attempt of a call, as kept in evidence: what was sent and what came back.
 Attempt = dict[str, Any]
@@ -197,6 +197,8 @@ class HttpApi:
         self._lock = threading.Lock()
 
     def _new_session(self) -> requests.Session:
+        from mailtrace.clients.http import session
+
         http = session(self.redirects)
         # Proxies and .netrc from the environment serve a real admin behind a proxy; the
         # lab's loopback stand-ins are reached directly, whatever the environment says.
@@ -234,6 +236,10 @@ class HttpApi:
             deadline: float) -> ApiResponse:
         """GET ``base_url + path``; retry connection errors, 5xx and a 429 whose
         Retry-After fits, while ``deadline`` (a ``time.monotonic()`` value) allows."""
+        import requests
+
+        from mailtrace.clients.http import read_body
+
         query = urlencode(params or {}, doseq=True)
         shown = urlsplit(self.base_url).path + path + (f"?{query}" if query else "")
         url = self.base_url + path + (f"?{query}" if query else "")
@@ -301,6 +307,8 @@ class HttpApi:
 
 
 def _failure(exc: requests.RequestException) -> str:
+    import requests
+
     if isinstance(exc, requests.Timeout):
         return "timeout"
     if isinstance(exc, requests.exceptions.SSLError):
