@@ -42,6 +42,7 @@ def test_verify_scenarios(name):
     vs = VERIFY[name]
     started = time.time()
     report = asyncio.run(verify_in_lab(vs))
+    elapsed = time.time() - started
     assert report.status == vs.status
     assert report.exit_code == (0 if vs.status == "converged" else 1)
     statuses = {r.record.label: r.status for r in report.records}
@@ -57,7 +58,8 @@ def test_verify_scenarios(name):
     if name == "verify-resolver-cached":
         assert spf.disagreeing == [report.resolvers[1]]
         left = (report.old_expires_at or 0) - started
-        assert auth_scenarios.CACHED_TTL - 5 <= left <= auth_scenarios.CACHED_TTL + 1
+        # the resolver cached the answer (full TTL) somewhere inside this run
+        assert auth_scenarios.CACHED_TTL - 5 <= left <= auth_scenarios.CACHED_TTL + elapsed + 1
         assert report.as_json()["old_answers_expired_everywhere_at"] is not None
 
 
