@@ -6,12 +6,15 @@ Order of reasoning (DESIGN, "Localize, don't guess", "The message is the questio
    fails: no tier is blamed for what the vantage point cannot see;
 2. a tier fails → ``fault`` at the first failing tier in flow order when every path from
    public DNS to a mailbox crosses a failing tier, else ``degraded`` (another path works);
+   when a probe says which tier holds the recipient's mailbox (:func:`recipient_mailbox`),
+   only the tiers on the way to it count here;
 3. the message asked about stopped at a tier (quarantined, refused, junked, deferred...):
    that tier, with the record that proves it, unless a path fault comes first in flow
    order;
-4. a finding says only some servers or paths fail (scope ``partial``), or a warning means
-   lost redundancy or delayed or diverted mail (its catalog ``effect`` is ``degrades``)
-   → ``degraded``;
+4. a finding says only some servers or paths fail (scope ``partial``), a warning means
+   lost redundancy or delayed or diverted mail (its catalog ``effect`` is ``degrades``),
+   or a tier fails off the recipient's way (Exchange hybrid: on-premises is down, the
+   mailbox asked about is in Exchange Online) → ``degraded``;
 5. a tier that every path crosses could not be tested on what matters (no probe ran, or
    none of those that ask the tier's own record) → ``inconclusive``, naming what was
    missing; so is a public-DNS tier tested only in part;
@@ -85,12 +88,34 @@ def _observer_problem(tiers: list[TierResult]) -> tuple[Finding, int] | None:
     return problem, 0  # nothing says where: judge nothing (never blame a tier for it)
 
 
-def _first(tiers: list[TierResult], partial: bool) -> tuple[int, TierResult] | None:
+def _first(tiers: list[TierResult], partial: bool,
+           among: set[str] | None = None) -> tuple[int, TierResult] | None:
+    """The first tier (of ``among``, if given) with a deciding finding, and its index."""
     for index, tier in enumerate(tiers):
+        if among is not None and tier.id not in among:
+            continue
         if partial and deciding_finding(tier, partial=True) is not None:
             return index, tier
         if not partial and tier.status is Status.FAIL and deciding_finding(tier) is not None:
             return index, tier
+    return None
+
+
+#: Findings that say where the recipient's mailbox lives: in the tier that files them
+#: (Exchange Online holds the mailbox), or in the tier they name (Exchange hybrid: the
+#: mailbox is on Exchange Server on-premises, reached through Exchange Online).
+MAILBOX_HERE = frozenset({"EXO_RECIPIENT_OK"})
+MAILBOX_THERE = frozenset({"EXO_RECIPIENT_ON_PREMISES"})
+
+
+def recipient_mailbox(hops: Sequence[TierResult]) -> tuple[str, Finding] | None:
+    """The tier that holds the recipient's mailbox, and the finding that says so."""
+    for tier in hops:
+        for f in tier.findings:
+            if f.tag in MAILBOX_THERE and f.args.get("tier"):
+                return str(f.args["tier"]), f
+            if f.tag in MAILBOX_HERE:
+                return tier.id, f
     return None
 
 
@@ -148,10 +173,17 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
     index = {t.id: i for i, t in enumerate(hops)}
     not_tested = _not_tested(hops)
     observer = _observer_problem(tiers)
-    failing = _first(hops, partial=False)
+    # With the recipient's mailbox known (Exchange Online's, or on-premises behind it),
+    # only the tiers on the way to it decide where its mail stops; a failing tier beside
+    # or beyond that way fails other recipients' mail, which degrades the flow.
+    mailbox = recipient_mailbox(hops)
+    path = flow.upstream_of(mailbox[0]) | {mailbox[0]} if mailbox else set(index)
+    failing = _first(hops, partial=False, among=path)
+    aside = _first(hops, partial=False, among=set(index) - path)
     partial = _first(hops, partial=True)
     stop = journey_stop(journey)
     stop_at = index.get(stop.tier, len(hops)) if stop is not None else None
+    to = mailbox[0] if mailbox else None
 
     def verdict(status: str, tier: str | None, f: Finding | None, summary: str,
                 tag: str | None = None) -> Verdict:
@@ -166,7 +198,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
         first = failing[1]
         f = deciding_finding(first)
         failed = {t.id for t in hops if t.status is Status.FAIL}
-        degraded = flow.delivers_without(failed)
+        degraded = flow.delivers_without(failed, to)
         prefix = "Another path still delivers; " if degraded else ""
         return verdict("degraded" if degraded else "fault", first.id, f,
                        prefix + (catalog.message(f) if f else f"tier {first.id} fails."))
@@ -185,6 +217,15 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
                         if f.tag == stop.tag), None)
         return verdict(status, tier, decided, stop.detail, stop.tag)
 
+    if aside is not None and (partial is None or aside[0] < partial[0]):
+        assert mailbox is not None
+        f = deciding_finding(aside[1])
+        address = mailbox[1].args.get("address") or "the recipient"
+        return verdict("degraded", aside[1].id, f,
+                       f"{address}'s mailbox is in {mailbox[0]}, and the way there works; "
+                       f"mail for mailboxes in {aside[1].id} does not: "
+                       + (catalog.message(f) if f else f"tier {aside[1].id} fails."))
+
     if partial is not None:
         f = deciding_finding(partial[1], partial=True)
         assert f is not None
@@ -198,7 +239,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
                        f"{dns_tier.id} could not be fully tested: "
                        f"{_untested_reason(dns_tier)}.", _untested_tag(dns_tier))
     for hop in hops:
-        if hop.untested and not flow.delivers_without({hop.id}):
+        if hop.untested and not flow.delivers_without({hop.id}, to):
             return verdict("inconclusive", hop.id, None,
                            f"{hop.id} could not be tested, and every path crosses it: "
                            f"{_untested_reason(hop)}.", _untested_tag(hop))

@@ -647,6 +647,14 @@ _LAYERS: tuple[Scenario, ...] = (
         smtp=_onprem(listening=False),
     ),
     Scenario(
+        "onprem-down-cloud-mailbox",
+        "mail.litware.com is down as in onprem-down, but erin's mailbox is in Exchange "
+        "Online: her mail is delivered; mail for on-premises mailboxes is not.",
+        _LITWARE, "erin@litware.com",
+        Expectation("degraded", "onprem", "SMTP_CONNECT_REFUSED"),
+        smtp=_onprem(listening=False),
+    ),
+    Scenario(
         "mimecast-healthy",
         "adatum.com: MX to Mimecast (EU), Mimecast relays to Exchange Online; all is well.",
         _ADATUM, "erin@adatum.com", Expectation("healthy"),

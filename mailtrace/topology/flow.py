@@ -232,8 +232,9 @@ class FlowGraph:
         """The flow as declared, chain by chain (linear in the file, unlike ``paths``)."""
         return [split_chain(entry) for entry in self.topology.flow]
 
-    def delivers_without(self, broken: set[str]) -> bool:
-        """Does some mailbox tier stay reachable from DNS when ``broken`` tiers fail?
+    def delivers_without(self, broken: set[str], to: str | None = None) -> bool:
+        """Does some mailbox tier (or the mailbox tier ``to``) stay reachable from DNS when
+        ``broken`` tiers fail?
 
         One reachability check: the number of paths can grow exponentially with the
         number of parallel tiers, reachability cannot.
@@ -245,6 +246,8 @@ class FlowGraph:
             return False
         alive = self.graph.subgraph(n for n in self.graph if n not in broken)
         reachable = nx.descendants(alive, dns)
+        if to is not None:
+            return to in reachable
         return any(
             self.graph.out_degree(t) == 0 and self.graph.nodes[t]["kind"] in MAILBOX_KINDS
             for t in reachable
@@ -262,6 +265,14 @@ class FlowGraph:
             if self.graph.out_degree(sink) == 0 and self.graph.nodes[sink]["kind"] in MAILBOX_KINDS:
                 found.extend(nx.all_simple_paths(self.graph, dns, sink))
         return sorted(found, key=lambda path: [self._rank[t] for t in path])
+
+    def upstream_of(self, tier: str) -> set[str]:
+        """Tiers that hand mail to ``tier``, directly or not."""
+        import networkx as nx
+
+        if tier not in self.graph:
+            raise KeyError(f"unknown tier {tier!r}")
+        return set(nx.ancestors(self.graph, tier))
 
     def downstream_of(self, tier: str) -> set[str]:
         """Tiers that receive mail from ``tier``, directly or not."""

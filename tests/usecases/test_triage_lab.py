@@ -71,6 +71,7 @@ SCENARIOS = [
     ("dane-mismatch", ("fault", "exchange-online", "DANE_TLSA_MISMATCH")),
     ("onprem-cert-name-mismatch", ("fault", "onprem", "ONPREM_CERT_NAME_MISMATCH")),
     ("onprem-down", ("fault", "onprem", "SMTP_CONNECT_REFUSED")),
+    ("onprem-down-cloud-mailbox", ("degraded", "onprem", "SMTP_CONNECT_REFUSED")),
     ("mimecast-healthy", ("healthy", None, None)),
     ("mimecast-rcpt-rejected", ("fault", "mimecast", "MC_RECIPIENT_INVALID")),
 ]
