@@ -150,6 +150,33 @@ def fold(transcript: list[str]) -> list[str]:
     return folded
 
 
+_EVENT = re.compile(r"^\s*[\d.]+ ms ([-CS]): ?(.*)$")
+_GOODBYE = ("RSET", "QUIT")
+
+
+def essential(transcript: list[str]) -> list[str]:
+    """What a reader needs of a dialogue: the TLS and error events, the greeting, and
+    the last exchange before the client said goodbye — the command and its reply, where
+    the dialogue was decided. The rest is counted (``--verbose`` shows it)."""
+    kinds = [(m.group(1), m.group(2)) if (m := _EVENT.match(line)) else ("", line)
+             for line in transcript]
+    # the connection is in the dialogue's head already ("via ..."); TLS and errors are not
+    keep = {i for i, (kind, text) in enumerate(kinds)
+            if kind == "" or (kind == "-" and not text.startswith("connected to "))}
+    keep |= {next((i for i, (kind, _) in enumerate(kinds) if kind == "S"), 0)}
+    commands = [i for i, (kind, text) in enumerate(kinds)
+                if kind == "C" and not text.upper().startswith(_GOODBYE)]
+    if commands:
+        last = commands[-1]
+        end = next((i for i in range(last + 1, len(kinds)) if kinds[i][0] == "C"), len(kinds))
+        keep |= set(range(last, end))
+    else:  # no command was sent: the greeting (or its absence) is the whole story
+        keep = set(range(len(transcript)))
+    shown = fold([transcript[i] for i in sorted(keep) if i < len(transcript)])
+    hidden = len(transcript) - len(keep & set(range(len(transcript))))
+    return shown + ([f"  … {hidden} more lines of the dialogue (--verbose)"] if hidden else [])
+
+
 @dataclass(frozen=True, eq=False)
 class SmtpDialogue(Evidence):
     smtp: str  # "host [address]:port"
@@ -163,9 +190,9 @@ class SmtpDialogue(Evidence):
                 "phase": self.phase, "transcript": list(self.transcript)}
 
     def lines(self, verbose: bool = False) -> list[str]:
-        """The transcript line by line; without ``verbose`` the middle lines of
-        multi-line replies are folded."""
-        transcript = list(self.transcript) if verbose else fold(list(self.transcript))
+        """The transcript line by line; without ``verbose`` only what decided it
+        (:func:`essential`), multi-line replies folded."""
+        transcript = list(self.transcript) if verbose else essential(list(self.transcript))
         head = f"SMTP {self.smtp}  via {self.connected_to}  → {self.outcome}"
         return [head, *(f"  {line}" for line in transcript)]
 

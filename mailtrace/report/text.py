@@ -1,7 +1,8 @@
 """The text report: the answer first (verdict, the message's journey, what needs
-attention), then the hops in flow order with one line per finding, evidence only under
-failing findings and those that need attention (all of it with --verbose, each piece
-once), and the fix for the localized tier only. Colour only on a terminal, never with
+attention), then the hops in flow order — the checks that passed by tag on one line, one
+line for every other finding, evidence only under failing findings and those that need
+attention (one line per finding and all of the evidence with --verbose, each piece once)
+— and the fix for the localized tier only. Colour only on a terminal, never with
 NO_COLOR."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TextIO
 
 from mailtrace.core import catalog
 from mailtrace.core.evidence import Evidence
-from mailtrace.core.findings import Status, TierResult
+from mailtrace.core.findings import Finding, Level, Status, TierResult
 from mailtrace.probes.base import OBSERVER_TIER
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import MARK, fix_lines, localized, values
@@ -77,27 +78,50 @@ def _tier_label(tier: TierResult, paint: _Painter) -> str:
 
 def _tier_lines(index: int, tier: TierResult, attention: set[tuple[str, str]],
                 paint: _Painter, verbose: bool, shown: _Shown) -> list[str]:
-    """The tier's head, one line per finding, and evidence under failing findings and
-    those that need attention only (all of it with ``verbose``)."""
+    """The tier's head, the checks that passed on one line (by tag), one line for every
+    other finding, and evidence under failing findings and those that need attention
+    only; with ``verbose``, one line per finding and all of the evidence."""
     label = "this machine" if tier.id == OBSERVER_TIER else tier.kind
     head = f"[{index}] {tier.id} ({label})"
     lines = [f"{paint(f'{head:<40}', 'bold')} {_tier_label(tier, paint)}"]
     if tier.reason:
         lines.append(f"    {paint(tier.reason, 'dim')}")
+    passed: list[str] = []
     for probe in tier.probes:
         if not probe.ran and probe.reason:
             lines.append("    " + paint(f"· {probe.probe} not tested: {probe.reason}", "dim"))
-        if probe.reported_by and probe.findings:
+        told = [f for f in probe.findings if verbose or not _passed(f)]
+        passed += [f.tag for f in probe.findings if f not in told]
+        if probe.reported_by and told:
             note = f"reported by {probe.reported_by}'s probe {probe.probe}:"
             lines.append(f"    {paint(note, 'dim')}")
-        for f in probe.findings:
+        for f in told:
             info = catalog.info(f.tag)
             mark = MARK[info.level]
             colour = {"✗": "red", "!": "yellow"}.get(mark, "green")
             lines.append(f"    {paint(mark, colour)} {f.tag}  {info.render(f.args)}")
             if verbose or info.fails or (tier.id, f.tag) in attention:
                 lines += shown.lines(f.evidence, verbose, "        ")
+    if passed:
+        rows = _rows(list(dict.fromkeys(passed)), 100)
+        lines[1:1] = [f"    {paint('✓', 'green')} {rows[0]}", *(f"      {r}" for r in rows[1:])]
     return lines
+
+
+def _rows(tags: list[str], width: int) -> list[str]:
+    """Tags joined by " · ", as many to a row as fit in ``width``."""
+    rows = [tags[0]]
+    for tag in tags[1:]:
+        if len(rows[-1]) + 3 + len(tag) <= width:
+            rows[-1] += f" · {tag}"
+        else:
+            rows.append(tag)
+    return rows
+
+
+def _passed(f: Finding) -> bool:
+    """A check that passed: said by its tag alone in the short report."""
+    return catalog.info(f.tag).level is Level.INFO
 
 
 def _journey_lines(report: TriageReport) -> list[str]:

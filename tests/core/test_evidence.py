@@ -35,6 +35,25 @@ def test_an_smtp_transcript_folds_multi_line_replies_unless_verbose():
     assert dialogue.as_json()["transcript"] == list(transcript)
 
 
+def test_a_short_transcript_keeps_the_tls_events_and_the_deciding_exchange():
+    transcript = ("   1.0 ms -: connected to 127.0.0.1:25", "   2.0 ms S: 220 mx.example ESMTP",
+                  "   3.0 ms C: EHLO probe", "   4.0 ms S: 250 STARTTLS",
+                  "   5.0 ms C: STARTTLS", "   6.0 ms S: 220 go ahead",
+                  "   7.0 ms -: TLS established: TLSv1.3", "   8.0 ms C: EHLO probe",
+                  "   9.0 ms S: 250 OK", "  10.0 ms C: MAIL FROM:<>", "  11.0 ms S: 250 OK",
+                  "  12.0 ms C: RCPT TO:<a@example>", "  13.0 ms S: 550 5.1.1 unknown",
+                  "  14.0 ms C: QUIT", "  15.0 ms S: 221 bye")
+    dialogue = SmtpDialogue("mx.example [127.0.0.1]:25", "127.0.0.1:25", "completed",
+                            "rcpt", transcript)
+    short = [line.split(" ms ", 1)[-1] for line in dialogue.lines()[1:]]
+    assert short == ["S: 220 mx.example ESMTP",
+                     "-: TLS established: TLSv1.3", "C: RCPT TO:<a@example>",
+                     "S: 550 5.1.1 unknown", "    … 11 more lines of the dialogue (--verbose)"]
+    banner_only = SmtpDialogue("mx.example [127.0.0.1]:25", "127.0.0.1:25", "timeout",
+                               "banner", ("   1.0 ms -: connected to 127.0.0.1:25",))
+    assert banner_only.lines()[1:] == ["     1.0 ms -: connected to 127.0.0.1:25"]
+
+
 def test_records_are_shown_as_json_never_as_python_reprs():
     call = ApiCall("GET /v1.0/users?$filter=x", 200, "microsoft-graph", "list users",
                    12.0, {"request_id": "r1"},

@@ -250,12 +250,16 @@ def test_hosts_probe_in_mx_preference_order():
     assert ev == f"{MX0B}, {MX0A}"
 
 
-def test_the_text_report_shows_transcripts_folded_unless_verbose():
+def test_the_text_report_shows_what_decided_a_transcript_unless_verbose():
     from mailtrace.report import text
     report = triage("gateway-cert-expired")
     short, full = text.render(report), text.render(report, verbose=True)
-    assert "C: RCPT TO:<alice@contoso.com>" in short and "more reply lines" in short
-    assert "more reply lines" not in full and "S: 250-PIPELINING" in full
+    # the TLS events and the last exchange; the EHLOs and the goodbye are counted
+    assert "certificate not valid (certificate has expired)" in short
+    assert "C: RCPT TO:<alice@contoso.com>" in short and "S: 250 2.1.5" in short
+    assert "C: EHLO" not in short and "C: QUIT" not in short
+    assert "more lines of the dialogue (--verbose)" in short
+    assert "more lines" not in full and "S: 250-PIPELINING" in full and "C: QUIT" in full
 
 
 @pytest.mark.parametrize(("outcome", "why"), [
