@@ -13,7 +13,7 @@ import re
 from mailtrace.intake.dsn import RecipientStatus
 from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import ADDR, blocks, clean
+from mailtrace.intake.readers.text import ADDR, anchored, blocks, clean
 
 _ANCHOR = re.compile(rf"^[ \t]*(?:Recipient:\s*)?<({ADDR})>(?:\s*:.*)?[ \t]*$")
 _ENGLISH = re.compile(r"^[ -~]{12,}$")
@@ -24,10 +24,7 @@ def _claims(mail: Mail) -> bool:
                 or re.search(r"\.(?:ezweb\.ne\.jp|au\.com)>", mail.header("message-id"))
                 or mail.subject == "Mail System Error - Returned Mail")
 
-
-def _anchor(line: str) -> str | None:
-    found = _ANCHOR.match(line)
-    return found.group(1) if found else None
+_anchor = anchored(_ANCHOR)
 
 
 def _read(mail: Mail) -> Found | None:

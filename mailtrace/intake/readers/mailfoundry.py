@@ -8,14 +8,11 @@ import re
 
 from mailtrace.intake.readers.base import Found, Reader, subject_matches
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import ADDR, blocks, statuses
+from mailtrace.intake.readers.text import ADDR, anchored, blocks, statuses
 
 _ANCHOR = re.compile(rf"^[ \t]*Unable to deliver message to:\s*<?({ADDR})>?", re.I)
 
-
-def _anchor(line: str) -> str | None:
-    found = _ANCHOR.match(line)
-    return found.group(1) if found else None
+_anchor = anchored(_ANCHOR)
 
 
 def _read(mail: Mail) -> Found | None:

@@ -10,17 +10,14 @@ import re
 
 from mailtrace.intake.readers.base import Found, Reader, subject_matches
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import ADDR, blocks, span, statuses
+from mailtrace.intake.readers.text import ADDR, anchored, blocks, span, statuses
 
 _START = re.compile(r"following list of recipients:|This is the MAILER-DAEMON, please DO NOT",
                     re.I)
 _END = re.compile(r"Below is a copy of the original message", re.I)
 _ANCHOR = re.compile(rf"^[ \t]*<?({ADDR})>?:\s")
 
-
-def _anchor(line: str) -> str | None:
-    found = _ANCHOR.match(line)
-    return found.group(1) if found else None
+_anchor = anchored(_ANCHOR)
 
 
 def _read(mail: Mail) -> Found | None:

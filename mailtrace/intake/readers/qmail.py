@@ -15,7 +15,7 @@ import re
 
 from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import ADDR, blocks, span, statuses
+from mailtrace.intake.readers.text import ADDR, anchored, blocks, span, statuses
 from mailtrace.intake.tiers import normalize_host
 
 _START = re.compile(
@@ -34,10 +34,7 @@ _ANCHOR = re.compile(rf"^[ \t]*(?:To\s*:\s*)?<({ADDR})>\s*:?\s*(.*)$")
 _HOST = re.compile(r"(?:remote host|Giving up on|Connected to)\s+\[?([A-Za-z0-9.:-]+?)\]?\.?"
                    r"(?:\s|$)", re.I)
 
-
-def _anchor(line: str) -> str | None:
-    found = _ANCHOR.match(line)
-    return found.group(1) if found else None
+_anchor = anchored(_ANCHOR)
 
 
 def _qmail(mail: Mail) -> bool:

@@ -116,10 +116,18 @@ def returned_to(mail: Mail) -> list[str]:
     return addresses_in(found.group(1)) if found else []
 
 
-def address_line(line: str) -> str | None:
-    """The anchor most text bounces use: an address alone on its line."""
-    found = ADDRESS_LINE.match(line)
-    return found.group(1) if found else None
+def anchored(pattern: re.Pattern[str]) -> Callable[[str], str | None]:
+    """A block anchor for :func:`blocks`: the address a line starting a block names (the
+    pattern's first group), or None."""
+    def anchor(line: str) -> str | None:
+        found = pattern.match(line)
+        return found.group(1) if found else None
+
+    return anchor
+
+
+#: The anchor most text bounces use: an address alone on its line.
+address_line = anchored(ADDRESS_LINE)
 
 
 _REMOTE = (

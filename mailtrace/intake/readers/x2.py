@@ -12,15 +12,12 @@ import re
 
 from mailtrace.intake.readers.base import Found, Reader, never
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import ADDR, blocks, statuses
+from mailtrace.intake.readers.text import ADDR, anchored, blocks, statuses
 
 _START = re.compile(r"Your delivery to the following address(?:es)? has been failed", re.I)
 _ANCHOR = re.compile(rf"^[ \t]*Delivery failed:\s*<?({ADDR})>?", re.I)
 
-
-def _anchor(line: str) -> str | None:
-    found = _ANCHOR.match(line)
-    return found.group(1) if found else None
+_anchor = anchored(_ANCHOR)
 
 
 def _read(mail: Mail) -> Found | None:

@@ -9,7 +9,7 @@ import re
 
 from mailtrace.intake.readers.base import Found, Reader
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import ADDR, blocks, statuses
+from mailtrace.intake.readers.text import ADDR, anchored, blocks, statuses
 
 _ANCHOR = re.compile(rf"^[ \t]*<?({ADDR})>?\s+[A-Z][A-Za-z ]{{0,40}},\s*ERROR_CODE\s*:")
 
@@ -17,10 +17,7 @@ _ANCHOR = re.compile(rf"^[ \t]*<?({ADDR})>?\s+[A-Z][A-Za-z ]{{0,40}},\s*ERROR_CO
 def _claims(mail: Mail) -> bool:
     return "zoho" in mail.header("x-mailer").lower() or mail.sender.endswith("zoho.com")
 
-
-def _anchor(line: str) -> str | None:
-    found = _ANCHOR.match(line)
-    return found.group(1) if found else None
+_anchor = anchored(_ANCHOR)
 
 
 def _read(mail: Mail) -> Found | None:
