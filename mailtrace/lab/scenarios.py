@@ -349,9 +349,9 @@ _ALL: tuple[Scenario, ...] = (
         "exo-trace-quarantined",
         "Message trace shows a message to alice held in quarantine.",
         Expectation("degraded", _EXO_TIER, "EXO_TRACE_QUARANTINED"),
-        traces=({"status": "delivered", "subject": "Lunch?"},
-                {"status": "quarantined", "subject": "Invoice 4411",
-                 "sender": "billing@fabrikam.example"}),
+        traces=({"status": "quarantined", "subject": "Invoice 4411",
+                 "sender": "billing@fabrikam.example"},
+                {"status": "delivered", "subject": "Lunch?"}),
     ),
     _exo(
         "exo-graph-forbidden",
@@ -645,6 +645,13 @@ _LAYERS: tuple[Scenario, ...] = (
         "queues in Exchange Online.",
         Expectation("fault", "onprem", "SMTP_CONNECT_REFUSED"),
         smtp=_onprem(listening=False),
+        tenant=dataclasses.replace(_ONPREM_USER, traces=({
+            "status": "pending", "subject": "Quarterly report", "events": [
+                ("Defer", "451 4.4.0 Primary target IP address responded with: \"421 4.4.1 "
+                          "Connection refused.\" Attempted failover to alternate host, but "
+                          "that did not succeed. Either there are no alternate hosts, or "
+                          "delivery failed to all alternate hosts. The last endpoint "
+                          "attempted was 127.0.10.25:25")]},)),
     ),
     Scenario(
         "onprem-down-cloud-mailbox",

@@ -11,11 +11,15 @@ Exchange Online. A cloud-only user with the same 404 has no mailbox at all.
 
 Message trace shows the hand-off as a "Send external" event (or an event naming the
 connector) whose text names the smart host: the journey goes on at the on-premises tier.
-Pure functions over data the probes already gather.
+A "Defer" event naming the smart host, or the endpoint it tried ("The last endpoint
+attempted was 192.0.2.25:25"), is that tier's deferral. Pure functions over data the
+probes already gather, but for :func:`with_addresses`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +46,27 @@ class OnPremRoute:
     hosts: tuple[str, ...]
     domains: tuple[str, ...]  # its accepted domains (default: the topology's)
     connector: str | None = None
+    addresses: tuple[str, ...] = ()  # its hosts' addresses, when looked up
+
+    def named_in(self, text: str) -> bool:
+        """Whether an event's text names one of its hosts, addresses or its connector."""
+        lowered = text.lower()
+        return (any(h.lower() in lowered for h in self.hosts)
+                or bool(self.connector and self.connector.lower() in lowered)
+                or any(re.search(rf"(?<![\w.:]){re.escape(a.lower())}(?![\w.])", lowered)
+                       for a in self.addresses))
+
+
+async def with_addresses(ctx: ProbeContext, routes: Sequence[OnPremRoute]
+                         ) -> tuple[OnPremRoute, ...]:
+    """The routes with their hosts' addresses (message trace names an endpoint by IP)."""
+    async def one(route: OnPremRoute) -> OnPremRoute:
+        lookups = await asyncio.gather(*(ctx.dns.addresses(h, ctx.deadline)
+                                         for h in route.hosts))
+        found = tuple(dict.fromkeys(a for lookup in lookups for a in lookup.addresses))
+        return OnPremRoute(route.tier, route.hosts, route.domains, route.connector, found)
+
+    return tuple(await asyncio.gather(*(one(r) for r in routes)))
 
 
 def onprem_routes(topology: Topology, flow: FlowGraph, tier: str) -> tuple[OnPremRoute, ...]:
@@ -134,9 +159,7 @@ def handoff(events: Sequence[Mapping[str, Any]], routes: Sequence[OnPremRoute]
     for event in events:
         name = str(event.get("event") or "").strip().lower()
         text = " ".join(str(event.get(k) or "") for k in ("description", "data", "action"))
-        lowered = text.lower()
-        named = [r for r in routes if any(h.lower() in lowered for h in r.hosts)
-                 or (r.connector and r.connector.lower() in lowered)]
+        named = [r for r in routes if r.named_in(text)]
         if not named and name not in HANDOFF_EVENTS:
             continue
         if named:

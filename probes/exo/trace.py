@@ -26,7 +26,13 @@ from mailtrace.core.journey import Event, JourneyStep
 from mailtrace.probes.base import NotTested, Probe, ProbeContext, Target
 from mailtrace.probes.exo.common import GRAPH_FAILURE_TAGS, client, has_graph, not_tested
 from mailtrace.probes.exo.directory import quoted
-from mailtrace.probes.exo.hybrid import OnPremRoute, handed_on, onprem_routes
+from mailtrace.probes.exo.hybrid import (
+    OnPremRoute,
+    handed_on,
+    handoff,
+    onprem_routes,
+    with_addresses,
+)
 
 PERMISSION = "ExchangeMessageTrace.Read.All"
 TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
@@ -183,6 +189,8 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     detailed = {m.id: m for m in await asyncio.gather(
         *(details(m) for m in wanted[:MAX_DETAILS]))}
     messages = [detailed.get(m.id, m) for m in messages]
+    if routes and any(_defers(m) for m in messages):  # Defer events name an endpoint by IP
+        routes = await with_addresses(ctx, routes)
     return TraceCheck(address, window_text(since), tuple(messages),
                       not listing.complete, tuple(evidence), tier=ctx.tier,
                       asked=ctx.target.message if ctx.target.asks_message else None,
@@ -196,11 +204,15 @@ def _from_sender(address: str, sender: str | None) -> bool:
 
 TAG_OF = {"quarantined": "EXO_TRACE_QUARANTINED", "failed": "EXO_TRACE_FAILED",
           "filteredasspam": "EXO_TRACE_FILTERED_AS_SPAM", "pending": "EXO_TRACE_PENDING",
-          "gettingstatus": "EXO_TRACE_PENDING"}
+          "gettingstatus": "EXO_TRACE_PENDING", "deferred": "EXO_TRACE_DEFERRED"}
 EVENT_OF = {"delivered": Event.DELIVERED, "filteredasspam": Event.JUNKED,
             "quarantined": Event.QUARANTINED, "failed": Event.FAILED,
             "pending": Event.PENDING, "gettingstatus": Event.PENDING,
-            "expanded": Event.EXPANDED}
+            "expanded": Event.EXPANDED, "deferred": Event.DEFERRED}
+#: How each status reads in a sentence about earlier messages.
+OUTCOME_OF = {"quarantined": "quarantined", "failed": "not delivered (failed)",
+              "filteredasspam": "filtered as spam", "pending": "still pending",
+              "gettingstatus": "still pending", "deferred": "deferred"}
 _MEP = re.compile(r'Name="(SCL|SFV|CAT)"\s+(?:Integer|String)="([^"]{1,16})"')
 
 
@@ -210,8 +222,14 @@ def junked(m: TracedMessage) -> bool:
 
 
 def status_of(m: TracedMessage) -> str:
-    """The status as judged: a message moved to Junk Email was filtered as spam."""
-    return "filteredasspam" if junked(m) and m.status == "delivered" else m.status
+    """The status as judged: a message moved to Junk Email was filtered as spam; a pending
+    one whose details hold a Defer event waits in Exchange Online's queue (the next hop,
+    e.g. Exchange Server on-premises, answered 4xx or could not be reached)."""
+    if junked(m) and m.status == "delivered":
+        return "filteredasspam"
+    if m.status in ("pending", "gettingstatus") and _defers(m):
+        return "deferred"
+    return m.status
 
 
 def spam_verdict(m: TracedMessage) -> str:
@@ -248,6 +266,8 @@ def journey(check: TraceCheck) -> list[JourneyStep]:
         if onward:  # Exchange hybrid: delivered to the connector to on-premises
             steps.extend(onward)
             continue
+        # Queued for the connector to on-premises: the deferral is that tier's
+        where = deferred_at(m, check) if event is Event.DEFERRED else check.tier
         events = [e for e in m.events if str(e.get("event") or "").lower() != "receive"]
         names = [str(e.get("event")) for e in events if e.get("event")]
         failure = next((str(e.get("description")) for e in events if str(
@@ -260,30 +280,53 @@ def journey(check: TraceCheck) -> list[JourneyStep]:
             Event.QUARANTINED: f"Exchange Online quarantined {whose}",
             Event.FAILED: f"Exchange Online could not deliver {whose}",
             Event.EXPANDED: f"Exchange Online expanded {whose} to the group's members",
+            Event.DEFERRED: f"Exchange Online holds {whose} in its queue and retries",
         }.get(event, f"Exchange Online has not finished with {whose} ({m.status})")
         detail += "".join((f": {verdict}" if verdict else "",
                            f": {failure}" if failure else "",
                            f" (events: {', '.join(names)})" if names else ""))
         at = max((str(e.get("dateTime")) for e in events if e.get("dateTime")),
                  default=m.received)
-        steps.append(JourneyStep(check.tier, event, detail, at=at,
+        steps.append(JourneyStep(where, event, detail, at=at,
                                  tag=TAG_OF.get(status, "EXO_TRACE_SUMMARY"), **common))
     return steps
 
 
+def _defers(m: TracedMessage) -> list[dict[str, Any]]:
+    return [e for e in m.events if str(e.get("event") or "").strip().lower() == "defer"]
+
+
+def deferred_at(m: TracedMessage, check: TraceCheck) -> str:
+    """The tier a deferral is about: the on-premises tier whose smart host or connector
+    the Defer event names (Exchange hybrid), else Exchange Online itself."""
+    found = handoff(_defers(m), check.routes) if check.routes else None
+    return found[0].tier if found else check.tier
+
+
 def evaluate(check: TraceCheck) -> list[Finding]:
+    """The latest message decides: what became of it, if it was not delivered, is the
+    tier's finding; what became of earlier ones (spam quarantined or junked every day, a
+    message that failed and was sent again) is a note, counted."""
     messages = [dataclasses.replace(m, status=status_of(m)) for m in check.messages]
     check = dataclasses.replace(check, messages=tuple(messages))
     counts = Counter(m.status for m in check.messages)
     base = {"address": check.address, "window": check.window}
     if not check.messages:
         return [Finding("EXO_TRACE_NO_MESSAGES", base, list(check.evidence))]
+    latest = max(check.messages, key=lambda m: m.received or "")
     findings = []
-    for tag in dict.fromkeys(TAG_OF[m.status] for m in check.messages if m.status in TAG_OF):
-        these = [m for m in check.messages if TAG_OF.get(m.status) == tag]
+    for status in dict.fromkeys(m.status for m in check.messages if m.status in TAG_OF):
+        these = [m for m in check.messages if m.status == status]
         senders = ", ".join(sorted({m.sender for m in these if m.sender})) or "unknown"
-        findings.append(Finding(tag, {**base, "count": len(these), "senders": senders},
-                                [*(Observed(m.evidence()) for m in these), *check.evidence]))
+        evidence = [*(Observed(m.evidence()) for m in these), *check.evidence]
+        args = {**base, "count": len(these), "senders": senders}
+        if latest.status == status:
+            about = deferred_at(latest, check) if status == "deferred" else None
+            findings.append(Finding(TAG_OF[status], args, evidence,
+                                    about=about if about != check.tier else None))
+        else:
+            findings.append(Finding("EXO_TRACE_EARLIER_NOT_DELIVERED", {
+                **args, "outcome": OUTCOME_OF[status], "latest": latest.status}, evidence))
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if check.truncated:
         statuses += " (not every page read)"
@@ -298,7 +341,8 @@ PROBE = Probe(
     needs_recipient=True,
     kinds=frozenset({"exchange-online"}),
     tags=frozenset({"EXO_TRACE_QUARANTINED", "EXO_TRACE_FAILED", "EXO_TRACE_FILTERED_AS_SPAM",
-                    "EXO_TRACE_PENDING", "EXO_TRACE_NO_MESSAGES", "EXO_TRACE_SUMMARY",
+                    "EXO_TRACE_PENDING", "EXO_TRACE_DEFERRED", "EXO_TRACE_EARLIER_NOT_DELIVERED",
+                    "EXO_TRACE_NO_MESSAGES", "EXO_TRACE_SUMMARY",
                     "EXO_TRACE_PREREQUISITE_MISSING", "EXO_TRACE_NOT_AVAILABLE",
                     *GRAPH_FAILURE_TAGS}),
     collect=collect,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from mailtrace.clients.dns import Outcome
+from mailtrace.core.journey import Event
 from mailtrace.probes.base import NotTested
 from mailtrace.probes.exo import directory, domain, health, mailtips, recipient, rules, trace
 from mailtrace.probes.exo.directory import DirectoryObject, Lookup, Plan, address_filter, quoted
 from mailtrace.probes.exo.domain import DomainCheck, ExpectedRecord, TenantDomain
 from mailtrace.probes.exo.health import HealthCheck, HealthIssue
+from mailtrace.probes.exo.hybrid import OnPremRoute
 from mailtrace.probes.exo.mailtips import MailTips
 from mailtrace.probes.exo.recipient import RecipientCheck
 from mailtrace.probes.exo.rules import InboxRule, RulesCheck
@@ -227,21 +229,57 @@ def test_health_incidents_and_advisories():
 
 # --- message trace -----------------------------------------------------------------------
 
-def _msg(status: str, n: int = 0, sender: str = "s@fabrikam.example") -> TracedMessage:
-    return TracedMessage(f"id{n}", sender, "subject", "2026-11-29T01:00:00Z", status)
+def _msg(status: str, n: int = 0, sender: str = "s@fabrikam.example",
+         events: tuple[dict[str, str], ...] = ()) -> TracedMessage:
+    return TracedMessage(f"id{n}", sender, "subject", f"2026-11-29T{n:02d}:00:00Z", status,
+                         events)
 
 
-def test_trace_reports_each_status_not_delivered_with_its_messages():
+def test_trace_latest_message_decides_and_earlier_ones_are_counted():
     check = TraceCheck(ALICE, "24 h", (
-        _msg("delivered", 1), _msg("quarantined", 2), _msg("failed", 3),
-        _msg("filteredasspam", 4), _msg("pending", 5), _msg("unknown", 6)))
+        _msg("delivered", 1), _msg("failed", 2), _msg("filteredasspam", 3),
+        _msg("pending", 4), _msg("unknown", 5), _msg("failed", 6), _msg("quarantined", 7)))
     findings = trace.evaluate(check)
-    assert [(f.tag, f.args.get("count")) for f in findings] == [
-        ("EXO_TRACE_QUARANTINED", 1), ("EXO_TRACE_FAILED", 1),
-        ("EXO_TRACE_FILTERED_AS_SPAM", 1), ("EXO_TRACE_PENDING", 1), ("EXO_TRACE_SUMMARY", None)]
-    assert findings[0].evidence[0]["id"] == "id2"
-    assert findings[-1].args["statuses"] == ("1 delivered, 1 failed, 1 filteredasspam, "
+    assert [(f.tag, f.args.get("count"), f.args.get("outcome")) for f in findings] == [
+        ("EXO_TRACE_EARLIER_NOT_DELIVERED", 2, "not delivered (failed)"),
+        ("EXO_TRACE_EARLIER_NOT_DELIVERED", 1, "filtered as spam"),
+        ("EXO_TRACE_EARLIER_NOT_DELIVERED", 1, "still pending"),
+        ("EXO_TRACE_QUARANTINED", 1, None), ("EXO_TRACE_SUMMARY", None, None)]
+    assert {f.args.get("latest") for f in findings[:3]} == {"quarantined"}
+    assert [e["id"] for e in findings[0].evidence] == ["id2", "id6"]
+    assert findings[-1].args["statuses"] == ("1 delivered, 2 failed, 1 filteredasspam, "
                                              "1 pending, 1 quarantined, 1 unknown")
+
+
+def test_trace_earlier_quarantine_is_a_note_when_the_latest_was_delivered():
+    findings = trace.evaluate(TraceCheck(ALICE, "24 h", (
+        _msg("quarantined", 1, "spam@bulk.example"), _msg("delivered", 2))))
+    assert [(f.tag, f.args.get("senders"), f.args.get("latest")) for f in findings] == [
+        ("EXO_TRACE_EARLIER_NOT_DELIVERED", "spam@bulk.example", "delivered"),
+        ("EXO_TRACE_SUMMARY", None, None)]
+
+
+_DEFER = {"event": "Defer", "dateTime": "2026-11-29T03:05:00Z", "action": "",
+          "description": "451 4.4.0 Primary target IP address responded with: 421 4.4.2 "
+                         "Connection dropped. Attempted failover to alternate host "
+                         "mail.contoso.example, but that did not succeed."}
+
+
+def test_trace_pending_with_a_defer_event_is_deferred_at_the_host_it_names():
+    route = OnPremRoute("exchange-onprem", ("mail.contoso.example",), ("contoso.com",))
+    deferred = _msg("pending", 3, events=(_DEFER,))
+    [f, _] = trace.evaluate(TraceCheck(ALICE, "24 h", (deferred,), routes=(route,)))
+    assert (f.tag, f.args["count"], f.about) == ("EXO_TRACE_DEFERRED", 1, "exchange-onprem")
+    [_, step] = trace.journey(TraceCheck(ALICE, "24 h", (deferred,), routes=(route,),
+                                         asked="message"))
+    assert (step.tier, step.event, step.tag) == (
+        "exchange-onprem", Event.DEFERRED, "EXO_TRACE_DEFERRED")
+    # No on-premises route named: the deferral is Exchange Online's own queue
+    [f, _] = trace.evaluate(TraceCheck(ALICE, "24 h", (deferred,)))
+    assert (f.tag, f.about) == ("EXO_TRACE_DEFERRED", None)
+    # Pending without a Defer event is only pending
+    [f, _] = trace.evaluate(TraceCheck(ALICE, "24 h", (_msg("pending", 3),)))
+    assert f.tag == "EXO_TRACE_PENDING"
 
 
 def test_trace_with_nothing_in_the_window():

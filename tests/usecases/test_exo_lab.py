@@ -145,8 +145,8 @@ def test_the_trace_window_follows_since():
 
 def test_collections_answered_page_by_page_are_read_to_the_end():
     report = triage(tenant(page_size=1, traces=(
-        {"status": "delivered", "subject": "One"},
-        {"status": "quarantined", "subject": "Two", "sender": "billing@fabrikam.example"},
+        {"status": "quarantined", "subject": "One", "sender": "billing@fabrikam.example"},
+        {"status": "delivered", "subject": "Two"},
         {"status": "delivered", "subject": "Three"})))
     assert verdict(report) == ("degraded", EXO, "EXO_TRACE_QUARANTINED")
     summary = finding(report, "EXO_TRACE_SUMMARY")

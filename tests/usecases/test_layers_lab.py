@@ -87,6 +87,11 @@ def test_onprem_down_is_blamed_on_the_onprem_tier_not_on_exchange_online():
     report = triage("onprem-down")
     assert finding(report, "EXO_RECIPIENT_ON_PREMISES").args["tier"] == "onprem"
     assert {t.id: t.status.value for t in report.tiers}["exchange-online"] == "pass"
+    # Message trace holds the message in Exchange Online's queue; the Defer event names
+    # the on-premises endpoint by address: the deferral is filed on that tier
+    deferred = finding(report, "EXO_TRACE_DEFERRED")
+    assert (deferred.args["count"], deferred.about) == (1, "onprem")
+    assert "EXO_TRACE_DEFERRED" in tags(report, "onprem")
 
 
 def test_message_trace_hand_offs_continue_the_journey_on_premises():
