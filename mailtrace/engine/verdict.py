@@ -10,7 +10,8 @@ Order of reasoning (DESIGN, "Localize, don't guess", "The message is the questio
    only the tiers on the way to it count here;
 3. the message asked about stopped at a tier (quarantined, refused, junked, deferred...):
    that tier, with the record that proves it, unless a path fault comes first in flow
-   order;
+   order; the gateway's or the tenant's own record of the message outweighs what the
+   observer could not test (port 25 blocked here does not hide a quarantine);
 4. a finding says only some servers or paths fail (scope ``partial``), a warning means
    lost redundancy or delayed or diverted mail (its catalog ``effect`` is ``degrades``),
    or a tier fails off the recipient's way (Exchange hybrid: on-premises is down, the
@@ -19,6 +20,8 @@ Order of reasoning (DESIGN, "Localize, don't guess", "The message is the questio
    none of those that ask the tier's own record) → ``inconclusive``, naming what was
    missing; so is a public-DNS tier tested only in part;
 6. otherwise ``healthy`` — saying so plainly when the message asked about was delivered.
+A stop the message went on from (quarantined, then released and delivered; deferred, then
+relayed) is history: its finding does not decide (:func:`superseded`).
 Every warning that does not decide is listed under the verdict (``attention``), and every
 tier not tested, or tested in part, in ``not_tested``.
 """
@@ -39,6 +42,20 @@ STOP_STATUS = {Event.QUARANTINED: "fault", Event.REJECTED: "fault", Event.BOUNCE
                Event.NOT_SEEN: "inconclusive"}
 
 
+#: (tier, tag) of findings that do not decide: stops the message went on from.
+Ignored = frozenset[tuple[str, str]]
+
+
+def superseded(journey: Sequence[JourneyStep]) -> Ignored:
+    """The stops of a journey the message went on from (a quarantine released, a deferral
+    retried and relayed): those before its last step that is not a stop. Their findings
+    are history."""
+    went_on = max((i for i, s in enumerate(journey) if s.event not in STOP_STATUS),
+                  default=-1)
+    return frozenset((s.tier, s.tag) for s in journey[:went_on]
+                     if s.event in STOP_STATUS and s.event is not Event.NOT_SEEN and s.tag)
+
+
 def _decides(f: Finding, partial: bool) -> bool:
     """Does this finding, on its own, decide a verdict: a failing one (scope ``partial``
     or not, as asked), or, for ``partial``, a warning that degrades the flow?"""
@@ -48,7 +65,8 @@ def _decides(f: Finding, partial: bool) -> bool:
     return info.fails and info.scope is not Scope.PARTIAL
 
 
-def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | None:
+def deciding_finding(tier: TierResult, *, partial: bool = False,
+                     ignore: Ignored = frozenset()) -> Finding | None:
     """The most severe deciding finding of a tier (the first emitted among equals)."""
     best: Finding | None = None
     best_rank = -1
@@ -57,7 +75,7 @@ def deciding_finding(tier: TierResult, *, partial: bool = False) -> Finding | No
             continue
         for f in probe.findings:
             rank = catalog.info(f.tag).level.rank
-            if _decides(f, partial) and rank > best_rank:
+            if (tier.id, f.tag) not in ignore and _decides(f, partial) and rank > best_rank:
                 best, best_rank = f, rank
     return best
 
@@ -88,15 +106,16 @@ def _observer_problem(tiers: list[TierResult]) -> tuple[Finding, int] | None:
     return problem, 0  # nothing says where: judge nothing (never blame a tier for it)
 
 
-def _first(tiers: list[TierResult], partial: bool,
-           among: set[str] | None = None) -> tuple[int, TierResult] | None:
+def _first(tiers: list[TierResult], partial: bool, among: set[str] | None = None,
+           ignore: Ignored = frozenset()) -> tuple[int, TierResult] | None:
     """The first tier (of ``among``, if given) with a deciding finding, and its index."""
     for index, tier in enumerate(tiers):
         if among is not None and tier.id not in among:
             continue
-        if partial and deciding_finding(tier, partial=True) is not None:
+        if partial and deciding_finding(tier, partial=True, ignore=ignore) is not None:
             return index, tier
-        if not partial and tier.status is Status.FAIL and deciding_finding(tier) is not None:
+        if not partial and tier.status is Status.FAIL and deciding_finding(
+                tier, ignore=ignore) is not None:
             return index, tier
     return None
 
@@ -121,9 +140,15 @@ def recipient_mailbox(hops: Sequence[TierResult]) -> tuple[str, Finding] | None:
 
 def journey_stop(journey: Sequence[JourneyStep]) -> JourneyStep | None:
     """Where the message stopped: the last step, when it is one after which the message
-    went no further (a delivery is not a stop)."""
-    last = journey[-1] if journey else None
-    return last if last is not None and last.event in STOP_STATUS else None
+    went no further (a delivery is not a stop) — the first of the sources that say the
+    same there (Smart Search's record before the quarantine list's)."""
+    if not journey or journey[-1].event not in STOP_STATUS:
+        return None
+    at = len(journey) - 1
+    while at and (journey[at - 1].tier, journey[at - 1].event) == (
+            journey[at].tier, journey[at].event):
+        at -= 1
+    return journey[at]
 
 
 def _untested_reason(tier: TierResult) -> str:
@@ -163,12 +188,21 @@ def _attention(hops: list[TierResult], decided: Finding | None) -> list[Attentio
     return out
 
 
+def _observed(tier: TierResult, ignore: Ignored) -> bool:
+    """Whether a tier's deciding finding is the observer's own problem met at that tier."""
+    f = deciding_finding(tier, ignore=ignore)
+    return f is not None and catalog.info(f.tag).scope is Scope.OBSERVER
+
+
 def _untested_tag(tier: TierResult) -> str | None:
     return next((f.tag for p in tier.own if not p.ran for f in p.findings), None)
 
 
 def decide(tiers: list[TierResult], flow: FlowGraph,
-           journey: Sequence[JourneyStep] = ()) -> Verdict:
+           journey: Sequence[JourneyStep] = (), *, asked: bool = False) -> Verdict:
+    """The verdict over the tiers' results and the journey of the message followed: the
+    one asked about (``asked``: where it stopped decides), else the latest one (its stops
+    decide through the probes' findings)."""
     hops = [t for t in tiers if t.id != OBSERVER_TIER]  # in flow order
     index = {t.id: i for i, t in enumerate(hops)}
     not_tested = _not_tested(hops)
@@ -178,11 +212,16 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
     # or beyond that way fails other recipients' mail, which degrades the flow.
     mailbox = recipient_mailbox(hops)
     path = flow.upstream_of(mailbox[0]) | {mailbox[0]} if mailbox else set(index)
-    failing = _first(hops, partial=False, among=path)
-    aside = _first(hops, partial=False, among=set(index) - path)
-    partial = _first(hops, partial=True)
-    stop = journey_stop(journey)
+    ignore = superseded(journey)
+    failing = _first(hops, partial=False, among=path, ignore=ignore)
+    aside = _first(hops, partial=False, among=set(index) - path, ignore=ignore)
+    partial = _first(hops, partial=True, ignore=ignore)
+    stop = journey_stop(journey) if asked else None
     stop_at = index.get(stop.tier, len(hops)) if stop is not None else None
+    # A record of the message (not "not seen") is the source's own word, whatever this
+    # machine could not test; so is a failing tier's own record where the observer's
+    # problem begins (an API's answer, not an SMTP session it kept from happening).
+    recorded = stop is not None and stop.event is not Event.NOT_SEEN
     to = mailbox[0] if mailbox else None
 
     def verdict(status: str, tier: str | None, f: Finding | None, summary: str,
@@ -193,17 +232,20 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
     # A failing hop decides if it comes before the hops the observer's problem keeps from
     # being judged, and before where the message stopped (path faults come first in flow
     # order); the observer wins a tie, so no tier is blamed for what it cannot see.
-    if failing is not None and (observer is None or failing[0] < observer[1]) and (
+    if failing is not None and (observer is None or failing[0] < observer[1] or (
+            failing[0] == observer[1] and not _observed(failing[1], ignore))) and (
             stop_at is None or failing[0] <= stop_at):
         first = failing[1]
-        f = deciding_finding(first)
-        failed = {t.id for t in hops if t.status is Status.FAIL}
+        f = deciding_finding(first, ignore=ignore)
+        failed = {t.id for t in hops if t.status is Status.FAIL
+                  and deciding_finding(t, ignore=ignore) is not None}
         degraded = flow.delivers_without(failed, to)
         prefix = "Another path still delivers; " if degraded else ""
         return verdict("degraded" if degraded else "fault", first.id, f,
                        prefix + (catalog.message(f) if f else f"tier {first.id} fails."))
 
-    if observer is not None and (partial is None or observer[1] <= partial[0]) and (
+    if observer is not None and not recorded and (
+            partial is None or observer[1] <= partial[0]) and (
             stop_at is None or observer[1] <= stop_at):
         problem = observer[0]
         return verdict("inconclusive", OBSERVER_TIER, problem,
@@ -219,7 +261,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
 
     if aside is not None and (partial is None or aside[0] < partial[0]):
         assert mailbox is not None
-        f = deciding_finding(aside[1])
+        f = deciding_finding(aside[1], ignore=ignore)
         address = mailbox[1].args.get("address") or "the recipient"
         return verdict("degraded", aside[1].id, f,
                        f"{address}'s mailbox is in {mailbox[0]}, and the way there works; "
@@ -227,7 +269,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
                        + (catalog.message(f) if f else f"tier {aside[1].id} fails."))
 
     if partial is not None:
-        f = deciding_finding(partial[1], partial=True)
+        f = deciding_finding(partial[1], partial=True, ignore=ignore)
         assert f is not None
         return verdict("degraded", partial[1].id, f, catalog.message(f))
 
@@ -245,7 +287,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
                            f"{_untested_reason(hop)}.", _untested_tag(hop))
 
     tested = [t.id for t in hops if t.status in (Status.PASS, Status.WARN)]
-    if journey and journey[-1].event is Event.DELIVERED:
+    if asked and journey and journey[-1].event is Event.DELIVERED:
         summary = journey[-1].detail
     else:
         summary = "No fault found in " + (", ".join(tested) if tested else "any tier") + "."

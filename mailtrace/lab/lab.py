@@ -355,7 +355,7 @@ class Lab:
             host, port = (url.hostname or "").lower(), url.port or 443
             token = self.environ.setdefault(GRAPH_TOKEN_ENV, secrets.token_urlsafe(32))
             tenant = lab_tenant(data, tier, self.recipient, self.scenario.tenant,
-                                self.scenario.messages)
+                                self.scenario.tenant_messages())
             tls = self._ca.issue(host, LOOPBACK, "localhost").server_context()
             server = GraphStandIn(tenant, token, delay=self.graph_delay, tls=tls)
             await self._start(server)

@@ -22,7 +22,7 @@ import dns.zone
 from mailtrace.lab.dns_server import Fault
 from mailtrace.lab.dnssec import SigningFault
 from mailtrace.lab.graph_api import TenantFaults, Throttle
-from mailtrace.lab.maillog import LabMessage
+from mailtrace.lab.maillog import DEFAULT_MESSAGES, GatewayFate, LabMessage
 from mailtrace.lab.smtp_server import SmtpScript
 
 #: TTL of an added RRset when the edit does not say and there was none to keep.
@@ -138,6 +138,22 @@ class Scenario:
 
     def smtp_scripts(self) -> dict[str, SmtpScript]:
         return {**SMTP_HOSTS, **self.smtp}
+
+    def tenant_messages(self) -> tuple[LabMessage, ...] | None:
+        """What reached the tenant, so that its message trace agrees with the gateway: the
+        mail log; without one, the default messages with the fate the gateway's Smart
+        Search gives them (a rule that rejects or quarantines the recipient's mail stops
+        both; a next hop that refuses stops the latest)."""
+        fate = self.gateway_api.message
+        if self.messages is not None or fate == "delivered" or self.tenant.traces is not None:
+            return self.messages
+        ways: dict[str, GatewayFate] = {"rejected": "rejected", "quarantined": "quarantined",
+                                        "onward-failed": "bounced"}
+        stopped = ways[fate]
+        earlier, latest = DEFAULT_MESSAGES
+        return (dataclasses.replace(earlier, gateway=stopped if fate != "onward-failed"
+                                    else "relayed"),
+                dataclasses.replace(latest, gateway=stopped))
 
     def tlsa_hosts(self) -> dict[str, TlsaPublish]:
         return {h: p for h, p in {**DANE_HOSTS, **self.tlsa}.items() if p is not None}

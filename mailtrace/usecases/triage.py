@@ -111,7 +111,7 @@ async def run_triage(
     journey = follow(tiers, flow, target.message_id)
     # Where the message asked about stopped decides; without one, the latest message's
     # journey is shown, and the probes' findings judge it with the others.
-    verdict = decide(tiers, flow, journey if target.asks_message else ())
+    verdict = decide(tiers, flow, journey, asked=target.asks_message)
     elapsed = (time.monotonic() - started) * 1000
     return TriageReport(topology, flow, target, tiers, verdict, elapsed, timings,
                         clients.dns.queries_sent, journey, outcomes(tiers, flow), run=run)
