@@ -18,6 +18,7 @@ verdict follows the evidence, not the API that reported it. Empty strings mean "
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,11 +105,23 @@ def _outcome(r: SearchRecord) -> str:
 
 def _subject(r: SearchRecord, hops: tuple[NextHop, ...]) -> NextHop | None:
     """The next hop the onward result is about: the one sendmail relayed to, else the
-    only one; None when it cannot be told (the finding then stays with the gateway)."""
+    only one — unless sendmail names a host no next hop declares (the gateway routes the
+    mail somewhere the topology does not say: that is the gateway's doing); None when it
+    cannot be told (the finding then stays with the gateway)."""
+    relay = r.relay
     for hop in hops:
-        if r.relay and r.relay in hop.hosts:
+        if relay and relay in {h.lower().rstrip(".") for h in hop.hosts}:
             return hop
-    return hops[0] if len(hops) == 1 else None
+    undeclared = relay is not None and not _is_address(relay)
+    return hops[0] if len(hops) == 1 and not undeclared else None
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.removeprefix("ipv6:"))
+    except ValueError:
+        return False
+    return True
 
 
 def evaluate(check: SearchCheck) -> list[Finding]:

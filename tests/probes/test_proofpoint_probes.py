@@ -130,6 +130,18 @@ def test_onward_failure_that_cannot_be_tied_to_one_hop_stays_with_the_gateway():
         "PP_ONWARD_DELIVERY_FAILED", None, "the next hop")
 
 
+def test_onward_failure_at_a_host_no_tier_declares_stays_with_the_gateway():
+    raw = ("to=<alice@contoso.com>, relay=old-exchange.contoso.com. [192.0.2.80], "
+           "dsn=5.0.0, stat=Service unavailable; 554 5.0.0 no such mailbox")
+    _, failed = search(record(Sendmail_Errorcode="554 5.0.0", SendmailRaw_Log=raw))
+    assert (failed.tag, failed.about, failed.args["relay"]) == (
+        "PP_ONWARD_DELIVERY_FAILED", None, "old-exchange.contoso.com")
+    # an address names no host: with one next hop, it is that hop's
+    by_ip = raw.replace("old-exchange.contoso.com. [192.0.2.80]", "[192.0.2.25]")
+    _, failed = search(record(Sendmail_Errorcode="554 5.0.0", SendmailRaw_Log=by_ip))
+    assert (failed.about, failed.args["relay"]) == ("exchange-online", "192.0.2.25")
+
+
 def test_deferred_onward_delivery_is_a_warning_about_the_next_hop():
     _, deferred = search(record(Sendmail_Stat="Deferred: 451 4.4.0 try later"))
     assert (deferred.tag, deferred.about) == ("PP_ONWARD_DELIVERY_DEFERRED", "exchange-online")
