@@ -9,7 +9,8 @@ the real world leaves unsigned stay unsigned here (:data:`UNSIGNED`), so their
 delegations are insecure, not bogus.
 
 A scenario can break one zone's signing (:class:`SigningFault`): signatures that expired
-yesterday, a DS at the parent for a key the zone does not have, or none of it at all.
+yesterday or that start tomorrow, a DS at the parent for a key the zone does not have,
+or none of it at all.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ ALGORITHM = Algorithm.ECDSAP256SHA256
 VALID_BEFORE = dt.timedelta(days=7)
 VALID_AFTER = dt.timedelta(days=30)
 
-SigningFault = Literal["expired-rrsig", "ds-mismatch", "unsigned"]
+SigningFault = Literal["expired-rrsig", "future-rrsig", "ds-mismatch", "unsigned"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class LabSigner:
                                       dns.rdataset.from_rdata_list(ns.ttl, [ds]))
         if self.faults.get(name) == "expired-rrsig":
             inception, expiration = self.now - 2 * VALID_AFTER, self.now - dt.timedelta(days=1)
+        elif self.faults.get(name) == "future-rrsig":  # a signer whose clock runs ahead
+            inception, expiration = self.now + dt.timedelta(days=1), self.now + 2 * VALID_AFTER
         else:
             inception, expiration = self.now - VALID_BEFORE, self.now + VALID_AFTER
         dns.dnssec.sign_zone(zone, keys=[keys.ksk, keys.zsk], inception=inception,

@@ -165,6 +165,15 @@ def _hosts(check: DnssecCheck) -> list[Finding]:
     return findings
 
 
+def _clock_wrong(verdict: ChainVerdict) -> bool:
+    """The root zone's own signatures read as expired or not yet valid: the root is
+    re-signed days ahead of expiry (RFC 4034 §3.1.5 validity windows, measured against the
+    validator's clock), so it is this machine's clock that is wrong, and every chain
+    would read bogus from here — no zone is to blame."""
+    return verdict.security is Security.BOGUS and verdict.zone in (".", "") and \
+        verdict.failure in (Failure.RRSIG_EXPIRED, Failure.RRSIG_NOT_YET_VALID)
+
+
 def evaluate(check: DnssecCheck) -> list[Finding]:
     from mailtrace.clients.dnssec_validate import validate  # dnspython's DNSSEC, on use
 
@@ -178,6 +187,9 @@ def evaluate(check: DnssecCheck) -> list[Finding]:
         tag = ("DNSSEC_TRUST_ANCHOR_MISMATCH" if verdict.failure is Failure.ANCHOR_MISMATCH
                else "DNSSEC_NOT_CHECKED")
         return [Finding(tag, {"domain": check.domain, "detail": verdict.detail},
+                        _evidence(check.mx, verdict)), *resolver_findings]
+    if _clock_wrong(verdict):
+        return [Finding("OBSERVER_CLOCK_WRONG", {"detail": verdict.detail},
                         _evidence(check.mx, verdict)), *resolver_findings]
     if verdict.security is Security.BOGUS:
         findings.append(_broken(check.mx, verdict, check.domain))
@@ -204,7 +216,7 @@ PROBE = Probe(
                     "DNSSEC_ALGORITHM_UNSUPPORTED", "DNSSEC_RESOLVER_BOGUS",
                     "DNSSEC_NO_VALIDATING_RESOLVER", "DNSSEC_SOME_MX_HOSTS_BOGUS",
                     "DNSSEC_MX_HOST_ZONES", "DNSSEC_NOT_CHECKED",
-                    "DNSSEC_TRUST_ANCHOR_MISMATCH"}),
+                    "DNSSEC_TRUST_ANCHOR_MISMATCH", "OBSERVER_CLOCK_WRONG"}),
     collect=collect,
     evaluate=evaluate,
     gates=("dns.observer",),

@@ -70,6 +70,12 @@ def test_bogus_names_the_link_and_the_resolver_that_servfails() -> None:
     assert findings[1].args["resolvers"] == VALIDATING.label
 
 
+def test_a_root_whose_signatures_read_expired_is_this_machines_clock() -> None:
+    w = World.signed(TEXTS, {".": "expired-rrsig"})
+    findings = evaluate(check(w, view(VALIDATING, Outcome.ANSWER)))
+    assert [f.tag for f in findings] == ["OBSERVER_CLOCK_WRONG"]
+
+
 @pytest.mark.parametrize(("edit", "tag"), [
     ("ds-mismatch", "DNSSEC_DS_MISMATCH"),
     ("tampered", "DNSSEC_SIGNATURE_INVALID"),
@@ -95,7 +101,9 @@ def test_each_broken_link_has_its_tag(edit: str, tag: str) -> None:
 def test_times_and_bounds_and_unreadable_data() -> None:
     w = World.signed(TEXTS)
     later = dataclasses.replace(check(w), mx=w.chain("contoso.com", "MX", at=0.0))
-    assert "DNSSEC_RRSIG_NOT_YET_VALID" in tags(later)
+    assert "OBSERVER_CLOCK_WRONG" in tags(later)  # the root not yet valid: our clock
+    ahead = World.signed(TEXTS, {"contoso.com.": "future-rrsig"})
+    assert tags(check(ahead))["DNSSEC_RRSIG_NOT_YET_VALID"]["zone"] == "contoso.com."
     c = check(w)
     broken = dataclasses.replace(c.mx.dnskey["contoso.com."], outcome=Outcome.MALFORMED,
                                  answer=())
