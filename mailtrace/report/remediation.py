@@ -73,13 +73,19 @@ def finding_fix(f: Finding, domain: str | None = None, indent: str = "  ",
 
 
 def localized(tiers: list[TierResult], verdict: Verdict) -> list[Finding]:
-    """The findings the fix is shown for: the failing ones of the verdict's tier or, for
-    the observer, every failing observer finding wherever a probe met it."""
+    """The findings the fix is shown for: the failing ones of the verdict's tier and the
+    one that decided it (a warning, for a degraded flow), or, for the observer, every
+    failing observer finding wherever a probe met it."""
     found = []
     for tier in tiers:
         for f in tier.findings:
             info = catalog.info(f.tag)
-            if not info.fails or verdict.tier is None:
+            if verdict.tier is None:
+                continue
+            if f.tag == verdict.tag and tier.id == verdict.tier and not info.fails:
+                found.append(f)
+                continue
+            if not info.fails:
                 continue
             if verdict.tier == OBSERVER_TIER:
                 if info.scope is Scope.OBSERVER:

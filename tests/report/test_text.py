@@ -3,10 +3,13 @@ attention), the checks that passed by tag, evidence only where it explains somet
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Level
+from mailtrace.report import json as json_report
 from mailtrace.report import text
 from tests.support.labrun import scenario_param, triage
 
@@ -50,3 +53,19 @@ def test_what_needs_attention_is_counted_under_the_verdict():
                              f"need{'' if len(attention) > 1 else 's'} attention")
     for a in attention:
         assert any(f"{a.tier}: {a.tag}" in line for line in lines[4:4 + 2 + len(attention)])
+
+
+@pytest.mark.parametrize(("name", "tier", "tag"), [
+    ("exo-junked", "exchange-online", "EXO_TRACE_FILTERED_AS_SPAM"),
+    ("pp-onward-deferred", "exchange-online", "PP_ONWARD_DELIVERY_DEFERRED"),
+])
+def test_a_degraded_verdict_comes_with_the_fix_of_the_warning_that_decided_it(name, tier, tag):
+    report = triage(name)
+    assert (report.verdict.status, report.verdict.tier, report.verdict.tag) == (
+        "degraded", tier, tag)
+    lines = text.render(report).splitlines()
+    at = lines.index(f"Fix for {tier} (this tier only; the others are not the cause):")
+    assert lines[at + 1] == f"  {tag}:"
+    doc = json.loads(json_report.render(report))
+    [shown] = [f for t in doc["tiers"] for f in t["findings"] if f["tag"] == tag]
+    assert shown["remediation"]["commands"] == list(catalog.info(tag).remediation.commands)
