@@ -188,10 +188,12 @@ def _attention(hops: list[TierResult], decided: Finding | None) -> list[Attentio
     return out
 
 
-def _observed(tier: TierResult, ignore: Ignored) -> bool:
-    """Whether a tier's deciding finding is the observer's own problem met at that tier."""
+def _api_record(tier: TierResult, ignore: Ignored) -> bool:
+    """Whether a tier's deciding finding is a source's own record (an API's answer about
+    the tier), which this machine's resolvers or port 25 do not stand between."""
     f = deciding_finding(tier, ignore=ignore)
-    return f is not None and catalog.info(f.tag).scope is Scope.OBSERVER
+    return f is not None and any(p.asks in ("api", "threats") and any(g is f for g in p.findings)
+                                 for p in tier.probes)
 
 
 def _untested_tag(tier: TierResult) -> str | None:
@@ -233,7 +235,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
     # being judged, and before where the message stopped (path faults come first in flow
     # order); the observer wins a tie, so no tier is blamed for what it cannot see.
     if failing is not None and (observer is None or failing[0] < observer[1] or (
-            failing[0] == observer[1] and not _observed(failing[1], ignore))) and (
+            failing[0] == observer[1] and _api_record(failing[1], ignore))) and (
             stop_at is None or failing[0] <= stop_at):
         first = failing[1]
         f = deciding_finding(first, ignore=ignore)
