@@ -22,13 +22,8 @@ def add_parsers(sub: Any) -> dict[str, Any]:
                      help="the address that does not receive mail (follows its messages too)")
     who.add_argument("--domain", metavar="DOMAIN",
                      help="a domain of the topology, when no one address is in question")
-    opt.add_endpoints(t)
-    opt.add_ca_file(t, "trust these CA certificates for STARTTLS and the HTTPS APIs "
-                    "instead of the system's")
-    opt.add_lab_file(t)
+    opt.add_network(t)
     opt.add_message(t)
-    opt.add_smtp(t)
-    opt.add_trust_anchor(t)
     opt.add_output(t, ["text", "json", "html"], strict=True)
     opt.add_run(t)
     return {"triage": cmd_triage}

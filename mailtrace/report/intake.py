@@ -106,6 +106,8 @@ def ndr_json(analysis: NdrAnalysis, triage: TriageReport | None = None) -> dict[
         "format": analysis.report.format,
         "reporting_mta": analysis.report.reporting_mta,
         "subject": analysis.report.subject,
+        "original": (analysis.report.original.as_json()
+                     if analysis.report.original is not None else None),
         "notes": analysis.report.notes,
         "recipients": [_recipient_json(o) for o in analysis.outcomes],
         "named": {"tier": named.tier, "tag": named.rule.tag, "address": named.recipient.address}

@@ -55,7 +55,9 @@ def report_json(report: TriageReport) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "topology": report.topology.topology,
-        "target": {"recipient": report.target.recipient, "domain": report.target.domain},
+        "target": {"recipient": report.target.recipient, "domain": report.target.domain,
+                   "from": report.target.sender, "message_id": report.target.message_id,
+                   "subject": report.target.subject},
         "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
                     "not_tested": v.not_tested,
                     "attention": [a.as_json() for a in v.attention]},

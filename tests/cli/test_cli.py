@@ -107,7 +107,8 @@ def test_demo_json_contract_and_exit_code(capsys):
     doc = json.loads(out)
     assert doc["schema"] == "mailtrace/triage-1"
     assert doc["topology"] == "contoso"
-    assert doc["target"] == {"recipient": "alice@contoso.com", "domain": "contoso.com"}
+    assert doc["target"] == {"recipient": "alice@contoso.com", "domain": "contoso.com",
+                             "from": None, "message_id": None, "subject": None}
     v = doc["verdict"]
     assert (v["status"], v["tier"], v["tag"]) == ("fault", "public-dns", "DNS_MX_MISSING")
     assert [t["id"] for t in doc["tiers"]] == [

@@ -338,6 +338,40 @@ def test_triage_text_shows_the_ndr_tier_next_to_the_verdict(capsys):
     assert "NDR vs triage: AGREES" in out
 
 
+def test_triage_follows_the_bounced_message_through_the_lab_file(capsys, tmp_path):
+    """The bounce returns the message's header section: the triage follows that message
+    (its Message-ID and sender), and --lab-file brings the lab's resolver, CA,
+    credentials and DNSSEC trust anchor as it does for triage."""
+    from mailtrace.lab import labfile
+
+    with lab_in_thread("pp-onward-deferred") as lab:
+        lab_file = tmp_path / "lab.yaml"
+        labfile.write(lab.access(), lab_file)
+        code, out, err = run(capsys, "ndr", str(NDR / "pod-delayed-4.7.500-returned.eml"),
+                             "--topology", str(lab.topology_path), "--triage",
+                             "--lab-file", str(lab_file), "--timeout", "20",
+                             "--format", "json")
+    assert err == ""
+    data = json.loads(out)
+    wanted = "<lab.fd47280a4072@fabrikam.example>"
+    assert data["original"]["message_id"] == wanted
+    report = data["triage"]["report"]
+    assert (report["target"]["message_id"], report["target"]["from"]) == (
+        wanted, "carol@fabrikam.example")
+    assert {step["message_id"] for step in report["journey"]} == {wanted}
+    assert _verdict(data) == ("degraded", "exchange-online", "PP_ONWARD_DELIVERY_DEFERRED")
+    assert data["triage"]["agreement"] == "agrees"
+    tags = {f["tag"] for t in report["tiers"] for f in t["findings"]}
+    assert "DNSSEC_TRUST_ANCHOR_MISMATCH" not in tags and "DNSSEC_SIGNED" in tags
+    assert code == 1
+
+
+@pytest.mark.parametrize("flag", [["--lab-file", "lab.yaml"], ["--trust-anchor", "root.ds"]])
+def test_network_flags_of_ndr_need_triage(capsys, flag):
+    code, out, err = run(capsys, "ndr", str(NDR / "pod-dbeb-5.4.1.eml"), *flag)
+    assert code == 2 and out == "" and flag[0] in err and "only apply with --triage" in err
+
+
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=2000), command=st.sampled_from(["ndr", "headers"]))
