@@ -19,6 +19,7 @@ from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, Status, TierResult
 from mailtrace.core.journey import STOPS, JourneyStep
 from mailtrace.probes.base import OBSERVER_TIER
+from mailtrace.report.message import message_followed
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import MARK, fill, localized, prompt, values
 
@@ -109,6 +110,9 @@ def _verdict(report: TriageReport) -> str:
         out += [f"<li><strong>{escape(a.tier)}</strong> <code>{escape(a.tag)}</code> "
                 f"{escape(a.summary)}</li>" for a in v.attention]
         out.append("</ul>")
+    followed = message_followed(report)
+    if followed is not None and not followed.followed:
+        out.append(f"<p class='message-not-followed'>{escape(followed.line())}</p>")
     if v.not_tested:
         out.append("<p class='muted'>Not tested: " + "; ".join(
             f"{escape(n['tier'])} ({escape(n['reason'])})" for n in v.not_tested) + "</p>")

@@ -7,6 +7,7 @@ from typing import Any
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, TierResult
+from mailtrace.report.message import message_followed
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import localized
 
@@ -61,6 +62,7 @@ def report_json(report: TriageReport) -> dict[str, Any]:
         "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
                     "not_tested": v.not_tested,
                     "attention": [a.as_json() for a in v.attention]},
+        "message": followed.as_json() if (followed := message_followed(report)) else None,
         "journey": [step.as_json() for step in report.journey],
         "journey_summary": [o.as_json() for o in report.journey_summary],
         "tiers": [tier_json(t, fixed) for t in report.tiers],

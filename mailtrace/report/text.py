@@ -17,6 +17,7 @@ from mailtrace.core import catalog
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding, Level, Status, TierResult
 from mailtrace.probes.base import OBSERVER_TIER
+from mailtrace.report.message import message_followed
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import MARK, fix_lines, localized, values
 
@@ -166,6 +167,9 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
     out.append(f"  {v.summary}")
     for a in v.attention:
         out.append(f"  {paint('!', 'yellow')} {a.tier}: {a.tag}  {a.summary}")
+    followed = message_followed(report)
+    if followed is not None and not followed.followed:
+        out.append(f"  {paint('!', 'yellow')} {followed.line()}")
     out += _journey_lines(report)
     out.append("")
     attention = {(a.tier, a.tag) for a in v.attention}
