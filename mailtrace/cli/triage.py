@@ -69,7 +69,8 @@ def run_options(args: argparse.Namespace, timeout: float,
 
 def emit(report: TriageReport, args: argparse.Namespace) -> int:
     """Render the triage report as asked and return the exit code (``--strict``: an
-    untested tier makes a healthy verdict inconclusive)."""
+    untested tier makes a healthy verdict exit 3, and the report says so)."""
+    report.strict = bool(getattr(args, "strict", False))
     if args.format == "json":
         from mailtrace.report import json as json_report
 
@@ -85,7 +86,4 @@ def emit(report: TriageReport, args: argparse.Namespace) -> int:
         colour = stream is not None and text_report.use_colour(stream)
         text = text_report.render(report, colour=colour, verbose=args.verbose)
     opt.deliver(text, args.output)
-    code = report.verdict.exit_code
-    if code == 0 and args.strict and report.verdict.not_tested:
-        return 3
-    return code
+    return report.exit_code

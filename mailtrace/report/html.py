@@ -103,8 +103,11 @@ def _verdict(report: TriageReport) -> str:
         head += f" at <strong>{escape(v.tier)}</strong>"
     if v.tag:
         head += f" <code>{escape(v.tag)}</code>"
-    out = [f"<section class='verdict {escape(v.status)}' id='verdict'>", f"<div>{head}</div>",
-           f"<p class='answer'>{escape(v.summary)}</p>"]
+    out = [f"<section class='verdict {escape(v.status)}' id='verdict'>", f"<div>{head}</div>"]
+    strict = report.strict_line()
+    if strict is not None:
+        out.append(f"<p class='strict'><strong>{escape(strict)}</strong></p>")
+    out.append(f"<p class='answer'>{escape(v.summary)}</p>")
     if v.attention:
         out.append("<p><strong>Also needs attention:</strong></p><ul class='attention'>")
         out += [f"<li><strong>{escape(a.tier)}</strong> <code>{escape(a.tag)}</code> "

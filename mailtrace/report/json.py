@@ -62,6 +62,9 @@ def report_json(report: TriageReport) -> dict[str, Any]:
         "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
                     "not_tested": v.not_tested,
                     "attention": [a.as_json() for a in v.attention]},
+        "strict": {"exit_code": report.exit_code, "not_tested": report.strict_not_tested}
+        if report.strict else None,
+        "exit_code": report.exit_code,
         "message": followed.as_json() if (followed := message_followed(report)) else None,
         "journey": [step.as_json() for step in report.journey],
         "journey_summary": [o.as_json() for o in report.journey_summary],

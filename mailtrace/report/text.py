@@ -164,6 +164,9 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
         "attention" if need else ""
     out.append(paint(f"VERDICT: {v.status.upper()}{where}{tag}{note}",
                      _VERDICT_COLOUR[v.status]))
+    strict = report.strict_line()
+    if strict is not None:
+        out.append(paint(strict, "yellow"))
     out.append(f"  {v.summary}")
     for a in v.attention:
         out.append(f"  {paint('!', 'yellow')} {a.tier}: {a.tag}  {a.summary}")

@@ -111,6 +111,7 @@ def test_demo_json_contract_and_exit_code(capsys):
                              "from": None, "message_id": None, "subject": None}
     v = doc["verdict"]
     assert (v["status"], v["tier"], v["tag"]) == ("fault", "public-dns", "DNS_MX_MISSING")
+    assert (doc["strict"], doc["exit_code"]) == (None, 1)
     assert [t["id"] for t in doc["tiers"]] == [
         "observer", "public-dns", "proofpoint", "exchange-online"]
     dns = doc["tiers"][1]
@@ -380,3 +381,17 @@ def test_following_a_message_needs_a_recipient(capsys):
     code, _, err = run(capsys, "triage", "--topology", CONTOSO, "--domain", "contoso.com",
                        "--resolver", "127.0.0.1:9", "--from", "carol@fabrikam.example")
     assert_usage_error(code, err, "--recipient")
+
+
+def test_strict_says_why_a_healthy_verdict_exits_3(capsys):
+    """--strict turns a healthy verdict with a tier not tested into exit 3: the report
+    says so (the verdict itself is unchanged)."""
+    code, out, _ = run(capsys, "demo", "exo-graph-throttled", "--strict", "--format", "json")
+    doc = json.loads(out)
+    assert code == 3 and doc["exit_code"] == 3
+    assert doc["verdict"]["status"] == "healthy"
+    assert doc["strict"] == {"exit_code": 3, "not_tested": ["exchange-online (in part)"]}
+    code, out, _ = run(capsys, "demo", "exo-graph-throttled", "--strict")
+    lines = out.splitlines()
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("VERDICT: HEALTHY"))
+    assert code == 3 and lines[verdict + 1].startswith("STRICT: exit 3")
