@@ -120,6 +120,9 @@ def test_demo_json_contract_and_exit_code(capsys):
     assert set(mx) >= {"tag", "level", "probe", "args", "message", "evidence", "remediation"}
     assert mx["level"] == "critical" and mx["probe"] == "dns.mx"
     assert mx["remediation"]["checked"] and mx["remediation"]["commands"]
+    # the commands filled in as the text report shows them; the catalog's templates kept
+    assert mx["remediation"]["commands"][0] == "Resolve-DnsName -Name contoso.com -Type MX -DnsOnly"
+    assert mx["remediation"]["templates"][0] == "Resolve-DnsName -Name <domain> -Type MX -DnsOnly"
     # remediation only for the localized tier's failing findings
     others = [f for t in doc["tiers"] for f in t["findings"] if f["tag"] != "DNS_MX_MISSING"]
     assert all(f["remediation"] is None for f in others)
