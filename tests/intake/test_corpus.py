@@ -308,3 +308,14 @@ def test_a_spam_verdict_the_mailbox_delivered_to_the_inbox_is_not_junked(deliver
     assert (inbox.args["scl"], inbox.args["sfv"], inbox.args["folder"], inbox.about) == (
         "5", "SPM", "the inbox", "exchange-online")
     assert why in inbox.args["why"]
+
+
+def test_an_expired_message_is_in_the_reporting_servers_queue_not_the_next_hops():
+    """RFC 3464: the Reporting-MTA (§2.2.2) queued the message, the Remote-MTA (§2.3.5)
+    is the next hop it could not hand it to."""
+    analysis = ndr_of((CORPUS / "ndr" / "pod-expired-4.4.7.eml").read_bytes(),
+                      hosts("contoso-proofpoint-exo.yaml"))
+    [o] = analysis.outcomes
+    assert o.finding.tag == "NDR_MESSAGE_EXPIRED"
+    assert (o.finding.args["reporter"], o.finding.args["next_hop"], o.reporting_tier) == (
+        "mx0b-001234.pphosted.com", "contoso-com.mail.protection.outlook.com", "proofpoint")
