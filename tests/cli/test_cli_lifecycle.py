@@ -216,3 +216,20 @@ def test_the_lab_file_is_private_from_its_first_byte(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_verify_shows_a_dkim_selector_published_as_an_alias_and_its_target(
+        capsys, running_lab):
+    """Microsoft 365's DKIM: selector1._domainkey is a CNAME to the tenant's selector; the
+    TXT asked for is at the target, as the resolver followed it."""
+    code = main(["verify", "--topology", CONTOSO, "--lab-file", str(running_lab)])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("✓ DKIM selector1"))
+    assert code == 0 and lines[at].endswith("TXT asked, answered by a CNAME")
+    assert lines[at + 1].strip().startswith(
+        "current: CNAME → selector1-contoso-com._domainkey.contoso.onmicrosoft.com.")
+    assert lines[at + 2].strip().startswith("TXT at the target (followed by resolver")
+    assert "v=DKIM1" in lines[at + 2]
+    mx = next(line for line in lines if line.startswith("✓ MX"))
+    assert "CNAME" not in mx
