@@ -89,8 +89,10 @@ def agreement(analysis: NdrAnalysis, report: TriageReport) -> tuple[str, str]:
     tier = named.tier if named else None
     v = report.verdict
     if v.status == "inconclusive":
-        return "inconclusive", f"The triage is inconclusive ({v.tier}): it can neither confirm " \
-                               f"nor refute the bounce's {tier or 'tier'}."
+        at = f" at {v.tier}" if v.tier else ""
+        why = f" [{v.tag}]" if v.tag else ""
+        return "inconclusive", f"The triage is inconclusive{at}{why}: it can neither " \
+                               f"confirm nor refute the bounce's {tier or 'tier'}."
     if v.status == "healthy":
         return "no-fault-found", (
             f"The triage finds no fault its probes can see; the bounce's cause at "

@@ -39,3 +39,17 @@ def test_verbose_still_says_every_probe():
     out = text.render(_report(), verbose=True)
     tier = out[out.index("exchange-online (exchange-online)"):]
     assert tier.count("not tested: depends on exo.directory") == 2
+
+
+def test_an_inconclusive_triage_without_a_tier_names_no_none():
+    from mailtrace.core.findings import Verdict
+    from mailtrace.report.intake import agreement
+    from tests.support.evidence_util import CORPUS, hosts, ndr_of
+
+    analysis = ndr_of((CORPUS / "ndr" / "pod-dbeb-5.4.1.eml").read_bytes(),
+                      hosts("contoso-proofpoint-exo.yaml"))
+    report = dataclasses.replace(mailbox_full_report(), verdict=Verdict(
+        "inconclusive", None, "PP_SEARCH_NO_MESSAGES", "no message found"))
+    verdict, sentence = agreement(analysis, report)
+    assert verdict == "inconclusive" and "None" not in sentence
+    assert "[PP_SEARCH_NO_MESSAGES]" in sentence
