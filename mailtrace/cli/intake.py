@@ -31,9 +31,7 @@ def add_parsers(sub: Any) -> dict[str, Any]:
                    help="then run the triage and say whether it agrees (needs --topology)")
     n.add_argument("--all", action="store_true", dest="all_messages",
                    help="read every message of an mbox file (default: the first)")
-    opt.add_endpoints(n, when="with --triage: ")
-    opt.add_ca_file(n, "with --triage: trust these CA certificates for STARTTLS")
-    opt.add_smtp(n, when="with --triage: ")
+    opt.add_network(n, when="with --triage: ")
     opt.add_output(n, ["text", "json"], verbose="")
     opt.add_run(n)
 
@@ -105,10 +103,9 @@ def cmd_ndr(args: argparse.Namespace) -> int:
 
     if args.triage and not args.topology:
         raise UsageError("--triage needs --topology FILE")
-    network = (args.resolver or args.connect_to or args.smtp_reference
-               or any(x is not None for x in (args.ca_file, args.mail_from, args.helo)))
-    if network and not args.triage:
-        raise UsageError("--resolver, --connect-to and the SMTP flags only apply with --triage")
+    given = opt.network_flags_given(args)
+    if given and not args.triage:
+        raise UsageError(f"{', '.join(given)}: only apply with --triage")
     timeout = opt.positive(args.timeout)
     opt.check_output(args)
     hosts = _hosts(args)
@@ -122,11 +119,13 @@ def cmd_ndr(args: argparse.Namespace) -> int:
         from mailtrace.usecases.ndr import NothingToTriage, triage_bounce
         from mailtrace.usecases.triage import TargetError
 
-        try:
-            triage = asyncio.run(triage_bounce(analysis, opt.since(args),
-                                               run_options(args, timeout)))
-        except (NothingToTriage, TargetError) as exc:
-            raise UsageError(str(exc)) from None
+        since = opt.since(args)
+        with opt.network(args) as network:
+            try:
+                triage = asyncio.run(triage_bounce(analysis, since,
+                                                   run_options(args, timeout, network)))
+            except (NothingToTriage, TargetError) as exc:
+                raise UsageError(str(exc)) from None
     if args.all_messages:
         text = (dumps(report.ndr_json_all(results, triage)) if args.format == "json"
                 else report.ndr_text_all(results, _source(args.file), triage))

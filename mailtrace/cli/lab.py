@@ -76,6 +76,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return emit(report, args)
 
 
+def root_anchor(ds: tuple[str, ...]) -> str:
+    """The lab root's DS records in zone-file syntax (RFC 4034 §5.3): what
+    ``--trust-anchor`` and Unbound's ``trust-anchor-file`` read."""
+    return "; the running lab's root key (valid while it runs)\n" + "".join(
+        f". IN DS {record}\n" for record in ds)
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     """Keep a lab up until interrupted (Ctrl-C, SIGTERM) or ``--for`` runs out. Whatever
     ends it, the lab's temporary folders go with it: the CA's key, the lab file and its
@@ -98,13 +105,20 @@ def cmd_lab(args: argparse.Namespace) -> int:
     async def serve() -> None:
         async with Lab(scenario) as lab:
             path = chosen or lab.lab_file_path()
+            anchor = path.with_name(f"{path.stem}.root.ds")
             try:
-                labfile.write(lab.access(), path)
-            except OSError as exc:
-                raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-            try:
-                lines = [f"lab up, scenario {scenario.name}: {scenario.description}",
-                         *lab.describe(path),
+                access = lab.access()
+                try:
+                    labfile.write(access, path)
+                    if access.trust_anchor:
+                        opt.write_whole(anchor, root_anchor(access.trust_anchor), 0o644)
+                except OSError as exc:
+                    raise UsageError(f"cannot write {exc.filename or path}: "
+                                     f"{exc.strerror}") from None
+                told = [f"trust anchor: {anchor}",
+                        "  the lab root's DS record, for --trust-anchor (the lab file "
+                        "carries it too) or Unbound's trust-anchor-file"]
+                lines = [*lab.describe(path), *(told if access.trust_anchor else []),
                          "Ctrl-C to stop." if args.duration is None
                          else f"stopping in {args.duration} s"]
                 opt.write("\n".join(lines) + "\n")
@@ -112,6 +126,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
                 await asyncio.sleep(args.duration if args.duration is not None else 10**9)
             finally:
                 path.unlink(missing_ok=True)
+                anchor.unlink(missing_ok=True)
 
     asyncio.run(serve())
     return 0

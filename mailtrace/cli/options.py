@@ -74,6 +74,30 @@ def add_trust_anchor(p: argparse.ArgumentParser, *, when: str = "") -> None:
                    "(default: IANA's root keys)")
 
 
+def add_network(p: argparse.ArgumentParser, *, when: str = "") -> None:
+    """Where a triage's packets go and what it trusts (``triage``, ``ndr --triage``):
+    --resolver, --connect-to, --ca-file, --lab-file, the SMTP flags and --trust-anchor,
+    read by :func:`network`, :func:`smtp_options` and :func:`trust_anchor`."""
+    add_endpoints(p, when=when)
+    add_ca_file(p, f"{when}trust these CA certificates for STARTTLS and the HTTPS APIs "
+                "instead of the system's")
+    add_lab_file(p, when=when)
+    add_smtp(p, when=when)
+    add_trust_anchor(p, when=when)
+
+
+#: The destinations of :func:`add_network`'s flags and the value each has when not given.
+NETWORK_DEFAULTS: dict[str, Any] = {
+    "resolver": [], "connect_to": [], "ca_file": None, "lab_file": None, "mail_from": None,
+    "helo": None, "smtp_reference": [], "trust_anchor": None}
+
+
+def network_flags_given(args: argparse.Namespace) -> list[str]:
+    """The :func:`add_network` flags given on the command line, as written."""
+    return [f"--{name.replace('_', '-')}" for name, unset in NETWORK_DEFAULTS.items()
+            if getattr(args, name, unset) != unset]
+
+
 def add_smtp(p: argparse.ArgumentParser, *, when: str = "") -> None:
     """The SMTP probes' identity and reference hosts, checked by :func:`smtp_options`."""
     p.add_argument("--mail-from", metavar="ADDR",

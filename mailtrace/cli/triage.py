@@ -22,13 +22,8 @@ def add_parsers(sub: Any) -> dict[str, Any]:
                      help="the address that does not receive mail (follows its messages too)")
     who.add_argument("--domain", metavar="DOMAIN",
                      help="a domain of the topology, when no one address is in question")
-    opt.add_endpoints(t)
-    opt.add_ca_file(t, "trust these CA certificates for STARTTLS and the HTTPS APIs "
-                    "instead of the system's")
-    opt.add_lab_file(t)
+    opt.add_network(t)
     opt.add_message(t)
-    opt.add_smtp(t)
-    opt.add_trust_anchor(t)
     opt.add_output(t, ["text", "json", "html"], strict=True)
     opt.add_run(t)
     return {"triage": cmd_triage}
@@ -74,7 +69,8 @@ def run_options(args: argparse.Namespace, timeout: float,
 
 def emit(report: TriageReport, args: argparse.Namespace) -> int:
     """Render the triage report as asked and return the exit code (``--strict``: an
-    untested tier makes a healthy verdict inconclusive)."""
+    untested tier makes a healthy verdict exit 3, and the report says so)."""
+    report.strict = bool(getattr(args, "strict", False))
     if args.format == "json":
         from mailtrace.report import json as json_report
 
@@ -90,7 +86,4 @@ def emit(report: TriageReport, args: argparse.Namespace) -> int:
         colour = stream is not None and text_report.use_colour(stream)
         text = text_report.render(report, colour=colour, verbose=args.verbose)
     opt.deliver(text, args.output)
-    code = report.verdict.exit_code
-    if code == 0 and args.strict and report.verdict.not_tested:
-        return 3
-    return code
+    return report.exit_code

@@ -44,6 +44,20 @@ class RecipientStatus:
     command: str | None = None  # the SMTP command the remote server answered
 
 
+@dataclass(frozen=True)
+class OriginalMessage:
+    """The message that bounced, as the bounce returns it (its ``message/rfc822`` or
+    ``text/rfc822-headers`` part, RFC 3462 §1 and RFC 3464 §2, or the copy a text bounce
+    quotes): the keys that find it again in the gateway's log and the message trace."""
+
+    message_id: str | None = None  # with its angle brackets (RFC 5322 §3.6.4)
+    sender: str | None = None  # the address of its From field (RFC 5322 §3.6.2)
+    subject: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"message_id": self.message_id, "from": self.sender, "subject": self.subject}
+
+
 @dataclass
 class DeliveryReport:
     format: str  # the reader that read it: rfc3464, postfix, exim, exchange-online...
@@ -51,3 +65,5 @@ class DeliveryReport:
     recipients: list[RecipientStatus]
     subject: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The bounced message's keys, when the bounce returns its header section.
+    original: OriginalMessage | None = None

@@ -25,6 +25,7 @@ the gateway's when the chain passes through it, the lowest copy if there are sev
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -51,6 +52,7 @@ _AUTH_METHODS = ("spf", "dkim", "dmarc", "compauth")
 #: Every tag this module can emit (the catalog declares each one).
 TAGS: frozenset[str] = frozenset({
     "HDR_NO_RECEIVED", "HDR_RECEIVED_UNREADABLE", "HDR_HOP_SLOW", "HDR_CLOCK_SKEW",
+    "HDR_HOST_CLOCK_SKEW", "HDR_EXO_INBOX_OVERRIDE",
     "HDR_GATEWAY_PASSED", "HDR_GATEWAY_BYPASSED", "HDR_AUTH_RESULTS", "HDR_AUTH_FAILED",
     "HDR_AUTH_UNTRUSTED", "HDR_HEADER_UNTRUSTED", "HDR_EXO_FILTER_VERDICT", "HDR_EXO_JUNKED",
     "HDR_EXO_FILTERING_SKIPPED", "HDR_PROOFPOINT_VERDICT", "HDR_PROOFPOINT_FLAGGED",
@@ -276,6 +278,24 @@ def _exo_trust(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, i
 DEST = {"I": "the inbox", "J": "Junk Email", "D": "Deleted Items", "C": "a custom folder"}
 
 
+#: X-Microsoft-Antispam-Mailbox-Delivery's ``OFR``: what decided the mailbox delivery.
+OFR = {"customrules": "the recipient's own rules (Outlook or mailbox rules)",
+       "spamfilterauthj": "Exchange Online's filter with the mailbox's junk email settings",
+       "trustedsenderslist": "the recipient's Safe Senders list"}
+
+
+def _override(delivery: str) -> str:
+    """Why the mailbox delivered a message filtered as spam to the inbox, as far as
+    X-Microsoft-Antispam-Mailbox-Delivery says (its ``OFR`` field), else the documented
+    reasons ("Anti-spam message headers in Microsoft 365"; a sender on the recipient's
+    Safe Senders list is delivered to the inbox)."""
+    ofr = next((v.strip() for k, _, v in (i.partition(":") for i in delivery.split(";"))
+                if k.strip().lower() == "ofr"), None)
+    if ofr:
+        return f"OFR:{ofr}: {OFR.get(ofr.lower(), 'a mailbox-level override')}"
+    return "a mailbox-level override: the recipient's Safe Senders list or a mailbox rule"
+
+
 def _forefront(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, int]
                ) -> tuple[dict[str, str] | None, list[Finding]]:
     copies = _fields(fields, "x-forefront-antispam-report")
@@ -324,8 +344,14 @@ def _forefront(fields: list[tuple[str, str]], hosts: HostMap, entry: dict[str, i
     found.append(Finding("HDR_EXO_FILTER_VERDICT", args, evidence, about=tier))
     scl = args["scl"]
     scl_value = int(scl) if re.fullmatch(r"-?\d+", scl) else None
-    if dest == "J" or (scl_value is not None and scl_value >= 5) \
-            or args["sfv"] in _JUNK_SFV or args["cat"] in _JUNK_CATS:
+    junk = (scl_value is not None and scl_value >= 5) or args["sfv"] in _JUNK_SFV \
+        or args["cat"] in _JUNK_CATS
+    if dest == "I" and junk:
+        # The mailbox's own decision is the last word: a spam verdict the mailbox still
+        # delivered to the inbox (the recipient's Safe Senders list, a mailbox rule).
+        found.append(Finding("HDR_EXO_INBOX_OVERRIDE", {**args, "why": _override(delivery)},
+                             evidence, about=tier))
+    elif dest == "J" or junk:
         found.append(Finding("HDR_EXO_JUNKED", args, evidence, about=tier))
     elif scl_value == -1:
         found.append(Finding("HDR_EXO_FILTERING_SKIPPED", {"sfv": args["sfv"]}, evidence,
@@ -418,16 +444,54 @@ def _proofpoint(fields: list[tuple[str, str]], chain: list[Hop], tiers: list[str
 
 # --- the analysis ------------------------------------------------------------------------------
 
+def _skewed(gaps: list[float | None], slow: float) -> dict[int, tuple[int, int]]:
+    """The hops whose own stamp is the outlier: a delay over ``slow`` next to a negative
+    one (beyond the tolerance). Both delays share that hop's stamp (RFC 5321 §4.4: each
+    host stamps its own time), so its host's clock is off — ahead when the long delay
+    comes first, behind when the negative one does — and neither delay is a slow hop.
+    Maps the outlier's position to the positions of the two delays."""
+    dated = [i for i, g in enumerate(gaps) if g is not None]
+    outliers: dict[int, tuple[int, int]] = {}
+    for a, b in itertools.pairwise(dated):
+        first, second = gaps[a], gaps[b]
+        assert first is not None and second is not None
+        if ((first > slow and second < -SKEW_TOLERANCE)
+                or (first < -SKEW_TOLERANCE and second > slow)) and a not in outliers:
+            used = {x for pair in outliers.values() for x in pair}
+            if a not in used and b not in used:
+                outliers[a] = (a, b)
+    return outliers
+
+
+def _host_skew(chain: list[Hop], gaps: list[float | None], at: int, pair: tuple[int, int]
+               ) -> Finding:
+    before, after = (gaps[i] for i in pair)
+    assert before is not None and after is not None
+    hop = chain[at]
+    ahead = before > 0
+    return Finding("HDR_HOST_CLOCK_SKEW", {
+        "index": hop.index, "by": hop.by_host or "?",
+        "direction": "ahead of" if ahead else "behind",
+        "skew_s": round(min(abs(before), abs(after)), 1),
+        "before_s": before, "after_s": after,
+        "transit_s": round(before + after, 1)},
+        [Observed({"received": chain[i].raw[:500], "delay_s": gaps[i]}) for i in pair])
+
+
 def _hop_findings(chain: list[Hop], tiers: list[str | None], gaps: list[float | None],
                   slow: float, topology: bool) -> list[Finding]:
     found = []
-    for hop, tier, gap in zip(chain, tiers, gaps, strict=True):
+    skewed = _skewed(gaps, slow)
+    explained = {i for pair in skewed.values() for i in pair}
+    for position, (hop, tier, gap) in enumerate(zip(chain, tiers, gaps, strict=True)):
         evidence = [Observed({"received": hop.raw[:500]})]
         where = tier or ("outside the topology" if topology else "no --topology")
         if hop.problem is not None:
             found.append(Finding("HDR_RECEIVED_UNREADABLE",
                                  {"index": hop.index, "problem": hop.problem}, evidence))
-        if gap is None:
+        if position in skewed:
+            found.append(_host_skew(chain, gaps, position, skewed[position]))
+        if gap is None or position in explained:
             continue
         if gap > slow:
             found.append(Finding("HDR_HOP_SLOW", {"index": hop.index, "by": hop.by_host or "?",

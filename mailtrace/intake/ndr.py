@@ -146,6 +146,8 @@ def analyze(report: DeliveryReport, hosts: HostMap) -> NdrAnalysis:
             rule.tag,
             {"address": r.address or "(no address)", "status": status or "(no status)",
              "replier": r.remote_mta or r.reporting_mta or "(not named)",
+             "reporter": r.reporting_mta or "(not named)",
+             "next_hop": r.remote_mta or "not named",
              "tier": tier or "(outside the topology)"},
             [evidence(report, r, codes)],
             about=tier,

@@ -19,6 +19,7 @@ from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, Status, TierResult
 from mailtrace.core.journey import STOPS, JourneyStep
 from mailtrace.probes.base import OBSERVER_TIER
+from mailtrace.report.message import message_followed
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import MARK, fill, localized, prompt, values
 
@@ -102,13 +103,19 @@ def _verdict(report: TriageReport) -> str:
         head += f" at <strong>{escape(v.tier)}</strong>"
     if v.tag:
         head += f" <code>{escape(v.tag)}</code>"
-    out = [f"<section class='verdict {escape(v.status)}' id='verdict'>", f"<div>{head}</div>",
-           f"<p class='answer'>{escape(v.summary)}</p>"]
+    out = [f"<section class='verdict {escape(v.status)}' id='verdict'>", f"<div>{head}</div>"]
+    strict = report.strict_line()
+    if strict is not None:
+        out.append(f"<p class='strict'><strong>{escape(strict)}</strong></p>")
+    out.append(f"<p class='answer'>{escape(v.summary)}</p>")
     if v.attention:
         out.append("<p><strong>Also needs attention:</strong></p><ul class='attention'>")
         out += [f"<li><strong>{escape(a.tier)}</strong> <code>{escape(a.tag)}</code> "
                 f"{escape(a.summary)}</li>" for a in v.attention]
         out.append("</ul>")
+    followed = message_followed(report)
+    if followed is not None and not followed.followed:
+        out.append(f"<p class='message-not-followed'>{escape(followed.line())}</p>")
     if v.not_tested:
         out.append("<p class='muted'>Not tested: " + "; ".join(
             f"{escape(n['tier'])} ({escape(n['reason'])})" for n in v.not_tested) + "</p>")

@@ -21,23 +21,39 @@ from mailtrace.intake.headers import HeaderAnalysis
 from mailtrace.intake.ndr import NdrAnalysis, RecipientOutcome
 from mailtrace.report.json import finding_json
 from mailtrace.report.model import TriageReport
-from mailtrace.report.remediation import MARK, finding_fix
+from mailtrace.report.remediation import MARK, finding_fix, remediation_json, values
 
 NDR_SCHEMA = "mailtrace/ndr-1"
 HEADERS_SCHEMA = "mailtrace/headers-1"
 NDR_SOURCE = "evidence.ndr"
 HEADERS_SOURCE = "evidence.headers"
 
-def _finding(f: Finding, source: str, advice: str | None = None) -> dict[str, Any]:
+def _finding(f: Finding, source: str, advice: str | None = None,
+             filled: dict[str, Any] | None = None) -> dict[str, Any]:
     """A finding as JSON; with ``advice``, the remediation is that triage tag's (the same
-    fix the triage gives for the same fault at the same tier)."""
-    out = finding_json(f, source, localized=catalog.info(f.tag).fails)
+    fix the triage gives for the same fault at the same tier), filled in as the text
+    report fills it."""
+    filled = filled if filled is not None else values(f)
+    out = finding_json(f, source, localized=catalog.info(f.tag).fails, filled=filled)
     if advice is not None and out["remediation"] is not None:
         remediation = catalog.info(advice).remediation
         if remediation is not None:
-            out["remediation"] = remediation.as_json()
+            out["remediation"] = remediation_json(remediation, filled)
             out["advice"] = advice
     return out
+
+
+def _ndr_known(o: RecipientOutcome) -> tuple[str | None, dict[str, str | None]]:
+    """What a bounce's fix may name besides the finding's arguments: the recipient's
+    domain, its address and the replying server."""
+    domain = (o.recipient.address or "").rpartition("@")[2] or None
+    return domain, {"recipient": o.finding.args.get("address"),
+                    "host": o.finding.args.get("replier")}
+
+
+def _ndr_values(o: RecipientOutcome) -> dict[str, Any]:
+    domain, more = _ndr_known(o)
+    return values(o.finding, domain, **more)
 
 
 def _recipient_json(o: RecipientOutcome) -> dict[str, Any]:
@@ -58,7 +74,7 @@ def _recipient_json(o: RecipientOutcome) -> dict[str, Any]:
         "command": r.command,
         "text": r.text or None,
         "advice": o.advice,
-        "finding": _finding(o.finding, NDR_SOURCE, o.advice),
+        "finding": _finding(o.finding, NDR_SOURCE, o.advice, _ndr_values(o)),
     }
 
 
@@ -73,8 +89,10 @@ def agreement(analysis: NdrAnalysis, report: TriageReport) -> tuple[str, str]:
     tier = named.tier if named else None
     v = report.verdict
     if v.status == "inconclusive":
-        return "inconclusive", f"The triage is inconclusive ({v.tier}): it can neither confirm " \
-                               f"nor refute the bounce's {tier or 'tier'}."
+        at = f" at {v.tier}" if v.tier else ""
+        why = f" [{v.tag}]" if v.tag else ""
+        return "inconclusive", f"The triage is inconclusive{at}{why}: it can neither " \
+                               f"confirm nor refute the bounce's {tier or 'tier'}."
     if v.status == "healthy":
         return "no-fault-found", (
             f"The triage finds no fault its probes can see; the bounce's cause at "
@@ -106,6 +124,8 @@ def ndr_json(analysis: NdrAnalysis, triage: TriageReport | None = None) -> dict[
         "format": analysis.report.format,
         "reporting_mta": analysis.report.reporting_mta,
         "subject": analysis.report.subject,
+        "original": (analysis.report.original.as_json()
+                     if analysis.report.original is not None else None),
         "notes": analysis.report.notes,
         "recipients": [_recipient_json(o) for o in analysis.outcomes],
         "named": {"tier": named.tier, "tag": named.rule.tag, "address": named.recipient.address}
@@ -199,10 +219,8 @@ def ndr_text(analysis: NdrAnalysis, source: str, triage: TriageReport | None = N
         out.append(f"  {_line(o.finding)}")
         if topology is not None:
             out.append(f"    tier: {o.tier or 'none of this topology'}")
-        domain = (r.address or "").rpartition("@")[2] or None
-        out += finding_fix(o.finding, domain, indent="    ", advice=o.advice,
-                           recipient=o.finding.args.get("address"),
-                           host=o.finding.args.get("replier"))
+        domain, more = _ndr_known(o)
+        out += finding_fix(o.finding, domain, indent="    ", advice=o.advice, **more)
         out.append("")
     out += [f"note: {n}" for n in report.notes]
     if report.notes:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, TierResult
+from mailtrace.probes.base import Target
+from mailtrace.report.message import message_followed
 from mailtrace.report.model import TriageReport
-from mailtrace.report.remediation import localized
+from mailtrace.report.remediation import localized, remediation_json, values
 
 SCHEMA = "mailtrace/triage-1"
 
 
-def finding_json(f: Finding, probe: str | None = None, *, localized: bool = True
-                 ) -> dict[str, Any]:
+def finding_json(f: Finding, probe: str | None = None, *, localized: bool = True,
+                 filled: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A finding as every JSON document shows it; ``probe`` where a probe reported it, the
-    remediation only where the report localizes the fault (``localized``)."""
+    remediation only where the report localizes the fault (``localized``), its commands
+    filled in with ``filled`` (default: the finding's own values)."""
     info = catalog.info(f.tag)
     out: dict[str, Any] = {"tag": f.tag, "level": info.level.value}
     if probe is not None:
@@ -25,12 +29,15 @@ def finding_json(f: Finding, probe: str | None = None, *, localized: bool = True
         "args": f.args,
         "message": info.render(f.args),
         "evidence": [e.as_json() for e in f.evidence],
-        "remediation": info.remediation.as_json() if localized and info.remediation else None,
+        "remediation": remediation_json(info.remediation, values(f) if filled is None
+                                        else filled)
+        if localized and info.remediation else None,
     })
     return out
 
 
-def tier_json(tier: TierResult, fixed: set[int]) -> dict[str, Any]:
+def tier_json(tier: TierResult, fixed: set[int], target: Target | None = None
+              ) -> dict[str, Any]:
     return {
         "id": tier.id,
         "kind": tier.kind,
@@ -43,7 +50,9 @@ def tier_json(tier: TierResult, fixed: set[int]) -> dict[str, Any]:
             for p in tier.probes
         ],
         "findings": [
-            finding_json(f, p.probe, localized=id(f) in fixed)
+            finding_json(f, p.probe, localized=id(f) in fixed,
+                         filled=values(f, target.domain, recipient=target.recipient)
+                         if target is not None else None)
             for p in tier.probes for f in p.findings
         ],
     }
@@ -55,13 +64,19 @@ def report_json(report: TriageReport) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "topology": report.topology.topology,
-        "target": {"recipient": report.target.recipient, "domain": report.target.domain},
+        "target": {"recipient": report.target.recipient, "domain": report.target.domain,
+                   "from": report.target.sender, "message_id": report.target.message_id,
+                   "subject": report.target.subject},
         "verdict": {"status": v.status, "tier": v.tier, "tag": v.tag, "summary": v.summary,
                     "not_tested": v.not_tested,
                     "attention": [a.as_json() for a in v.attention]},
+        "strict": {"exit_code": report.exit_code, "not_tested": report.strict_not_tested}
+        if report.strict else None,
+        "exit_code": report.exit_code,
+        "message": followed.as_json() if (followed := message_followed(report)) else None,
         "journey": [step.as_json() for step in report.journey],
         "journey_summary": [o.as_json() for o in report.journey_summary],
-        "tiers": [tier_json(t, fixed) for t in report.tiers],
+        "tiers": [tier_json(t, fixed, report.target) for t in report.tiers],
         "elapsed_ms": round(report.elapsed_ms, 1),
         "run": report.run.as_json(),
     }

@@ -67,3 +67,28 @@ class TriageReport:
     journey_summary: list[TierOutcomes] = field(default_factory=list)
     #: When, where from and with what the triage ran.
     run: RunInfo = field(default_factory=RunInfo)
+    #: ``--strict``: a tier not tested makes a healthy verdict exit 3 (inconclusive).
+    strict: bool = False
+
+    @property
+    def strict_not_tested(self) -> list[str]:
+        """The tiers not tested that turn this healthy verdict into exit 3 under
+        ``--strict`` (empty when strict mode changes nothing)."""
+        v = self.verdict
+        if not self.strict or v.exit_code != 0:
+            return []
+        return [n["tier"] + (" (in part)" if n.get("status") == "partly_tested" else "")
+                for n in v.not_tested]
+
+    @property
+    def exit_code(self) -> int:
+        """The verdict's exit code, or 3 when ``--strict`` finds a tier not tested."""
+        return 3 if self.strict_not_tested else self.verdict.exit_code
+
+    def strict_line(self) -> str | None:
+        """What strict mode did, in words, when it changed the exit code."""
+        untested = self.strict_not_tested
+        if not untested:
+            return None
+        return (f"STRICT: exit 3 (inconclusive): --strict and not tested: "
+                f"{', '.join(untested)}")

@@ -61,6 +61,13 @@ def fix_lines(rem: Remediation, filled: Mapping[str, Any], indent: str = "  ",
     return lines
 
 
+def remediation_json(rem: Remediation, filled: Mapping[str, Any]) -> dict[str, Any]:
+    """A fix as JSON: ``commands`` with the finding's values put in, as the text report
+    shows them, and ``templates``, the commands as the catalog writes them."""
+    return {**rem.as_json(), "commands": [fill(c, filled) for c in rem.commands],
+            "templates": list(rem.commands)}
+
+
 def finding_fix(f: Finding, domain: str | None = None, indent: str = "  ",
                 advice: str | None = None, **more: str | None) -> list[str]:
     """The fix of a failing finding, or nothing (warnings and notes get none); with

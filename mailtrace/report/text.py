@@ -17,6 +17,7 @@ from mailtrace.core import catalog
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding, Level, Status, TierResult
 from mailtrace.probes.base import OBSERVER_TIER
+from mailtrace.report.message import message_followed
 from mailtrace.report.model import TriageReport
 from mailtrace.report.remediation import MARK, fix_lines, localized, values
 
@@ -87,7 +88,11 @@ def _tier_lines(index: int, tier: TierResult, attention: set[tuple[str, str]],
     if tier.reason:
         lines.append(f"    {paint(tier.reason, 'dim')}")
     passed: list[str] = []
+    if not verbose:
+        lines += _untested_lines(tier, paint)
     for probe in tier.probes:
+        if not probe.ran and not verbose:
+            continue  # said once per reason above
         if not probe.ran and probe.reason:
             lines.append("    " + paint(f"· {probe.probe} not tested: {probe.reason}", "dim"))
         told = [f for f in probe.findings if verbose or not _passed(f)]
@@ -105,6 +110,35 @@ def _tier_lines(index: int, tier: TierResult, attention: set[tuple[str, str]],
     if passed:
         rows = _rows(list(dict.fromkeys(passed)), 100)
         lines[1:1] = [f"    {paint('✓', 'green')} {rows[0]}", *(f"      {r}" for r in rows[1:])]
+    return lines
+
+
+def _untested_lines(tier: TierResult, paint: _Painter) -> list[str]:
+    """The probes of a tier that could not run, each reason once: a finding that says why
+    (the same finding of several probes once, with the probes it stands for), else the
+    reason with the probes it kept from running."""
+    said: dict[tuple[str, str], list[str]] = {}
+    shown: dict[tuple[str, str], Finding] = {}
+    reasons: dict[str, list[str]] = {}
+    for probe in tier.probes:
+        if probe.ran:
+            continue
+        if probe.findings:
+            for f in probe.findings:
+                key = (f.tag, catalog.info(f.tag).render(f.args))
+                shown.setdefault(key, f)
+                said.setdefault(key, []).append(probe.probe)
+        elif probe.reason:
+            reasons.setdefault(probe.reason, []).append(probe.probe)
+    lines = []
+    for key, f in shown.items():
+        info = catalog.info(f.tag)
+        mark = MARK[info.level]
+        colour = {"✗": "red", "!": "yellow"}.get(mark, "dim")
+        lines.append(f"    {paint(mark, colour)} {f.tag}  {key[1]}  "
+                     + paint(f"(not tested: {', '.join(said[key])})", "dim"))
+    for reason, probes in reasons.items():
+        lines.append("    " + paint(f"· not tested: {', '.join(probes)} — {reason}", "dim"))
     return lines
 
 
@@ -136,8 +170,8 @@ def _journey_lines(report: TriageReport) -> list[str]:
         lines += ["", f"Journey of {about}{ident}:"]
         width = max(len(s.tier) for s in report.journey)
         for step in report.journey:
-            at = (step.at or "")[:19].replace("T", " ")
-            lines.append(f"  {step.tier:<{width}}  {at:<19}  {step.event.value:<11} "
+            at = step.at or ""
+            lines.append(f"  {step.tier:<{width}}  {at:<20}  {step.event.value:<11} "
                          f"{step.detail}")
     if report.journey_summary and not report.target.asks_message:
         lines.append("Recent messages: " + "; ".join(o.text() for o in report.journey_summary))
@@ -163,9 +197,15 @@ def render(report: TriageReport, *, colour: bool = False, verbose: bool = False)
         "attention" if need else ""
     out.append(paint(f"VERDICT: {v.status.upper()}{where}{tag}{note}",
                      _VERDICT_COLOUR[v.status]))
+    strict = report.strict_line()
+    if strict is not None:
+        out.append(paint(strict, "yellow"))
     out.append(f"  {v.summary}")
     for a in v.attention:
         out.append(f"  {paint('!', 'yellow')} {a.tier}: {a.tag}  {a.summary}")
+    followed = message_followed(report)
+    if followed is not None and not followed.followed:
+        out.append(f"  {paint('!', 'yellow')} {followed.line()}")
     out += _journey_lines(report)
     out.append("")
     attention = {(a.tier, a.tag) for a in v.attention}

@@ -10,6 +10,7 @@ from typing import Any
 from mailtrace.clients.dns import DnsObservation, Server
 from mailtrace.core import catalog
 from mailtrace.core.findings import Finding, Level
+from mailtrace.mailauth.lookup import txt_text
 from mailtrace.report.json import finding_json
 
 STATUSES = ("matches", "differs", "propagating", "inconclusive")
@@ -158,6 +159,38 @@ def spf_tree_lines(findings: list[Finding], indent: str) -> list[str]:
     return []
 
 
+MAX_SHOWN_TXT = 60
+
+
+def alias_lines(rec: RecordReport) -> list[str]:
+    """A record published as an alias (RFC 1034 §3.6.2): the CNAME the zone serves, and
+    the record at its target as the resolvers followed it — the usual Microsoft 365 DKIM
+    setup (selector1._domainkey → selector1-….onmicrosoft.com). Empty when the record is
+    not an alias."""
+    targets = [v.removeprefix("CNAME ") for v in rec.current or () if v.startswith("CNAME ")]
+    if not targets:
+        return []
+    lines = [f"    current: CNAME → {', '.join(targets)} (an alias: the zone publishes no "
+             f"{rec.record.rdtype} of its own; the record that counts is at the target)"]
+    wanted = {t.rstrip(".").lower() for t in targets}
+    for a in rec.answers:
+        if a.server.role == "authoritative":
+            continue
+        found = [r for r in a.obs.answer if r.type == rec.record.rdtype
+                 and r.name.rstrip(".").lower() in wanted]
+        if not found:
+            continue
+        data = [txt_text(r.data) if r.type == "TXT" else r.data for r in found]
+        shown = " | ".join(d if len(d) <= MAX_SHOWN_TXT else d[:MAX_SHOWN_TXT] + "…"
+                           for d in data)
+        lines.append(f"    {rec.record.rdtype} at the target (followed by {a.server.label}): "
+                     f"{shown}")
+        break
+    else:
+        lines.append(f"    {rec.record.rdtype} at the target: not in the resolvers' answers")
+    return lines
+
+
 def verify_text(report: VerifyReport, verbose: bool = False) -> str:
     out = [f"verify {report.domain} (topology {report.topology}): {report.status.upper()}",
            f"  authoritative: {', '.join(report.servers) or '(none found)'}",
@@ -166,10 +199,15 @@ def verify_text(report: VerifyReport, verbose: bool = False) -> str:
     if expiry:
         out.append(f"  old answers expired everywhere at: {expiry}")
     for rec in report.records:
+        alias = alias_lines(rec)
+        asked = f"{rec.record.rdtype} asked, answered by a CNAME" if alias else \
+            rec.record.rdtype
         out.append(f"{_MARK[rec.status]} {rec.record.label:<16} {rec.status:<12} "
-                   f"{rec.record.name.rstrip('.')} {rec.record.rdtype}")
+                   f"{rec.record.name.rstrip('.')} {asked}")
         current = " | ".join(rec.current) if rec.current else "(no record)"
-        if rec.current is not None:
+        if alias:
+            out.extend(alias)
+        elif rec.current is not None:
             out.append(f"    current: {current}")
         if rec.reason:
             out.append(f"    {rec.reason}")

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from mailtrace.engine.settings import Options
+from mailtrace.intake.dsn import OriginalMessage
 from mailtrace.intake.ndr import NdrAnalysis
+from mailtrace.probes.base import Target
 from mailtrace.report.model import TriageReport
-from mailtrace.usecases.triage import make_target, run_triage
+from mailtrace.topology.model import Topology
+from mailtrace.usecases.triage import TargetError, make_target, run_triage
 
 
 class NothingToTriage(ValueError):
@@ -32,5 +35,28 @@ async def triage_bounce(analysis: NdrAnalysis, since: timedelta, options: Option
             f"no recipient of the bounce is in the topology's domains "
             f"({', '.join(topology.domains)}): nothing to triage"
         )
-    target = make_target(topology, address, None, since)
+    target = bounced_target(topology, address, since, analysis.report.original)
     return await run_triage(topology, target, options)
+
+
+def bounced_target(topology: Topology, address: str, since: timedelta,
+                   original: OriginalMessage | None) -> Target:
+    """The triage of ``address`` that follows the message that bounced: its Message-ID,
+    else its sender and subject, as the bounce returns them. A key that cannot be sent
+    safely (a control character, non-ASCII) is left out rather than failing the triage."""
+    keys: dict[str, str] = {}
+    if original is not None:
+        if original.message_id:
+            keys["message_id"] = original.message_id
+        if original.sender:
+            keys["sender"] = original.sender
+        if original.subject and not original.message_id:
+            keys["subject"] = original.subject
+    usable: dict[str, str] = {}
+    for name, value in keys.items():
+        try:
+            make_target(topology, address, None, since, **{name: value})
+        except TargetError:
+            continue
+        usable[name] = value
+    return make_target(topology, address, None, since, **usable)

@@ -107,9 +107,11 @@ def test_demo_json_contract_and_exit_code(capsys):
     doc = json.loads(out)
     assert doc["schema"] == "mailtrace/triage-1"
     assert doc["topology"] == "contoso"
-    assert doc["target"] == {"recipient": "alice@contoso.com", "domain": "contoso.com"}
+    assert doc["target"] == {"recipient": "alice@contoso.com", "domain": "contoso.com",
+                             "from": None, "message_id": None, "subject": None}
     v = doc["verdict"]
     assert (v["status"], v["tier"], v["tag"]) == ("fault", "public-dns", "DNS_MX_MISSING")
+    assert (doc["strict"], doc["exit_code"]) == (None, 1)
     assert [t["id"] for t in doc["tiers"]] == [
         "observer", "public-dns", "proofpoint", "exchange-online"]
     dns = doc["tiers"][1]
@@ -118,6 +120,9 @@ def test_demo_json_contract_and_exit_code(capsys):
     assert set(mx) >= {"tag", "level", "probe", "args", "message", "evidence", "remediation"}
     assert mx["level"] == "critical" and mx["probe"] == "dns.mx"
     assert mx["remediation"]["checked"] and mx["remediation"]["commands"]
+    # the commands filled in as the text report shows them; the catalog's templates kept
+    assert mx["remediation"]["commands"][0] == "Resolve-DnsName -Name contoso.com -Type MX -DnsOnly"
+    assert mx["remediation"]["templates"][0] == "Resolve-DnsName -Name <domain> -Type MX -DnsOnly"
     # remediation only for the localized tier's failing findings
     others = [f for t in doc["tiers"] for f in t["findings"] if f["tag"] != "DNS_MX_MISSING"]
     assert all(f["remediation"] is None for f in others)
@@ -379,3 +384,17 @@ def test_following_a_message_needs_a_recipient(capsys):
     code, _, err = run(capsys, "triage", "--topology", CONTOSO, "--domain", "contoso.com",
                        "--resolver", "127.0.0.1:9", "--from", "carol@fabrikam.example")
     assert_usage_error(code, err, "--recipient")
+
+
+def test_strict_says_why_a_healthy_verdict_exits_3(capsys):
+    """--strict turns a healthy verdict with a tier not tested into exit 3: the report
+    says so (the verdict itself is unchanged)."""
+    code, out, _ = run(capsys, "demo", "exo-graph-throttled", "--strict", "--format", "json")
+    doc = json.loads(out)
+    assert code == 3 and doc["exit_code"] == 3
+    assert doc["verdict"]["status"] == "healthy"
+    assert doc["strict"] == {"exit_code": 3, "not_tested": ["exchange-online (in part)"]}
+    code, out, _ = run(capsys, "demo", "exo-graph-throttled", "--strict")
+    lines = out.splitlines()
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("VERDICT: HEALTHY"))
+    assert code == 3 and lines[verdict + 1].startswith("STRICT: exit 3")

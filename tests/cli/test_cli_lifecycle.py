@@ -76,6 +76,34 @@ def test_lab_list_lists_the_scenarios_as_demo_list_does(capsys):
     assert lab_list == capsys.readouterr().out and "healthy" in lab_list
 
 
+def test_the_lab_says_its_scenario_once_and_writes_its_trust_anchor(tmp_path):
+    """The root's DS record is written beside the lab file, readable by --trust-anchor
+    and the same as the lab file's; both go when the lab stops."""
+    from mailtrace.clients.trust_anchor import TrustAnchor
+
+    path = tmp_path / "lab.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "mailtrace", "lab", "healthy",
+                             "--lab-file", str(path), "--for", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C") or line.startswith("stopping in"):
+            break
+    try:
+        assert sum("scenario healthy" in line for line in lines) == 1, lines
+        [anchor] = [line.split(": ", 1)[1].strip() for line in lines
+                    if line.startswith("trust anchor: ")]
+        assert anchor == str(tmp_path / "lab.root.ds")
+        access = labfile.read(str(path))
+        assert TrustAnchor.from_file(Path(anchor)).ds == access.trust_anchor
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert not Path(anchor).exists() and not path.exists()
+
+
 def test_sigterm_stops_the_lab_and_removes_its_key_and_credentials():
     proc, path = _start_lab("healthy")
     access = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -188,3 +216,20 @@ def test_the_lab_file_is_private_from_its_first_byte(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_verify_shows_a_dkim_selector_published_as_an_alias_and_its_target(
+        capsys, running_lab):
+    """Microsoft 365's DKIM: selector1._domainkey is a CNAME to the tenant's selector; the
+    TXT asked for is at the target, as the resolver followed it."""
+    code = main(["verify", "--topology", CONTOSO, "--lab-file", str(running_lab)])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("✓ DKIM selector1"))
+    assert code == 0 and lines[at].endswith("TXT asked, answered by a CNAME")
+    assert lines[at + 1].strip().startswith(
+        "current: CNAME → selector1-contoso-com._domainkey.contoso.onmicrosoft.com.")
+    assert lines[at + 2].strip().startswith("TXT at the target (followed by resolver")
+    assert "v=DKIM1" in lines[at + 2]
+    mx = next(line for line in lines if line.startswith("✓ MX"))
+    assert "CNAME" not in mx

@@ -42,6 +42,19 @@ def test_smart_search_documented_sample_with_empty_strings_unset():
     assert (record.quarantine_folder, record.sendmail_stat, record.subject) == (None, None, None)
     assert record.onward == "unknown" and record.reply == "" and record.relay is None
     assert "Quarantine_Folder" not in record.evidence()
+    # shown in UTC as every report shows a time; the evidence keeps the API's own form
+    assert record.date == "2020-05-20T20:13:02Z"
+    assert record.evidence().as_json()["Date"] == "2020-05-20 14:13:02 [UTC-0600]"
+
+
+def test_quarantine_times_are_shown_in_utc_and_kept_raw_in_evidence():
+    [held], _ = parse_quarantine({"count": 1, "records": [
+        {"guid": "q1", "folder": "Phish", "date": "2020-01-15 20:00:00", "rcpts": "a@x.example"}]})
+    assert held.date == "2020-01-15T20:00:00Z"
+    assert held.evidence().as_json()["date"] == "2020-01-15 20:00:00"
+    [held], _ = parse_quarantine({"count": 1, "records": [
+        {"guid": "q2", "folder": "Phish", "date": "not a date", "rcpts": "a@x.example"}]})
+    assert held.date == "not a date" and held.when is None
 
 
 def test_smart_search_lower_case_guid_missing_fields_and_junk_items():

@@ -240,3 +240,82 @@ def test_a_tenant_verdict_of_another_tenant_or_off_the_chain_is_not_trusted():
     assert "exchange-online" not in analysis.tiers
     whys = [f.args["why"] for f in analysis.findings if f.tag == "HDR_HEADER_UNTRUSTED"]
     assert any("does not reach exchange-online" in w for w in whys)
+
+
+def test_a_long_delay_next_to_a_negative_one_is_the_clock_of_the_host_between():
+    """Hop 5 is stamped 600 s after hop 3 and hop 6 539 s before it: hop 5's host clock
+    is ahead, so no tier is blamed for a slow hop."""
+    analysis = headers_of((CORPUS / "headers" / "contoso-pod-spam-broken.eml").read_bytes(),
+                          hosts("contoso-proofpoint-exo.yaml"))
+    tags = [f.tag for f in analysis.findings]
+    assert "HDR_HOP_SLOW" not in tags and "HDR_CLOCK_SKEW" not in tags
+    [skew] = [f for f in analysis.findings if f.tag == "HDR_HOST_CLOCK_SKEW"]
+    assert (skew.args["index"], skew.args["by"], skew.args["direction"], skew.args["skew_s"],
+            skew.args["transit_s"], skew.about) == (
+        5, "bn1nam02ft012.mail.protection.outlook.com", "ahead of", 539.0, 61.0, None)
+
+
+def _chain(*stamps: tuple[str, str]) -> bytes:
+    """A header set whose Received fields (newest first) are stamped by these hosts at
+    these times, the first pair the oldest hop."""
+    fields = [f"Received: from {'client.example' if i == 0 else stamps[i - 1][0]} "
+              f"([192.0.2.{i + 1}]) by {host} with ESMTP id q{i}; {when}\n"
+              for i, (host, when) in enumerate(stamps)]
+    return ("".join(reversed(fields)) + "From: a@tailspin.example\nTo: alice@contoso.com\n"
+            "Subject: t\n\n").encode()
+
+
+def test_a_host_whose_clock_is_behind_is_named_and_a_lone_negative_delay_stays_a_skew():
+    behind = _chain(("mail.tailspin.example", "Sun, 29 Nov 2026 09:30:00 +0000"),
+                    ("relay.tailspin.example", "Sun, 29 Nov 2026 09:20:00 +0000"),
+                    ("mx.tailspin.example", "Sun, 29 Nov 2026 09:31:00 +0000"))
+    analysis = headers_of(behind, hosts("contoso-proofpoint-exo.yaml"))
+    found = {f.tag: f.args for f in analysis.findings}
+    assert "HDR_HOP_SLOW" not in found
+    assert (found["HDR_HOST_CLOCK_SKEW"]["by"], found["HDR_HOST_CLOCK_SKEW"]["direction"],
+            found["HDR_HOST_CLOCK_SKEW"]["skew_s"]) == ("relay.tailspin.example", "behind",
+                                                        600.0)
+    lone = _chain(("mail.tailspin.example", "Sun, 29 Nov 2026 09:30:00 +0000"),
+                  ("relay.tailspin.example", "Sun, 29 Nov 2026 09:29:00 +0000"),
+                  ("mx.tailspin.example", "Sun, 29 Nov 2026 09:29:30 +0000"))
+    found = {f.tag: f.args for f in headers_of(lone, hosts("contoso-proofpoint-exo.yaml"))
+             .findings}
+    assert found["HDR_CLOCK_SKEW"]["by"] == "relay.tailspin.example"
+    assert "HDR_HOST_CLOCK_SKEW" not in found
+    slow = _chain(("mail.tailspin.example", "Sun, 29 Nov 2026 09:30:00 +0000"),
+                  ("relay.tailspin.example", "Sun, 29 Nov 2026 09:45:00 +0000"),
+                  ("mx.tailspin.example", "Sun, 29 Nov 2026 09:45:30 +0000"))
+    found = {f.tag: f.args for f in headers_of(slow, hosts("contoso-proofpoint-exo.yaml"))
+             .findings}
+    assert found["HDR_HOP_SLOW"]["by"] == "relay.tailspin.example"
+    assert "HDR_HOST_CLOCK_SKEW" not in found
+
+
+@pytest.mark.parametrize(("delivery", "why"), [
+    ("ucf:0;jmr:0;auth:0;dest:I;OFR:TrustedSendersList;ENG:(910001)", "OFR:TrustedSendersList"),
+    ("ucf:0;jmr:0;auth:0;dest:I;ENG:(910001)", "Safe Senders"),
+])
+def test_a_spam_verdict_the_mailbox_delivered_to_the_inbox_is_not_junked(delivery, why):
+    text = (CORPUS / "headers" / "contoso-exo-real-layout-junked.eml").read_text()
+    original = "ucf:0;jmr:0;auth:0;dest:J;ENG:(910001)(944506478)(944626604)(920097)(930097)" \
+        "(3100021);"
+    assert original in text
+    analysis = headers_of(text.replace(original, delivery).encode(),
+                          hosts("contoso-proofpoint-exo.yaml"))
+    found = {f.tag: f for f in analysis.findings}
+    assert "HDR_EXO_JUNKED" not in found
+    inbox = found["HDR_EXO_INBOX_OVERRIDE"]
+    assert (inbox.args["scl"], inbox.args["sfv"], inbox.args["folder"], inbox.about) == (
+        "5", "SPM", "the inbox", "exchange-online")
+    assert why in inbox.args["why"]
+
+
+def test_an_expired_message_is_in_the_reporting_servers_queue_not_the_next_hops():
+    """RFC 3464: the Reporting-MTA (§2.2.2) queued the message, the Remote-MTA (§2.3.5)
+    is the next hop it could not hand it to."""
+    analysis = ndr_of((CORPUS / "ndr" / "pod-expired-4.4.7.eml").read_bytes(),
+                      hosts("contoso-proofpoint-exo.yaml"))
+    [o] = analysis.outcomes
+    assert o.finding.tag == "NDR_MESSAGE_EXPIRED"
+    assert (o.finding.args["reporter"], o.finding.args["next_hop"], o.reporting_tier) == (
+        "mx0b-001234.pphosted.com", "contoso-com.mail.protection.outlook.com", "proofpoint")

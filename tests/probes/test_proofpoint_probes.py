@@ -210,7 +210,7 @@ def test_quarantine_holds_messages_with_folder_rule_sender_and_date():
     assert f.tag == "PP_QUARANTINE_HOLDS"
     assert {k: f.args[k] for k in ("count", "folder", "rule", "sender", "date")} == {
         "count": 2, "folder": "Phish", "rule": "phish.high", "sender": "b@y.example",
-        "date": "2026-11-29 03:00:00"}
+        "date": "2026-11-29T03:00:00Z"}
 
 
 def test_quarantine_clear_names_the_folders_asked():

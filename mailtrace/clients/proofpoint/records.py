@@ -85,6 +85,15 @@ _PPS_DATE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.\d+)?\s*\[UTC([+-])(\d{2}):?(\d{2})\]$")
 
 
+def shown_time(when: dt.datetime | None, raw: str | None) -> str | None:
+    """A timestamp as every report shows it: UTC, ISO 8601 to the second
+    (``2026-12-07T02:48:30Z``), whatever zone the API wrote it in; as written when it
+    cannot be read (the raw value stays in the evidence either way)."""
+    if when is None:
+        return raw
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_time(value: Any) -> dt.datetime | None:
     """A timestamp in any of the APIs' forms, as an aware UTC datetime (None if not one).
 
@@ -163,6 +172,7 @@ class SearchRecord:
     sendmail_errorcode: str | None
     sendmail_raw: str | None
     message_id: str | None = None  # the Message-ID header, the join key across tiers
+    raw_date: str | None = None  # ``Date`` as the API wrote it (``date`` is shown in UTC)
 
     @property
     def action(self) -> str:
@@ -202,7 +212,8 @@ class SearchRecord:
 
     def evidence(self) -> Observed:
         return _compact({
-            "GUID": self.guid, "QID": self.qid, "Date": self.date, "Sender": self.sender,
+            "GUID": self.guid, "QID": self.qid, "Date": self.raw_date or self.date,
+            "Sender": self.sender,
             "Recipients": ", ".join(self.recipients), "Subject": self.subject,
             "Final_Action": self.final_action, "Final_Rule": self.final_rule,
             "Quarantine_Folder": self.quarantine_folder,
@@ -215,11 +226,13 @@ class SearchRecord:
 
 def search_record(raw: Mapping[str, Any]) -> SearchRecord:
     date = text(raw, "Date", "date")
+    when = parse_time(date)
     return SearchRecord(
         guid=text(raw, "GUID", "guid"),
         qid=text(raw, "QID", "qid"),
-        date=date,
-        when=parse_time(date),
+        date=shown_time(when, date),
+        raw_date=date,
+        when=when,
         sender=text(raw, "Sender", "sender"),
         recipients=addresses(raw.get("Recipients", raw.get("recipients"))),
         subject=text(raw, "Subject", "subject"),
@@ -258,10 +271,12 @@ class QuarantineRecord:
     subject: str | None
     spamscore: str | None
     message_id: str | None = None  # the Message-ID header, the join key across tiers
+    raw_date: str | None = None  # ``date`` as the API wrote it (``date`` is shown in UTC)
 
     def evidence(self) -> Observed:
         return _compact({
-            "guid": self.guid, "folder": self.folder, "rule": self.rule, "date": self.date,
+            "guid": self.guid, "folder": self.folder, "rule": self.rule,
+            "date": self.raw_date or self.date,
             "from": self.sender, "rcpts": ", ".join(self.recipients), "subject": self.subject,
             "spamscore": self.spamscore, "messageid": self.message_id,
         })
@@ -273,12 +288,14 @@ def parse_quarantine(data: Any) -> tuple[list[QuarantineRecord], int]:
     records = []
     for raw in items:
         date = text(raw, "date", "Date")
+        when = parse_time(date)
         records.append(QuarantineRecord(
             guid=text(raw, "guid", "GUID", "localguid"),
             folder=text(raw, "folder", "Folder", "current_folder"),
             rule=text(raw, "rule", "quarantine_rule", "quarantineRule", "Quarantine_Rule"),
-            date=date,
-            when=parse_time(date),
+            date=shown_time(when, date),
+            raw_date=date,
+            when=when,
             sender=text(raw, "from", "sender", "Sender"),
             recipients=addresses(raw.get("rcpts", raw.get("rcpt", raw.get("recipients")))),
             subject=text(raw, "subject", "Subject"),
@@ -407,6 +424,7 @@ class ThreatMessage:
     quarantine_folder: str | None
     quarantine_rule: str | None
     threats: tuple[Threat, ...]
+    raw_time: str | None = None  # ``messageTime`` as TAP wrote it (``time`` is in UTC)
 
     @property
     def classifications(self) -> str:
@@ -415,7 +433,8 @@ class ThreatMessage:
 
     def evidence(self) -> Observed:
         return _compact({
-            "disposition": self.disposition, "GUID": self.guid, "messageTime": self.time,
+            "disposition": self.disposition, "GUID": self.guid,
+            "messageTime": self.raw_time or self.time,
             "sender": self.sender, "fromAddress": ", ".join(self.from_address),
             "recipient": ", ".join(self.recipients), "subject": self.subject,
             "cluster": self.cluster, "quarantineFolder": self.quarantine_folder,
@@ -435,7 +454,8 @@ def _threat_message(raw: Mapping[str, Any], disposition: str) -> ThreatMessage:
     return ThreatMessage(
         disposition=disposition,
         guid=text(raw, "GUID", "guid"),
-        time=stamp,
+        time=shown_time(parse_time(stamp), stamp),
+        raw_time=stamp,
         when=parse_time(stamp),
         sender=text(raw, "sender"),
         from_address=addresses(raw.get("fromAddress")),

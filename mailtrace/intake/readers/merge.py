@@ -16,7 +16,7 @@ import re
 from mailtrace.intake.dsn import MAX_RECIPIENTS, DeliveryReport, RecipientStatus
 from mailtrace.intake.readers.base import Found
 from mailtrace.intake.readers.mail import Mail
-from mailtrace.intake.readers.text import addresses_in
+from mailtrace.intake.readers.text import addresses_in, returned_message
 from mailtrace.intake.received import parse_received
 from mailtrace.intake.tiers import normalize_host
 
@@ -135,4 +135,5 @@ def combine(mail: Mail, report: Found | None, text: tuple[str, Found] | None
         notes.append(f"X-Failed-Recipients names {len(failed)} address(es), the report "
                      f"{len(recipients)}: " + ", ".join(missing) + " not in the report")
     return DeliveryReport(_format(name, report), normalize_host(reporting) or reporting,
-                          recipients, mail.subject or None, list(dict.fromkeys(notes)))
+                          recipients, mail.subject or None, list(dict.fromkeys(notes)),
+                          returned_message(mail))

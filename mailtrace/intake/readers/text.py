@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from mailtrace.intake.dsn import RecipientStatus
-from mailtrace.intake.readers.mail import MAX_LINE, Mail
+from mailtrace.intake.dsn import OriginalMessage, RecipientStatus
+from mailtrace.intake.readers.mail import MAX_LINE, Mail, decoded
 from mailtrace.intake.tiers import normalize_host
 
 MAX_RECIPIENTS = 500
@@ -114,6 +114,31 @@ def returned_to(mail: Mail) -> list[str]:
     copy = mail.returned_headers or mail.body[len(mail.notification):][:50_000]
     found = _TO.search(copy)
     return addresses_in(found.group(1)) if found else []
+
+
+_FIELD = {name: re.compile(rf"^[ \t]*{name}:[ \t]*(.{{1,2000}})$", re.I | re.M)
+          for name in ("Message-ID", "From", "Subject")}
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,500}>")
+
+
+def returned_message(mail: Mail) -> OriginalMessage | None:
+    """The keys of the message that bounced (Message-ID, From, Subject): from the header
+    section the bounce returns (RFC 3462 §1, its folded lines unfolded, RFC 5322 §2.2.3),
+    or the copy that follows the report in the text."""
+    copy = mail.returned_headers or mail.body[len(mail.notification):][:50_000]
+    if mail.returned_headers:
+        copy = re.sub(r"\n[ \t]+", " ", copy)
+
+    def value(name: str) -> str | None:
+        found = _FIELD[name].search(copy)
+        return found.group(1).strip() if found else None
+
+    mid = _MESSAGE_ID.search(value("Message-ID") or "")
+    sender = address_in(value("From") or "")
+    subject = value("Subject")
+    original = OriginalMessage(mid.group(0) if mid else None, sender.lower() if sender else None,
+                               decoded(subject) or None if subject else None)
+    return original if any((original.message_id, original.sender, original.subject)) else None
 
 
 def anchored(pattern: re.Pattern[str]) -> Callable[[str], str | None]:
