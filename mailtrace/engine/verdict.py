@@ -39,7 +39,7 @@ from mailtrace.topology.flow import FlowGraph
 #: A journey's last event, and the verdict it makes at the tier where it happened.
 STOP_STATUS = {Event.QUARANTINED: "fault", Event.REJECTED: "fault", Event.BOUNCED: "fault",
                Event.FAILED: "fault", Event.JUNKED: "degraded", Event.DEFERRED: "degraded",
-               Event.NOT_SEEN: "inconclusive"}
+               Event.NOT_SEEN: "inconclusive", Event.PENDING: "inconclusive"}
 
 
 #: (tier, tag) of findings that do not decide: stops the message went on from.

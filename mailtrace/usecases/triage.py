@@ -108,7 +108,7 @@ async def run_triage(
         tiers = await engine.run(probes)
     finally:
         await clients.aclose()
-    journey = follow(tiers, flow, target.message_id)
+    journey = follow(tiers, flow, target.message_id, dt.datetime.now(dt.UTC))
     # Where the message asked about stopped decides; without one, the latest message's
     # journey is shown, and the probes' findings judge it with the others.
     verdict = decide(tiers, flow, journey, asked=target.asks_message)

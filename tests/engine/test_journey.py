@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from mailtrace.core.findings import ProbeResult, Status, TierResult
 from mailtrace.core.journey import Event, JourneyStep
 from mailtrace.engine.journey import follow, outcomes
+from mailtrace.engine.verdict import decide
 from mailtrace.topology import FlowGraph, parse_topology
 
 TOPOLOGY = parse_topology("""
@@ -67,3 +70,16 @@ def test_outcomes_count_what_each_tier_last_did_with_each_message():
                        FLOW)
     assert [(o.tier, dict(o.outcomes)) for o in summary] == [
         ("pp", {"relayed": 1, "rejected": 1})]
+
+
+def test_not_seen_just_after_a_hand_off_is_not_seen_yet():
+    relayed = [step("pp", Event.RECEIVED, "<a@x>", "2026-12-01T10:00:00Z"),
+               step("pp", Event.RELAYED, "<a@x>", "2026-12-01T10:00:01Z"),
+               step("exo", Event.NOT_SEEN, None, "")]
+    soon = dt.datetime(2026, 12, 1, 10, 5, tzinfo=dt.UTC)
+    journey = follow(tiers(*relayed), FLOW, now=soon)
+    assert [(s.tier, s.event) for s in journey][-1] == ("exo", Event.PENDING)
+    later = follow(tiers(*relayed), FLOW, now=soon + dt.timedelta(hours=2))
+    assert [(s.tier, s.event) for s in later][-1] == ("exo", Event.NOT_SEEN)
+    verdict = decide(tiers(*relayed), FLOW, journey, asked=True)
+    assert (verdict.status, verdict.tier) == ("inconclusive", None)

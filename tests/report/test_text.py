@@ -68,4 +68,4 @@ def test_a_degraded_verdict_comes_with_the_fix_of_the_warning_that_decided_it(na
     assert lines[at + 1] == f"  {tag}:"
     doc = json.loads(json_report.render(report))
     [shown] = [f for t in doc["tiers"] for f in t["findings"] if f["tag"] == tag]
-    assert shown["remediation"]["commands"] == list(catalog.info(tag).remediation.commands)
+    assert shown["remediation"]["templates"] == list(catalog.info(tag).remediation.commands)
