@@ -223,7 +223,7 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
     # A record of the message (not "not seen") is the source's own word, whatever this
     # machine could not test; so is a failing tier's own record where the observer's
     # problem begins (an API's answer, not an SMTP session it kept from happening).
-    recorded = stop is not None and stop.event is not Event.NOT_SEEN
+    recorded = stop is not None and stop.event not in (Event.NOT_SEEN, Event.PENDING)
     to = mailbox[0] if mailbox else None
 
     def verdict(status: str, tier: str | None, f: Finding | None, summary: str,
