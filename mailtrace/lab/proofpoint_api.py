@@ -208,7 +208,9 @@ class ProofpointStandIn:
             earlier = fate if fate in ("rejected", "quarantined") else "delivered"
             records = [(_ago(w, hours=5), earlier, 0), (_ago(w, minutes=20), fate, 1)]
             result = [_search_record(w, when, fate, n) for when, fate, n in records
-                      if start <= when <= end]
+                      if start <= when <= end and maillog.matches(
+                          maillog.DEFAULT_MESSAGES[n], sender=request.arg("env_from"),
+                          message_id=request.arg("hdr_mid"), subject=request.arg("subject"))]
             count = int(request.arg("count") or 100)
             return Response.json({"result": result[:count]})
         if path == "/rest/v1/quarantine":
