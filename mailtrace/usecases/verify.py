@@ -179,7 +179,10 @@ async def judge_records(engine: Engine, topology: Topology) -> TierResult:
     return await engine.run_tier(tier_id, RECORDS, known=TRIAGE)
 
 
-async def verify_once(topology: Topology, domain: str, options: Options) -> VerifyReport:
+async def verify_once(topology: Topology, domain: str, options: Options,
+                      flow: FlowGraph | None = None) -> VerifyReport:
+    """One verification of ``domain`` against ``topology`` (its ``flow``, when the caller
+    has it built: a fleet verifies thousands of domains against one topology)."""
     started, began = time.time(), time.monotonic()
     deadline = began + options.timeout
     client = RunClients(topology, options).dns
@@ -188,10 +191,9 @@ async def verify_once(topology: Topology, domain: str, options: Options) -> Veri
     # resolvers' answers start at once, the name servers' once the zone's NS set is known.
     # The fit checks judge what the zone publishes: the panel's first resolver answers
     # them (sharing its queries with the comparison); every resolver is compared below.
-    fit_client = DnsClient(client.resolvers[:1], client.redirects, client.attempt_timeout,
-                           _tasks=client._tasks)
+    fit_client = dataclasses.replace(client, resolvers=client.resolvers[:1])
     fit_clients = RunClients(topology, options, dns=fit_client)
-    engine = Engine(topology, FlowGraph(topology), Target(domain), fit_clients,
+    engine = Engine(topology, flow or FlowGraph(topology), Target(domain), fit_clients,
                     options.timeout)
     fit_task = asyncio.ensure_future(judge_records(engine, topology))
     resolver_task = asyncio.gather(*(
