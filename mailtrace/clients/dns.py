@@ -392,8 +392,8 @@ class DnsClient:
         (its attempts, a timeout or running out of time) starts after it."""
         if self.budget is None:
             return await self._exchange(server, qname, qtype, deadline, dnssec, cd)
-        async with self.budget.slot(self.redirects.resolve(server.name, server.address,
-                                                           server.port)):
+        via = self.redirects.resolve(server.name, server.address, server.port)
+        async with self.budget.slot(via, resolver=server.role == "resolver"):
             return await self._exchange(server, qname, qtype, deadline, dnssec, cd)
 
     async def _exchange(

@@ -53,18 +53,22 @@ class BudgetStats:
 
 
 class QueryBudget:
-    """Caps on DNS exchanges in flight: for the whole process and per server.
+    """Caps on DNS exchanges in flight: for the whole process, per authoritative server
+    and per resolver (a recursive resolver is built for a client's load, a zone's server
+    for the world's share of it).
 
     A server's slot is taken before the process's, so an exchange waiting for a busy
     server never holds a slot other servers' exchanges could use. One budget belongs to
     one event loop (its semaphores do).
     """
 
-    def __init__(self, max_in_flight: int = 256, per_server: int = 16) -> None:
-        if max_in_flight < 1 or per_server < 1:
+    def __init__(self, max_in_flight: int = 256, per_server: int = 16,
+                 per_resolver: int = 64) -> None:
+        if min(max_in_flight, per_server, per_resolver) < 1:
             raise ValueError("query caps must be at least 1")
         self.max_in_flight = max_in_flight
         self.per_server = per_server
+        self.per_resolver = per_resolver
         self._all = asyncio.Semaphore(max_in_flight)
         self._servers: dict[Endpoint, _ServerGate] = {}
         self._in_flight = 0
@@ -72,11 +76,13 @@ class QueryBudget:
         self.stats = BudgetStats()
 
     @contextlib.asynccontextmanager
-    async def slot(self, server: Endpoint) -> AsyncIterator[None]:
-        """Hold one exchange's place with ``server`` (the endpoint really connected to)."""
+    async def slot(self, server: Endpoint, resolver: bool = False) -> AsyncIterator[None]:
+        """Hold one exchange's place with ``server`` (the endpoint really connected to;
+        ``resolver``: asked as a recursive resolver)."""
         gate = self._servers.get(server)
         if gate is None:
-            gate = self._servers[server] = _ServerGate(self.per_server)
+            gate = self._servers[server] = _ServerGate(
+                self.per_resolver if resolver else self.per_server)
         gate.users += 1
         try:
             if gate.semaphore.locked() or self._all.locked():

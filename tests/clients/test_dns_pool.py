@@ -21,12 +21,13 @@ short 2 IN TXT "expires soon"
 """
 
 
-def server(name: str) -> Server:
-    return Server("authoritative", "127.0.1.1", 53, name)
+def server(name: str, role: str = "authoritative") -> Server:
+    return Server(role, "127.0.1.1", 53, name)  # type: ignore[arg-type]
 
 
 async def _many(per_server: int, max_in_flight: int, names: list[str], delay: float,
-                questions: int) -> tuple[QueryBudget, list[Outcome], float]:
+                questions: int, role: str = "authoritative", per_resolver: int = 64
+                ) -> tuple[QueryBudget, list[Outcome], float]:
     fault = Fault(delay=delay)
     servers = [AuthoritativeServer([ZONE], fault=fault) for _ in names]
     for s in servers:
@@ -34,14 +35,14 @@ async def _many(per_server: int, max_in_flight: int, names: list[str], delay: fl
     try:
         rules = tuple(ConnectTo(n, 53, "127.0.0.1", s.port) for n, s in zip(names, servers,
                                                                            strict=True))
-        budget = QueryBudget(max_in_flight, per_server)
+        budget = QueryBudget(max_in_flight, per_server, per_resolver)
         pool = DnsPool(budget)
         client = DnsClient([], Redirects(rules), attempt_timeout=2.0, _tasks=pool.answers,
                            budget=budget)
         deadline = time.monotonic() + 10
         started = time.monotonic()
         found = await asyncio.gather(*(
-            client.query(server(n), f"q{i}.example.com", "A", deadline)
+            client.query(server(n, role), f"q{i}.example.com", "A", deadline)
             for n in names for i in range(questions)))
         return budget, [o.outcome for o in found], time.monotonic() - started
     finally:
@@ -55,6 +56,12 @@ def test_no_server_gets_more_than_its_share_and_waiting_is_not_a_timeout():
     assert budget.stats.peak_per_server == 4 and budget.stats.sent == 20
     assert budget.stats.waited > 0 and elapsed >= 0.45  # 20 questions, 4 at a time, 0.1 s
     assert budget.in_flight == 0
+
+
+def test_a_resolver_has_a_cap_of_its_own():
+    budget, outcomes, _ = asyncio.run(_many(2, 256, ["ns1.example.com"], 0.05, 12,
+                                            role="resolver", per_resolver=6))
+    assert set(outcomes) == {Outcome.NXDOMAIN} and budget.stats.peak_per_server == 6
 
 
 def test_the_process_wide_cap_holds_across_servers():
