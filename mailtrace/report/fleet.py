@@ -175,12 +175,14 @@ def _regional(vantages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def domain_doc(line: int, domain: str, topology: str,
                vantages: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The NDJSON line of one domain, every vantage's report joined."""
+    """The NDJSON line of one domain, every vantage's report joined (in the vantages'
+    order by name, whichever came back first)."""
+    vantages = dict(sorted(vantages.items()))
     return {"schema": SCHEMA, "kind": "domain", "line": line, "domain": domain,
             "topology": topology,
             "status": worst([v.get("status", "inconclusive") for v in vantages.values()]),
             "failing": _failing(vantages), "vantages_differ": _regional(vantages),
-            "vantages": dict(sorted(vantages.items()))}
+            "vantages": vantages}
 
 
 def error_doc(line: int, error: str, *, text: str | None = None,
