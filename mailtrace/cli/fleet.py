@@ -11,6 +11,7 @@ imported only with ``--scheduler``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -174,15 +175,18 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _open_output(args: argparse.Namespace) -> tuple[IO[str], bool]:
+def _open_output(args: argparse.Namespace, previous: Any) -> tuple[IO[str], bool]:
     """Where the NDJSON goes, and whether it is this process's stdout. The file the run
-    resumes from is appended to; any other is written anew."""
+    resumes from is appended to, after its last whole line (a line a killed run left
+    unfinished is dropped: its domain is verified again); any other is written anew."""
     if not args.output:
         return sys.stdout, True
     path = Path(args.output)
     same = args.resume is not None and path.exists() and Path(args.resume).exists() \
         and path.resolve() == Path(args.resume).resolve()
     try:
+        if same and previous is not None and previous.unfinished:
+            os.truncate(path, previous.end)
         return path.open("a" if same else "w", encoding="utf-8"), False
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
@@ -267,7 +271,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                                  concurrency=args.concurrency, verbose=args.verbose)
         planner = Planner(default, base, previous.done if previous else None,
                           previous.bad_lines if previous else None)
-        output, to_stdout = _open_output(args)
+        output, to_stdout = _open_output(args, previous)
         progress: Progress | None = None
         results: Results | None = None
 

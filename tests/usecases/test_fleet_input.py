@@ -128,6 +128,7 @@ def test_resume_skips_what_a_previous_run_reported(tmp_path: Path):
     summary = FleetSummary()
     got = read_previous(previous, summary)
     assert got.unfinished and got.lines == 3
+    assert previous.read_bytes()[got.end:] == b'{"schema": "mailtrace/fleet-1", "kind": "dom'
     assert "contoso.com" in got.done and "fabrikam.com" not in got.done
     assert summary.domains == 1 and summary.errors.count == 1  # the retried one not counted
     planner = Planner(CONTOSO, tmp_path, got.done, got.bad_lines)

@@ -28,6 +28,7 @@ class Previous:
     bad_lines: SeenSet = field(default_factory=SeenSet)  # "#<line>" of unreadable lines
     lines: int = 0
     unfinished: bool = False  # its last line was cut short
+    end: int = 0  # bytes up to the end of its last whole line (where to append)
 
 
 def read_previous(path: Path, summary: FleetSummary) -> Previous:
@@ -44,6 +45,7 @@ def read_previous(path: Path, summary: FleetSummary) -> Previous:
         for raw in fh:
             number += 1
             if not raw.strip():
+                previous.end += len(raw)
                 continue
             try:
                 doc = json.loads(raw)
@@ -56,6 +58,7 @@ def read_previous(path: Path, summary: FleetSummary) -> Previous:
                 raise ResumeError(f"{path}:{number}: not a {SCHEMA} line (an output of "
                                   "mailtrace verify --domains)") from None
             previous.lines += 1
+            previous.end += len(raw)
             if doc.get("kind") == "domain" and isinstance(doc.get("domain"), str):
                 previous.done.add(doc["domain"], int(doc.get("line") or 0))
                 summary.add(doc)
