@@ -14,7 +14,8 @@ A record's ``cause``, the summary's grouping:
 - ``stale-server``: an authoritative server serves something else (a stale secondary);
 - ``nxdomain``: the name does not exist;
 - ``cached``: propagating, a resolver still holds the previous answer;
-- ``no-answer``: inconclusive, a server did not answer.
+- ``no-answer``: inconclusive, a server did not answer;
+- ``not-checked``: inconclusive, the probe judging its fit gave no result in time.
 
 The summary (:class:`FleetSummary`) counts domains by status and groups the failing ones
 by the finding (or cause) that fails them, with a few domains named per group: its
@@ -52,7 +53,7 @@ def cause(record: RecordReport, authoritative: list[str]) -> str | None:
     if record.status == "propagating":
         return "cached"
     if record.status == "inconclusive":
-        return "no-answer"
+        return "no-answer" if record.disagreeing else "not-checked"
     if any(does_not_fit(f) for f in record.findings):
         return "fit"
     if any(label in authoritative for label in record.disagreeing):
