@@ -313,9 +313,14 @@ def _run(args: argparse.Namespace, items: Any, planner: Any, settings: Any, poin
         return
     import asyncio
 
-    from mailtrace.usecases.fleet.local import run_local
+    from mailtrace.usecases.fleet.local import Stopped, run_local
 
-    asyncio.run(run_local(items, planner.topologies, settings, points, results))
+    try:
+        asyncio.run(run_local(items, planner.topologies, settings, points, results))
+    except Stopped:
+        from mailtrace.cli.main import Terminated
+
+        raise Terminated from None
 
 
 def _summary(summary: FleetSummary, elapsed: float, points: list[Vantage],

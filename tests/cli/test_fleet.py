@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,26 @@ def test_bad_lines_duplicates_and_stdin(fleet_lab, monkeypatch, capsys):
     assert "line 3: " in captured.err and "duplicates (verified once): 1" in captured.err
     expected = {fleet_lab.world.expected(n).status for n in names[:2]}
     assert code == (1 if expected - {"converged"} else 3)  # bad lines: not healthy
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["sigterm", "ctrl-c"])
+def test_a_signal_writes_out_what_finished_as_valid_ndjson(fleet_lab, tmp_path, signum, code):
+    out = tmp_path / "fleet.ndjson"
+    argv = fleet_lab.argv("--output", str(out))
+    argv[argv.index("--concurrency") + 1] = "2"
+    proc = subprocess.Popen([sys.executable, "-m", "mailtrace", *argv], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and (
+            not out.exists() or out.read_text(encoding="utf-8").count("\n") < 2):
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    summary, err = proc.communicate(timeout=30)
+    docs = read_ndjson(out)  # every line whole
+    assert proc.returncode == code and 2 <= len(docs) < COUNT
+    assert err == ""  # no traceback, nor one line per cancelled domain
+    assert f"fleet: {len(docs)} domains verified" in summary
 
 
 # -- on a Dask cluster ---------------------------------------------------------------------
