@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from mailtrace.clients import dns_wire
 from mailtrace.clients.dns_pool import QueryBudget
 from mailtrace.clients.dns_wire import Question, Reply
+from mailtrace.clients.dns_wire import Record as Record  # where every caller finds it
 from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.evidence import DnsAnswer
 from mailtrace.core.network import Endpoint, Redirects
@@ -82,17 +83,6 @@ class Server:
     def host(self) -> str:
         """The server's name without the final dot, or its address."""
         return self.name.rstrip(".") if self.name else self.address
-
-
-@dataclass(frozen=True)
-class Record:
-    name: str
-    type: str
-    ttl: int
-    data: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "ttl": self.ttl, "data": self.data}
 
 
 @dataclass(frozen=True)

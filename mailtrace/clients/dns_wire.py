@@ -20,10 +20,21 @@ import secrets
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from mailtrace.clients.dns import Record
+
+@dataclass(frozen=True)
+class Record:
+    """One resource record as read (RFC 1035 §4.1.3): owner, type, TTL, presentation data.
+    Defined here, with the reader that makes most of them; ``clients.dns`` exports it."""
+
+    name: str
+    type: str
+    ttl: int
+    data: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "ttl": self.ttl, "data": self.data}
 
 #: Types read here (value -> name); any other type goes to dnspython.
 TYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA"}
@@ -288,8 +299,6 @@ class _RRset:
 
 def _section(reader: _Reader, count: int, additional: bool,
              edns: list[int]) -> tuple[Record, ...]:
-    from mailtrace.clients.dns import Record
-
     sets: dict[tuple[bytes, int], _RRset] = {}
     size = len(reader.wire)
     for _ in range(count):
