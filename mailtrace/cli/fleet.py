@@ -318,9 +318,9 @@ def _run(args: argparse.Namespace, items: Any, planner: Any, settings: Any, poin
     try:
         asyncio.run(run_local(items, planner.topologies, settings, points, results))
     except Stopped:
-        from mailtrace.cli.main import Terminated
-
-        raise Terminated from None
+        # The summary of what finished is written on the way out (cmd_fleet's finally);
+        # the status is the one cli.main gives SIGTERM: 128 + 15.
+        raise SystemExit(143) from None
 
 
 def _summary(summary: FleetSummary, elapsed: float, points: list[Vantage],
