@@ -328,6 +328,7 @@ class DnsClient:
         self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]], deadline: float
     ) -> T:
         task = self._tasks.get(key)
+        mine = task is None
         if task is None:
             task = asyncio.ensure_future(make())
             # Its callers may all be gone (a gated probe cancelled): the outcome is still
@@ -337,8 +338,13 @@ class DnsClient:
         if task.done():
             done: T = task.result()  # answered already (a shared question): no wait
             return done
-        # A moment of grace: a query ends at its own deadline with its attempts as
-        # evidence; only a caller that joined with a shorter deadline is cut off here.
+        if mine:
+            # The query ends at this caller's own deadline, with its attempts as evidence:
+            # never cut off here (on a busy machine it may end a moment after it).
+            result: T = await asyncio.shield(task)
+            return result
+        # A moment of grace: only a caller that joined with a shorter deadline is cut
+        # off here.
         remaining = deadline - time.monotonic() + 0.05
         return await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.001))
 
