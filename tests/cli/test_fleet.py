@@ -28,7 +28,7 @@ from mailtrace.lab.lab import FLEET_TOPOLOGY
 from mailtrace.topology import load_topology
 from tests.support.paths import ROOT
 
-COUNT, BROKEN, REGIONAL = 40, 0.25, 0.1
+COUNT, BROKEN, REGIONAL = 24, 0.25, 0.1
 #: Few domains at a time: each has its probes' deadlines, and the suite shares the CPU.
 CONCURRENCY = "8"
 #: What changes from one run to the next: when it ran, how long it took.
