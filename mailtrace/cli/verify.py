@@ -11,6 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from mailtrace.cli import fleet
 from mailtrace.cli import options as opt
 from mailtrace.cli.options import UsageError
 
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
 CA_FILE_ENV = "MAILTRACE_CA_FILE"
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    opt.add_topology(p)
+def _common(p: argparse.ArgumentParser, *, topology: bool = True) -> None:
+    opt.add_topology(p, required=topology,
+                     help="the topology file (YAML)" if topology else "the topology file "
+                     "(YAML); with --domains, of every line that names none")
     p.add_argument("--domain", metavar="DOMAIN",
                    help="the domain to check (default: the topology's first)")
     opt.add_endpoints(p, resolver="a resolver of the panel (default: the system's)")
@@ -38,14 +41,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub: Any) -> dict[str, Any]:
     v = sub.add_parser("verify", help="is a DNS change live on every server and resolver, "
                        "does it fit the topology, when do old answers expire")
-    _common(v)
-    v.add_argument("--format", choices=["text", "json"], default="text", help="report format")
+    _common(v, topology=False)
+    v.add_argument("--format", choices=["text", "json"], help="report format (default text; "
+                   "--domains writes NDJSON)")
     v.add_argument("--watch", action="store_true",
                    help="poll until every record matches or --timeout runs out")
     v.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                    help="seconds between polls with --watch (default 5)")
     v.add_argument("--system-resolver", action="store_true",
                    help="put the system's resolvers in the panel beside each --resolver")
+    fleet.add_flags(v)
     p = sub.add_parser("precheck", help="judge a DNS change (MX, SPF, DKIM, DMARC) "
                        "against the topology before making it")
     _common(p)
@@ -79,6 +84,12 @@ def _options(args: argparse.Namespace, network: opt.Network) -> Options:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.domains is not None:
+        return fleet.cmd_fleet(args)
+    fleet.refuse_fleet_flags(args)
+    if args.topology is None:
+        raise UsageError("--topology is required (or --domains FILE for a fleet)")
+    args.format = args.format or "text"
     import asyncio
 
     from mailtrace.report import verify as render

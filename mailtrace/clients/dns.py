@@ -9,7 +9,9 @@ NODATA and RFC 8499 for the vocabulary.
 
 Policy (after dnspython's resolver): a per-attempt timeout inside the caller's deadline,
 UDP retried on timeout while the deadline allows, TCP on truncation (RFC 7766 §5),
-identical queries in flight shared and their answers kept for the run.
+identical queries in flight shared and their answers kept for the run. Many runs in one
+process (a fleet) may share a question table and a budget of queries in flight
+(:mod:`mailtrace.clients.dns_pool`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import asyncio
 import errno
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from mailtrace.clients import dns_wire
+from mailtrace.clients.dns_pool import QueryBudget
+from mailtrace.clients.dns_wire import Question, Reply
+from mailtrace.clients.dns_wire import Record as Record  # where every caller finds it
 from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.evidence import DnsAnswer
 from mailtrace.core.network import Endpoint, Redirects
@@ -77,17 +83,6 @@ class Server:
     def host(self) -> str:
         """The server's name without the final dot, or its address."""
         return self.name.rstrip(".") if self.name else self.address
-
-
-@dataclass(frozen=True)
-class Record:
-    name: str
-    type: str
-    ttl: int
-    data: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "ttl": self.ttl, "data": self.data}
 
 
 @dataclass(frozen=True)
@@ -207,6 +202,112 @@ def normalize(name: str) -> str:
     return name.lower().rstrip(".") + "."
 
 
+_TC = 0x0200  # RFC 1035 §4.1.1
+#: The header bits an observation names (RFC 1035 §4.1.1, RFC 4035 §3.2).
+_FLAG_BITS = (("AA", 0x0400), ("TC", 0x0200), ("RD", 0x0100), ("RA", 0x0080),
+              ("AD", 0x0020), ("CD", 0x0010))
+
+
+def reply_of(message: dns.message.Message) -> Reply:
+    """A reply dnspython read, as the client keeps it."""
+    return Reply(message.id, int(message.flags), int(message.ednsflags),
+                 tuple(Question(r.name.to_text().lower(), r.rdtype, r.rdclass)
+                       for r in message.question),
+                 _records(message.answer), _records(message.authority),
+                 _records(message.additional))
+
+
+def classify_reply(reply: Reply) -> Outcome:
+    """Map a reply to an outcome (as :func:`classify` does a dnspython message)."""
+    rcode = reply.rcode
+    if rcode == 0:
+        if reply.answer:
+            return Outcome.ANSWER
+        has_soa = any(r.type == "SOA" for r in reply.authority)
+        has_ns = any(r.type == "NS" for r in reply.authority)
+        if has_ns and not has_soa and not reply.flags & 0x0400:
+            return Outcome.REFERRAL
+        return Outcome.NODATA
+    return {3: Outcome.NXDOMAIN, 2: Outcome.SERVFAIL, 5: Outcome.REFUSED, 1: Outcome.FORMERR,
+            4: Outcome.NOTIMP}.get(rcode, Outcome.OTHER_RCODE)
+
+
+def _reply_flags(reply: Reply) -> tuple[str, ...]:
+    flags = [name for name, bit in _FLAG_BITS if reply.flags & bit]
+    if reply.ednsflags & 0x8000:
+        flags.append("DO")  # RFC 3225
+    return tuple(flags)
+
+
+def _rcode_text(rcode: int) -> str:
+    import dns.rcode
+
+    return dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
+
+
+@dataclass
+class _Query:
+    """One query's wire form (written by :mod:`mailtrace.clients.dns_wire`, or by
+    dnspython for what that module does not write) and how its reply is read."""
+
+    qname: str
+    qtype: str
+    ident: int
+    wire: bytes
+    _message: dns.message.Message | None = None
+
+    @classmethod
+    def make(cls, qname: str, qtype: str, role: Role, dnssec: bool, cd: bool) -> _Query:
+        recursive = role != "authoritative"
+        # RD only towards a resolver; AD asks it whether the answer validated (RFC 6840
+        # §5.7); CD has it answer data it finds bogus, for our own validation.
+        fast = dns_wire.query_wire(qname, qtype, recursion=recursive, ad=recursive, cd=cd,
+                                   dnssec=dnssec)
+        if fast is not None:
+            return cls(qname, qtype, fast[0], fast[1])
+        import dns.flags
+        import dns.message
+
+        message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232,
+                                         want_dnssec=dnssec)
+        if not recursive:
+            message.flags &= ~dns.flags.RD
+        else:
+            message.flags |= dns.flags.AD
+        if cd:
+            message.flags |= dns.flags.CD
+        return cls(qname, qtype, message.id, message.to_wire(), message)
+
+    @property
+    def message(self) -> dns.message.Message:
+        """The query as a dnspython message (for TCP, and a reply dnspython reads)."""
+        if self._message is None:
+            import dns.message
+
+            self._message = dns.message.from_wire(self.wire)
+        return self._message
+
+    def read(self, wire: bytes) -> tuple[Reply, bool]:
+        """The reply, and whether it answers this query (dnspython's
+        ``Message.is_response``): read by :func:`dns_wire.read_reply` when it is that
+        reader's case, else by dnspython (which raises for what is not DNS)."""
+        reply = dns_wire.read_reply(wire)
+        if reply is not None:
+            return reply, dns_wire.answers(reply, self.ident, self.qname, self._code())
+        import dns.message
+
+        message = dns.message.from_wire(wire)
+        return reply_of(message), self.message.is_response(message)
+
+    def _code(self) -> int:
+        code = dns_wire.TYPE_CODES.get(self.qtype)
+        if code is None:
+            import dns.rdatatype
+
+            code = int(dns.rdatatype.from_text(self.qtype))
+        return code
+
+
 @dataclass
 class DnsClient:
     """Queries resolvers and authoritative servers; shares identical queries within a run."""
@@ -216,21 +317,34 @@ class DnsClient:
     attempt_timeout: float = 1.5
     #: Where DNSSEC validation starts (mailtrace.clients.dnssec): the root's keys.
     trust_anchor: TrustAnchor = field(default_factory=TrustAnchor)
-    _tasks: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
+    #: The questions of the run, in flight or answered (a fleet's clients share one
+    #: :class:`~mailtrace.clients.dns_pool.SharedAnswers`).
+    _tasks: MutableMapping[Any, asyncio.Future[Any]] = field(default_factory=dict)
     queries_sent: int = 0
+    #: Caps on the exchanges in flight, shared with the process's other clients (a fleet).
+    budget: QueryBudget | None = None
 
     async def _shared(
         self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]], deadline: float
     ) -> T:
         task = self._tasks.get(key)
+        mine = task is None
         if task is None:
             task = asyncio.ensure_future(make())
             # Its callers may all be gone (a gated probe cancelled): the outcome is still
             # retrieved, so nothing is logged as an exception no one saw.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._tasks[key] = task
-        # A moment of grace: a query ends at its own deadline with its attempts as
-        # evidence; only a caller that joined with a shorter deadline is cut off here.
+        if task.done():
+            done: T = task.result()  # answered already (a shared question): no wait
+            return done
+        if mine:
+            # The query ends at this caller's own deadline, with its attempts as evidence:
+            # never cut off here (on a busy machine it may end a moment after it).
+            result: T = await asyncio.shield(task)
+            return result
+        # A moment of grace: only a caller that joined with a shorter deadline is cut
+        # off here.
         remaining = deadline - time.monotonic() + 0.05
         return await asyncio.wait_for(asyncio.shield(task), max(remaining, 0.001))
 
@@ -248,7 +362,7 @@ class DnsClient:
         started = time.monotonic()
         try:
             return await self._shared(
-                key, lambda: self._exchange(server, qname, qtype, deadline, dnssec, cd),
+                key, lambda: self._budgeted(server, qname, qtype, deadline, dnssec, cd),
                 deadline,
             )
         except TimeoutError:
@@ -265,29 +379,32 @@ class DnsClient:
                 error="deadline reached while waiting for a shared query",
             )
 
+    async def _budgeted(
+        self, server: Server, qname: str, qtype: str, deadline: float,
+        dnssec: bool, cd: bool,
+    ) -> DnsObservation:
+        """The exchange, once the budget has a place for it: the time spent waiting
+        for that place is the process's, not the server's, so the exchange's own clock
+        (its attempts, a timeout or running out of time) starts after it."""
+        if self.budget is None:
+            return await self._exchange(server, qname, qtype, deadline, dnssec, cd)
+        via = self.redirects.resolve(server.name, server.address, server.port)
+        async with self.budget.slot(via, resolver=server.role == "resolver"):
+            return await self._exchange(server, qname, qtype, deadline, dnssec, cd)
+
     async def _exchange(
         self, server: Server, qname: str, qtype: str, deadline: float,
         dnssec: bool = False, cd: bool = False,
     ) -> DnsObservation:
-        import dns.flags
-        import dns.message
         import dns.query
-        import dns.rcode
 
         via = self.redirects.resolve(server.name, server.address, server.port)
-        message = dns.message.make_query(qname, qtype, use_edns=0, payload=1232,
-                                         want_dnssec=dnssec)
-        if server.role == "authoritative":
-            message.flags &= ~dns.flags.RD
-        else:
-            message.flags |= dns.flags.AD  # RFC 6840 §5.7: say whether the answer validated
-        if cd:
-            message.flags |= dns.flags.CD
+        query = _Query.make(qname, qtype, server.role, dnssec, cd)
         attempts: list[Attempt] = []
         transport = "udp"
         started = time.monotonic()
 
-        def done(outcome: Outcome, response: dns.message.Message | None = None,
+        def done(outcome: Outcome, response: Reply | None = None,
                  error: str | None = None) -> DnsObservation:
             return DnsObservation(
                 server=server,
@@ -296,21 +413,21 @@ class DnsClient:
                 qtype=qtype,
                 outcome=outcome,
                 transport=transport,
-                rcode=dns.rcode.to_text(response.rcode()) if response is not None else None,
-                flags=_flags(response) if response is not None else (),
-                answer=_records(response.answer) if response is not None else (),
-                authority=_records(response.authority) if response is not None else (),
-                additional=_records(response.additional) if response is not None else (),
+                rcode=_rcode_text(response.rcode) if response is not None else None,
+                flags=_reply_flags(response) if response is not None else (),
+                answer=response.answer if response is not None else (),
+                authority=response.authority if response is not None else (),
+                additional=response.additional if response is not None else (),
                 elapsed_ms=(time.monotonic() - started) * 1000,
                 attempts=tuple(attempts),
                 error=error,
             )
 
         try:
-            response = await self._udp(message, via, deadline, attempts)
-            if response is not None and response.flags & dns.flags.TC:
+            response = await self._udp(query, via, deadline, attempts)
+            if response is not None and response.flags & _TC:
                 transport = "tcp"  # RFC 7766 §5: retry the truncated query over TCP
-                response = await self._tcp(message, via, deadline, attempts)
+                response = await self._tcp(query, via, deadline, attempts)
         except dns.query.BadResponse:
             return done(Outcome.MISMATCH, error="the reply does not answer the question asked")
         except (OSError, EOFError) as exc:
@@ -321,7 +438,7 @@ class DnsClient:
         except Exception as exc:  # any parse failure of hostile bytes
             return done(Outcome.MALFORMED, error=f"{type(exc).__name__}: {exc}")
         if response is not None:
-            return done(classify(response), response)
+            return done(classify_reply(response), response)
         waited = time.monotonic() - started
         if waited < self.attempt_timeout:
             # The budget ran out before the server had one fair chance: that says
@@ -331,19 +448,17 @@ class DnsClient:
         return done(Outcome.TIMEOUT,
                     error=f"no reply within {waited:.1f} s ({len(attempts)} sends)")
 
-    async def _udp(self, message: dns.message.Message, via: Endpoint, deadline: float,
-                   attempts: list[Attempt]) -> dns.message.Message | None:
+    async def _udp(self, query: _Query, via: Endpoint, deadline: float,
+                   attempts: list[Attempt]) -> Reply | None:
         """Send over UDP and resend on the same socket while the deadline allows.
 
         One *connected* socket for every send: an ICMP port-unreachable ends the exchange
-        at once (ConnectionRefusedError) instead of a silent timeout, and a late reply to
-        an earlier send is still accepted (same id, same question). The wait between
-        sends doubles, from ``attempt_timeout``.
+        at once (ConnectionRefusedError) instead of a silent timeout, and only the server
+        can answer on it; a late reply to an earlier send is still accepted (same id, same
+        question). The wait between sends doubles, from ``attempt_timeout``.
         """
         import dns.asyncbackend
-        import dns.asyncquery
         import dns.exception
-        import dns.flags
         import dns.inet
         import dns.query
 
@@ -359,41 +474,38 @@ class DnsClient:
         async with sock:
             while (now := time.monotonic()) < deadline:
                 resend_at = min(now + wait, deadline)
-                # dnspython's expirations are wall-clock (time.time()) instants
-                expiration = time.time() + (resend_at - now)
                 self.queries_sent += 1
-                await dns.asyncquery.send_udp(sock, message, destination, expiration)
+                await sock.sendto(query.wire, destination, None)
                 try:
-                    response, _, _ = await dns.asyncquery.receive_udp(
-                        sock, destination, expiration, ignore_unexpected=True, query=message
-                    )
+                    wire, _ = await sock.recvfrom(65535, resend_at - now)
                 except dns.exception.Timeout:
                     attempts.append(Attempt("udp", "timeout", (resend_at - now) * 1000))
                     wait *= 2
                     continue
-                result = "truncated" if response.flags & dns.flags.TC else "reply"
+                response, ours = query.read(wire)
+                result = "truncated" if response.flags & _TC else "reply"
                 attempts.append(Attempt("udp", result, (time.monotonic() - now) * 1000))
-                if not message.is_response(response):
+                if not ours:
                     raise dns.query.BadResponse
-                return response  # type: ignore[no-any-return]
+                return response
         return None
 
-    async def _tcp(self, message: dns.message.Message, via: Endpoint, deadline: float,
-                   attempts: list[Attempt]) -> dns.message.Message | None:
+    async def _tcp(self, query: _Query, via: Endpoint, deadline: float,
+                   attempts: list[Attempt]) -> Reply | None:
         import dns.asyncquery
         import dns.exception
 
         started = time.monotonic()
         self.queries_sent += 1
         try:
-            response = await dns.asyncquery.tcp(message, via.address,
+            response = await dns.asyncquery.tcp(query.message, via.address,
                                                 timeout=max(deadline - started, 0.001),
                                                 port=via.port)
         except dns.exception.Timeout:
             attempts.append(Attempt("tcp", "timeout", (time.monotonic() - started) * 1000))
             return None
         attempts.append(Attempt("tcp", "reply", (time.monotonic() - started) * 1000))
-        return response
+        return reply_of(response)
 
     async def ask_resolvers(self, qname: str, qtype: str, deadline: float, *,
                             dnssec: bool = False, cd: bool = False) -> list[DnsObservation]:
@@ -407,6 +519,9 @@ class DnsClient:
                      dnssec: bool = False, cd: bool = False) -> DnsObservation:
         """A recursive lookup: the first resolver to give a usable answer wins, without
         waiting for a dead one; when none does, the first resolver's failure is kept."""
+        if len(self.resolvers) == 1:
+            return await self.query(self.resolvers[0], qname, qtype, deadline, dnssec=dnssec,
+                                    cd=cd)
         pending = [asyncio.ensure_future(self.query(s, qname, qtype, deadline,
                                                     dnssec=dnssec, cd=cd))
                    for s in self.resolvers]

@@ -63,11 +63,13 @@ class RunClients:
         self.topology = topology
         self.options = options
         redirects = Redirects(tuple(options.connect_to))
-        self.dns = dns or DnsClient(
-            resolvers=[Server("resolver", e.address, e.port) for e in options.resolvers],
-            redirects=redirects,
-            trust_anchor=options.trust_anchor,
-        )
+        resolvers = [Server("resolver", e.address, e.port) for e in options.resolvers]
+        pool = options.dns_pool
+        if dns is None and pool is not None:
+            # A fleet's runs share one question table and one budget of queries in flight.
+            dns = DnsClient(resolvers, redirects, trust_anchor=options.trust_anchor,
+                            _tasks=pool.answers, budget=pool.budget)
+        self.dns = dns or DnsClient(resolvers, redirects, trust_anchor=options.trust_anchor)
         self.smtp = SmtpClient(
             redirects=self.dns.redirects,
             timeouts=options.smtp_timeouts,

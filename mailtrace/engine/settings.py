@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailtrace.clients.dns_pool import DnsPool
 from mailtrace.clients.smtp import SmtpTimeouts
 from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.network import ConnectTo, Endpoint
@@ -31,3 +32,6 @@ class Options:
     smtp_references: Sequence[str] = ()
     #: Where DNSSEC validation starts: IANA's root keys, unless told otherwise.
     trust_anchor: TrustAnchor = field(default_factory=TrustAnchor)
+    #: Shared with the other runs of this process (a fleet): the caps on DNS queries in
+    #: flight and the answers they have in common. None: the run's own.
+    dns_pool: DnsPool | None = field(default=None, repr=False)

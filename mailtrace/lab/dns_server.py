@@ -17,8 +17,10 @@ import functools
 import ipaddress
 import logging
 import os
+import socket
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Self, get_args
 
@@ -48,6 +50,7 @@ OUR_PAYLOAD = 1232
 #: CNAME chains longer than this are treated as broken (a loop, in practice).
 MAX_CNAME_HOPS = 8
 _BIND_ATTEMPTS = 5
+_RECEIVE_BUFFER = 4 * 1024 * 1024
 _RCODE_FAULTS = {
     "servfail": dns.rcode.SERVFAIL,
     "refused": dns.rcode.REFUSED,
@@ -176,6 +179,12 @@ class _DnsService:
                 local_addr=(self.host, self._requested_port),
             )
             port = int(transport.get_extra_info("sockname")[1])
+            with contextlib.suppress(OSError):
+                # Room for a burst (a fleet's hundreds of queries at once) where the
+                # kernel's default buffer would drop some; the kernel caps it at its
+                # net.core.rmem_max.
+                transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
             try:
                 self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
             except OSError as exc:
@@ -522,8 +531,16 @@ class _ZoneData:
         return _Outcome("referral", [_rrset(cut, ns)], glue=glue)
 
 
+#: Zones a server makes when asked (a lab of many generated domains): the zone holding a
+#: name, or None. The same zone object for the same zone, while it is in use.
+ZoneSource = Callable[[dns.name.Name], "dns.zone.Zone | None"]
+#: Generated zones a server keeps read (its recent ones).
+_GENERATED_KEPT = 256
+
+
 class AuthoritativeServer(_DnsService):
-    """An authoritative-only server for a set of zones (no recursion, RA clear)."""
+    """An authoritative-only server for a set of zones (no recursion, RA clear); with
+    ``generated``, also for the zones that source makes on demand."""
 
     def __init__(
         self,
@@ -533,14 +550,52 @@ class AuthoritativeServer(_DnsService):
         port: int = 0,
         fault: Fault | None = None,
         idle_timeout: float = 10.0,
+        generated: ZoneSource | None = None,
     ) -> None:
         super().__init__(host=host, port=port, fault=fault, idle_timeout=idle_timeout)
         data = [_ZoneData(zone) for zone in zones]
         self.zones: dict[dns.name.Name, _ZoneData] = {z.origin: z for z in data}
+        self.generated = generated
+        self._read: OrderedDict[int, tuple[dns.zone.Zone, _ZoneData]] = OrderedDict()
+
+    def _generated_for(self, name: dns.name.Name) -> _ZoneData | None:
+        zone = self.generated(name) if self.generated is not None else None
+        if zone is None:
+            return None
+        kept = self._read.get(id(zone))
+        if kept is not None and kept[0] is zone:
+            self._read.move_to_end(id(zone))
+            return kept[1]
+        data = _ZoneData(zone)
+        self._read[id(zone)] = (zone, data)
+        if len(self._read) > _GENERATED_KEPT:
+            self._read.popitem(last=False)
+        return data
 
     @property
     def origins(self) -> list[str]:
         return sorted(origin.to_text() for origin in self.zones)
+
+    async def answer_here(self, name: dns.name.Name, qtype: dns.rdatatype.RdataType,
+                          dnssec: bool = False) -> Resolution | None:
+        """What this server answers an iterative query for ``name``/``qtype``, as a
+        forwarding resolver takes it (None: no usable answer), without the round trip:
+        for a lab resolver that has the server at hand. The server's fault still applies
+        (its delay, and a failure for the questions it hits)."""
+        if self.fault.delay:
+            await asyncio.sleep(self.fault.delay)
+        if self.fault.applies_to(name, qtype):
+            return None
+        query = dns.message.make_query(name, qtype, use_edns=0, payload=OUR_PAYLOAD, flags=0,
+                                       want_dnssec=dnssec)
+        reply = await self._checked_answer(query)
+        if reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not (
+                reply.flags & dns.flags.AA):
+            return None
+        kept = ({dns.rdatatype.SOA, dns.rdatatype.NSEC, dns.rdatatype.NSEC3,
+                 dns.rdatatype.RRSIG} if dnssec else {dns.rdatatype.SOA})
+        return Resolution(reply.rcode(), list(reply.answer),
+                          [r for r in reply.authority if r.rdtype in kept])
 
     def _zone_for(self, name: dns.name.Name,
                   rdtype: dns.rdatatype.RdataType | None = None) -> _ZoneData | None:
@@ -552,6 +607,11 @@ class AuthoritativeServer(_DnsService):
                 continue
             if name.is_subdomain(origin) and (best is None or len(origin) > len(best.origin)):
                 best = zone
+        made = self._generated_for(name)
+        if made is not None and name.is_subdomain(made.origin) and not (
+                rdtype == dns.rdatatype.DS and made.origin == name) and (
+                best is None or len(made.origin) > len(best.origin)):
+            best = made
         if best is None and rdtype == dns.rdatatype.DS:
             return self._zone_for(name)
         return best

@@ -35,10 +35,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mailtrace.clients.smtp import SMTP_PORT
 from mailtrace.clients.trust_anchor import TrustAnchor
 from mailtrace.core.network import ConnectTo, Endpoint
+from mailtrace.lab import fleet as fleets
 from mailtrace.lab import proofpoint_api
 from mailtrace.lab.ca import Issued, LabCA
 from mailtrace.lab.dns_server import AuthoritativeServer, Fault, ForwardingResolver
 from mailtrace.lab.dnssec import LabSigner
+from mailtrace.lab.fleet import TLD, TLD_SERVER, VANTAGES, FleetResolver, FleetWorld
 from mailtrace.lab.graph_api import GraphStandIn, SignInStandIn, lab_tenant
 from mailtrace.lab.labfile import LabAccess
 from mailtrace.lab.scenarios import Scenario, ZoneEdit
@@ -159,12 +161,29 @@ def _tlsa(publish: str, issued: Issued, ca: LabCA | None) -> tuple[str, ...]:
     return (issued.tlsa_ee(), ca.tlsa_ta())
 
 
+#: The topology a fleet lab's domains are generated for (and verified against).
+FLEET_TOPOLOGY = "contoso-proofpoint-exo.yaml"
+
+
+def fleet_lab(count: int, *, broken: float = 0.1, regional: float = 0.05, seed: int = 1,
+              dns_delay: float = 0.0) -> Lab:
+    """A lab serving ``count`` generated client domains (:mod:`mailtrace.lab.fleet`) that
+    fit the example topology ``FLEET_TOPOLOGY``, a share of them broken."""
+    records = fleets.FleetRecords.of(_example(FLEET_TOPOLOGY))
+    world = FleetWorld(count, records, broken=broken, regional=regional, seed=seed)
+    return Lab(fleets.scenario(world, FLEET_TOPOLOGY), dns_delay=dns_delay, fleet=world)
+
+
 class Lab:
     """async context manager: ``async with Lab(scenario) as lab:``."""
 
     def __init__(self, scenario: Scenario, *, dns_delay: float = 0.0,
-                 smtp_delay: float = 0.0, graph_delay: float = 0.0) -> None:
+                 smtp_delay: float = 0.0, graph_delay: float = 0.0,
+                 fleet: FleetWorld | None = None) -> None:
         self.scenario = scenario
+        #: Generated client domains served beside the scenario's world, and a resolver
+        #: per vantage point (:mod:`mailtrace.lab.fleet`).
+        self.fleet = fleet
         self.recipient = scenario.recipient
         self.dns_delay = dns_delay
         self.smtp_delay = smtp_delay
@@ -203,6 +222,7 @@ class Lab:
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._dns_resolver: ForwardingResolver | None = None
         self._validating: ValidatingResolver | None = None
+        self._vantages: dict[str, ForwardingResolver] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._build()
 
@@ -266,6 +286,13 @@ class Lab:
                     copies[(origin, mine)] = self._zone(origin, texts[origin], host, edits)
                 zones.append(copies[(origin, mine)])
             self.servers[host] = AuthoritativeServer(zones, host=LOOPBACK, fault=self._fault(host))
+        if self.fleet is not None:
+            # The fleet's zones are made when first asked about (mailtrace.lab.fleet).
+            for host in (TLD_SERVER, *self.fleet.name_servers()):
+                self.servers[host] = AuthoritativeServer(
+                    [], host=LOOPBACK, fault=self._fault(host),
+                    generated=self.fleet.source(host))
+            self.zone_servers[TLD] = [TLD_SERVER]
 
     @property
     def trust_anchor(self) -> TrustAnchor:
@@ -280,7 +307,8 @@ class Lab:
         return path
 
     def _validate(self, served: dict[str, list[str]]) -> None:
-        unknown = set(self.scenario.faults) - set(served) - {RESOLVER}
+        fleet = {TLD_SERVER, *self.fleet.name_servers()} if self.fleet is not None else set()
+        unknown = set(self.scenario.faults) - set(served) - {RESOLVER} - fleet
         if unknown:
             raise ValueError(f"scenario {self.scenario.name}: faults for unknown {unknown}")
         for edit in self.scenario.zone_edits:
@@ -301,9 +329,20 @@ class Lab:
                 zone: [self.servers[host].address for host in hosts]
                 for zone, hosts in self.zone_servers.items()
             }
-            self._dns_resolver = ForwardingResolver(
-                forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
-            )
+            if self.fleet is None:
+                self._dns_resolver = ForwardingResolver(
+                    forwarders, host=LOOPBACK, fault=self._fault(RESOLVER)
+                )
+            else:
+                # One resolver per vantage point; the first is the lab's resolver.
+                hosting = {host: self.servers[host] for host in self.fleet.name_servers()}
+                for vantage in VANTAGES:
+                    self._vantages[vantage] = FleetResolver(
+                        self.fleet, vantage, forwarders, hosting, host=LOOPBACK,
+                        fault=self._fault(RESOLVER))
+                self._dns_resolver = self._vantages[VANTAGES[0]]
+                for resolver in list(self._vantages.values())[1:]:
+                    await self._start(resolver)
             await self._start(self._dns_resolver)
             if self.scenario.validating_resolver:
                 # A second resolver of the panel, which validates: the scenario's resolver
@@ -334,6 +373,7 @@ class Lab:
             self._workdir = None
         self._dns_resolver = None
         self._validating = None
+        self._vantages.clear()
         self._smtp_refused = None
         self.smtp_servers.clear()
         self.startables.clear()
@@ -471,6 +511,11 @@ class Lab:
         return panel
 
     @property
+    def vantages(self) -> dict[str, list[Endpoint]]:
+        """The resolver panel of each vantage point (a fleet lab; none otherwise)."""
+        return {name: [Endpoint(*resolver.address)] for name, resolver in self._vantages.items()}
+
+    @property
     def connect_to(self) -> list[ConnectTo]:
         rules = [
             ConnectTo(host, DNS_PORT, server.host, server.port)
@@ -527,6 +572,7 @@ class Lab:
             recipient=self.recipient,
             pid=os.getpid(),
             trust_anchor=self.trust_anchor.ds,
+            vantages={name: tuple(panel) for name, panel in self.vantages.items()},
         )
 
     def lab_file_path(self) -> Path:
@@ -545,6 +591,10 @@ class Lab:
             fault = server.fault
             zones = [_key(origin) for origin in server.origins]
             note = f"  fault: {fault.mode}" if fault.mode else ""
+            if not zones:  # a fleet's name server: its zones are generated
+                lines.append(f"  {name:<22} {server.host}:{server.port}  the fleet's domains"
+                             f"{note}")
+                continue
             lines.append(
                 f"  {name:<22} {server.host}:{server.port}  zones {', '.join(zones)}{note}"
                 f"  (dig @{server.host} -p {server.port} +norec {zones[0]} SOA)"
@@ -553,6 +603,10 @@ class Lab:
             vhost, vport = self._validating.address
             lines.append(f"validating resolver: {vhost}:{vport}  (dig @{vhost} -p {vport} "
                          f"{domain} MX +dnssec; +cd to skip validation)")
+        for vantage, resolver in list(self._vantages.items())[1:]:
+            vhost, vport = resolver.address
+            lines.append(f"resolver of vantage {vantage}: {vhost}:{vport}  (the first, "
+                         f"{host}:{port}, is vantage {next(iter(self._vantages))})")
         if self.dns_resolver.fault.mode:
             lines.append(f"resolver fault: {self.dns_resolver.fault.mode}")
         lines.append("SMTP hosts (port 25; openssl s_client -starttls smtp -connect ADDR:PORT):")

@@ -37,6 +37,7 @@ SCHEMA = "mailtrace/lab-1"
 MAX_BYTES = 256 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DS = re.compile(r"\d{1,5} \d{1,3} \d{1,3} [0-9A-Fa-f ]{20,200}")
+_VANTAGE = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*")
 
 
@@ -59,6 +60,8 @@ class LabAccess:
     pid: int | None = None
     #: The lab root's DS records: the DNSSEC trust anchor of the lab's signed zones.
     trust_anchor: tuple[str, ...] = ()
+    #: A fleet lab's vantage points: each one's resolver panel (``verify --vantage``).
+    vantages: Mapping[str, tuple[Endpoint, ...]] = field(default_factory=dict)
 
 
 def render(access: LabAccess) -> str:
@@ -81,6 +84,9 @@ def render(access: LabAccess) -> str:
         "trust_anchor": list(access.trust_anchor),
         "environ": dict(sorted(access.environ.items())),
     }
+    if access.vantages:
+        data["vantages"] = {name: [str(e) for e in panel]
+                            for name, panel in access.vantages.items()}
     return "\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False, width=100)
 
 
@@ -149,6 +155,11 @@ def _access(data: Mapping[str, Any]) -> LabAccess:
             isinstance(ds, str) and _DS.fullmatch(ds.strip()) for ds in anchor):
         raise ValueError("trust_anchor: expected DS records (key tag, algorithm, digest type, "
                          "digest in hexadecimal)")
+    vantages = data.get("vantages") or {}
+    if not isinstance(vantages, Mapping) or not all(
+            isinstance(k, str) and _VANTAGE.fullmatch(k) and isinstance(v, list) and v
+            for k, v in vantages.items()):
+        raise ValueError("vantages: expected vantage names, each with a list of resolvers")
     pid = data.get("pid")
     return LabAccess(
         scenario=_text(data, "scenario") or "",
@@ -160,4 +171,6 @@ def _access(data: Mapping[str, Any]) -> LabAccess:
         recipient=_text(data, "recipient", required=False),
         pid=pid if isinstance(pid, int) else None,
         trust_anchor=tuple(ds.strip() for ds in anchor),
+        vantages={name: tuple(parse_resolver(str(e)) for e in panel)
+                  for name, panel in vantages.items()},
     )

@@ -15,6 +15,7 @@ import base64
 import binascii
 import fnmatch
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from mailtrace.core.evidence import Evidence
 from mailtrace.core.findings import Finding
@@ -60,6 +61,7 @@ def _key_bits(key_type: str, data: bytes) -> int:
     return key.key_size
 
 
+@lru_cache(maxsize=4096)
 def parse_key(text: str) -> DkimKey:
     """One DKIM key record (its TXT strings joined)."""
     try:

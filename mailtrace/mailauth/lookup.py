@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from mailtrace.core.evidence import Observed
@@ -49,6 +50,7 @@ class Answer:
 Lookup = Callable[[str, str], Awaitable[Answer]]
 
 
+@lru_cache(maxsize=8192)
 def valid_name(name: str) -> bool:
     """Can this name be asked at all (RFC 1035 §2.3.4: labels 1-63 octets, 255 in all)?"""
     import dns.exception  # dnspython: imported when a name is read, not with the catalog
@@ -62,6 +64,7 @@ def valid_name(name: str) -> bool:
     return name.isascii() and all(labels) and bool(name.strip("."))
 
 
+@lru_cache(maxsize=8192)
 def absolute(name: str) -> str:
     """Absolute, lowercase, in DNS presentation form (a space in a label becomes \\032,
     as answers spell it)."""
@@ -75,8 +78,15 @@ def absolute(name: str) -> str:
         return text
 
 
+@lru_cache(maxsize=8192)
 def txt_text(rdata_text: str) -> str:
     """One TXT record's character-strings joined, bytes kept as latin-1 code points."""
+    if rdata_text.startswith('"') and rdata_text.endswith('"') and "\\" not in rdata_text:
+        # Presentation form without escapes (RFC 1035 §5.1): quoted printable strings,
+        # one space apart; anything else is read by dnspython.
+        strings = rdata_text[1:-1].split('" "')
+        if not any('"' in s for s in strings):
+            return "".join(strings)
     import dns.rdata
     import dns.rdataclass
     import dns.rdatatype

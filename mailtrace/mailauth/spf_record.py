@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote
 
 #: Mechanisms that cost one of the 10 DNS-querying terms (RFC 7208 §4.6.4), with redirect.
@@ -87,8 +88,11 @@ def is_spf(text: str) -> bool:
     return bool(_VERSION.match(text))
 
 
+@lru_cache(maxsize=4096)
 def parse_record(text: str) -> SpfRecord:
-    """Parse the text of one SPF record; raise :class:`SpfSyntaxError` if it is invalid."""
+    """Parse the text of one SPF record; raise :class:`SpfSyntaxError` if it is invalid.
+    (A parsed record is immutable: the same text is parsed once, however many domains'
+    records include it.)"""
     if not is_spf(text):
         raise SpfSyntaxError("not an SPF record (no v=spf1 version)")
     if not text.isascii() or any(not 0x20 <= ord(c) <= 0x7E for c in text):

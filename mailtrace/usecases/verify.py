@@ -85,8 +85,11 @@ def value_of(record: ExpectedRecord, obs: DnsObservation) -> tuple[str, ...] | N
 
 
 def judge(record: ExpectedRecord, authoritative: Sequence[ServerAnswer],
-          resolvers: Sequence[ServerAnswer], fit: list[Finding]) -> RecordReport:
-    """Pure: the status of one record from every server's answer and the fit findings."""
+          resolvers: Sequence[ServerAnswer], fit: list[Finding],
+          unjudged: str | None = None) -> RecordReport:
+    """Pure: the status of one record from every server's answer and the fit findings;
+    ``unjudged``: why the probe that judges its fit gave no result (then a record the
+    servers agree on is inconclusive, never ``matches``: its fit is not known)."""
     answers = [*authoritative, *resolvers]
     silent = [a.server.label for a in answers if a.value is None]
     usable = [a for a in authoritative if a.value is not None]
@@ -125,6 +128,9 @@ def judge(record: ExpectedRecord, authoritative: Sequence[ServerAnswer],
         report.disagreeing = silent
         report.reason = "no answer from " + ", ".join(silent)
         return report
+    elif unjudged:
+        report.status = "inconclusive"
+        report.reason = f"its fit to the topology was not checked: {unjudged}"
     if cached:
         report.disagreeing = [a.server.label for a in cached]
         report.old_expires_at = max(a.seen_at + (a.ttl or 0) for a in cached)
@@ -171,6 +177,25 @@ def fit_findings(tier: TierResult, domain: str) -> list[Finding]:
 
 #: Which record each probe's judgement is about, for a probe that could not run.
 JUDGED_BY = {"dns.mx": "MX", "auth.records": "SPF/DKIM/DMARC", "auth.mta-sts": "MTA-STS"}
+#: The records (labels, or their start) whose fit each probe judges.
+JUDGES = {"dns.mx": ("MX",), "auth.records": ("SPF", "DKIM ", "DMARC"),
+          "auth.mta-sts": ("MTA-STS", "TLS-RPT")}
+
+
+def unjudged(tier: TierResult) -> dict[str, str]:
+    """The probes that gave no result — they overran their deadline or broke (the
+    engine's ``ENGINE_*`` findings) —, each with why."""
+    return {p.probe: p.reason or "no result" for p in tier.probes
+            if p.status is Status.NOT_TESTED and any(f.tag.startswith("ENGINE_")
+                                                     for f in p.findings)}
+
+
+def unjudged_reason(label: str, unfinished: dict[str, str]) -> str | None:
+    for probe, why in unfinished.items():
+        if any(label == r or (r.endswith(" ") and label.startswith(r))
+               for r in JUDGES.get(probe, ())):
+            return f"probe {probe}: {why}"
+    return None
 
 
 async def judge_records(engine: Engine, topology: Topology) -> TierResult:
@@ -179,7 +204,10 @@ async def judge_records(engine: Engine, topology: Topology) -> TierResult:
     return await engine.run_tier(tier_id, RECORDS, known=TRIAGE)
 
 
-async def verify_once(topology: Topology, domain: str, options: Options) -> VerifyReport:
+async def verify_once(topology: Topology, domain: str, options: Options,
+                      flow: FlowGraph | None = None) -> VerifyReport:
+    """One verification of ``domain`` against ``topology`` (its ``flow``, when the caller
+    has it built: a fleet verifies thousands of domains against one topology)."""
     started, began = time.time(), time.monotonic()
     deadline = began + options.timeout
     client = RunClients(topology, options).dns
@@ -188,10 +216,9 @@ async def verify_once(topology: Topology, domain: str, options: Options) -> Veri
     # resolvers' answers start at once, the name servers' once the zone's NS set is known.
     # The fit checks judge what the zone publishes: the panel's first resolver answers
     # them (sharing its queries with the comparison); every resolver is compared below.
-    fit_client = DnsClient(client.resolvers[:1], client.redirects, client.attempt_timeout,
-                           _tasks=client._tasks)
+    fit_client = dataclasses.replace(client, resolvers=client.resolvers[:1])
     fit_clients = RunClients(topology, options, dns=fit_client)
-    engine = Engine(topology, FlowGraph(topology), Target(domain), fit_clients,
+    engine = Engine(topology, flow or FlowGraph(topology), Target(domain), fit_clients,
                     options.timeout)
     fit_task = asyncio.ensure_future(judge_records(engine, topology))
     resolver_task = asyncio.gather(*(
@@ -209,6 +236,7 @@ async def verify_once(topology: Topology, domain: str, options: Options) -> Veri
     finally:
         await fit_clients.aclose()
     fit = fit_findings(fit_tier, domain)
+    unfinished = unjudged(fit_tier)
     per_record = [[*a, *b] for a, b in zip(at_servers, at_resolvers, strict=True)]
     by_server = dict(zip(servers, serials, strict=True))
     reports = []
@@ -217,7 +245,8 @@ async def verify_once(topology: Topology, domain: str, options: Options) -> Veri
                 for a in answers[: len(servers)]]
         resolvers = list(answers[len(servers):])
         mine = findings_for(record.label, fit)
-        report = judge(record, auth, resolvers, mine)
+        report = judge(record, auth, resolvers, mine,
+                       unjudged_reason(record.label, unfinished))
         if record.label in ("MTA-STS", "TLS-RPT") and report.current == () and not any(
                 does_not_fit(f) for f in mine):
             report.reason = report.reason or "not published (optional)"

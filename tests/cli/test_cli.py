@@ -362,6 +362,23 @@ def test_commands_that_ask_no_network_load_no_network_stack(argv):
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+def test_a_fleet_without_a_scheduler_never_loads_dask(tmp_path):
+    """verify --domains runs in-process unless --scheduler names a cluster: Dask is the
+    optional fleet extra, and costs a fleet on one machine nothing."""
+    listed = tmp_path / "domains.txt"
+    listed.write_text("not_a_domain\n", encoding="utf-8")
+    code = ("import sys, contextlib, io\n"
+            "from mailtrace.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    code = main(sys.argv[1:])\n"
+            "print(code, sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed')))")
+    done = subprocess.run([sys.executable, "-c", code, "verify", "--domains", str(listed),
+                           "--topology", CONTOSO, "--resolver", "127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.stdout.strip() == "3 []", done.stdout + done.stderr
+
+
 def test_version_names_the_distribution(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("mailtrace-diagnostics ")

@@ -251,6 +251,13 @@ def test_trace_latest_message_decides_and_earlier_ones_are_counted():
                                              "1 pending, 1 quarantined, 1 unknown")
 
 
+def test_trace_latest_message_failed_is_a_failed_delivery():
+    findings = trace.evaluate(TraceCheck(ALICE, "24 h", (
+        _msg("delivered", 1), _msg("failed", 2, "billing@fabrikam.example"))))
+    assert [(f.tag, f.args.get("count"), f.args.get("senders")) for f in findings] == [
+        ("EXO_TRACE_FAILED", 1, "billing@fabrikam.example"), ("EXO_TRACE_SUMMARY", None, None)]
+
+
 def test_trace_earlier_quarantine_is_a_note_when_the_latest_was_delivered():
     findings = trace.evaluate(TraceCheck(ALICE, "24 h", (
         _msg("quarantined", 1, "spam@bulk.example"), _msg("delivered", 2))))

@@ -97,3 +97,26 @@ def test_silent_servers_are_still_inconclusive():
                           None, 0.0)
     report = judge(SPF, [], [silent], [])
     assert (report.status, report.reason) == ("inconclusive", "no authoritative server answered")
+
+
+def test_a_record_whose_fit_probe_gave_no_result_is_inconclusive_not_matching():
+    # Every server agrees, but the probe judging the record overran its deadline: its
+    # fit to the topology is unknown (a missing MX must never read as converged).
+    report = judge(SPF, SERVERS, RESOLVERS, [], "probe auth.records: no result within 8 s")
+    assert report.status == "inconclusive" and "not checked" in report.reason
+    assert judge(SPF, SERVERS, RESOLVERS, [CONTRADICTS], "late").status == "differs"
+
+
+def test_which_records_a_probe_that_gave_no_result_leaves_unjudged():
+    from mailtrace.core.findings import ProbeResult, Status, TierResult
+    from mailtrace.usecases.verify import unjudged, unjudged_reason
+
+    timeout = Finding("ENGINE_PROBE_TIMEOUT", {"probe": "dns.mx", "seconds": 8.0})
+    tier = TierResult("dns", "dns", Status.NOT_TESTED, [
+        ProbeResult("dns.mx", "dns", Status.NOT_TESTED, [timeout], "no result within 8.0 s"),
+        ProbeResult("auth.records", "dns", Status.PASS, [])])
+    unfinished = unjudged(tier)
+    assert unfinished == {"dns.mx": "no result within 8.0 s"}
+    assert unjudged_reason("MX", unfinished) == "probe dns.mx: no result within 8.0 s"
+    assert unjudged_reason("SPF", unfinished) is None
+    assert unjudged_reason("DKIM selector1", {"auth.records": "x"}) == "probe auth.records: x"
