@@ -8,7 +8,8 @@ recipient. Where its journey stopped is the answer; the steps after a stop that 
 "not seen" are dropped (the message never got there), and a run of "not seen" keeps only
 its first, the tier the message never reached — unless the tier before handed the message
 on moments ago: a tier's records are written after the fact, so the message is not seen
-there *yet* (pending), not lost.
+there *yet* (pending), not lost. A second source saying what the one before said at the
+same tier (the quarantine list after Smart Search) is shown once.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def _trim(journey: list[JourneyStep]) -> list[JourneyStep]:
         if step.event is Event.NOT_SEEN and (stopped or (out and out[-1].event
                                                           is Event.NOT_SEEN)):
             continue  # it never got there: that is already said
+        if out and (out[-1].tier, out[-1].event) == (step.tier, step.event) and \
+                out[-1].source != step.source and step.event is not Event.RECEIVED:
+            continue  # a second source saying the same (the quarantine list after Smart
+            # Search): the first says it, the second's record is in its findings
         out.append(step)
         stopped = stopped or step.event in STOPS
     return out

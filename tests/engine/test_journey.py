@@ -83,3 +83,13 @@ def test_not_seen_just_after_a_hand_off_is_not_seen_yet():
     assert [(s.tier, s.event) for s in later][-1] == ("exo", Event.NOT_SEEN)
     verdict = decide(tiers(*relayed), FLOW, journey, asked=True)
     assert (verdict.status, verdict.tier) == ("inconclusive", None)
+
+
+def test_a_second_source_saying_the_same_stop_is_shown_once():
+    journey = follow(tiers(step("pp", Event.RECEIVED, "<a@x>", "2026-12-01T10:00:00Z"),
+                           step("pp", Event.QUARANTINED, "<a@x>", "2026-12-01T10:00:00Z",
+                                "smart-search"),
+                           step("pp", Event.QUARANTINED, "<a@x>", "2026-12-01T10:00:00Z",
+                                "quarantine")), FLOW)
+    assert [(s.event, s.source) for s in journey] == [
+        (Event.RECEIVED, "s"), (Event.QUARANTINED, "smart-search")]
