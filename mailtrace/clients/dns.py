@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailtrace.clients import dns_udp, dns_wire
@@ -239,6 +240,7 @@ def _reply_flags(reply: Reply) -> tuple[str, ...]:
     return tuple(flags)
 
 
+@lru_cache(maxsize=64)
 def _rcode_text(rcode: int) -> str:
     import dns.rcode
 
