@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 
 class EndpointError(ValueError):
@@ -103,12 +103,18 @@ class Redirects:
 
     @cached_property
     def _index(self) -> dict[tuple[str, int], tuple[int, Endpoint]]:
-        """Each (host, port) a rule names, with the first such rule's place and target:
-        every connection of a run asks, a fleet's tens of thousands."""
-        index: dict[tuple[str, int], tuple[int, Endpoint]] = {}
-        for place, rule in enumerate(self.rules):
-            index.setdefault((rule.host, rule.port), (place, Endpoint(rule.addr, rule.to_port)))
-        return index
+        return _rule_index(self.rules)
+
+
+@lru_cache(maxsize=64)
+def _rule_index(rules: tuple[ConnectTo, ...]) -> dict[tuple[str, int], tuple[int, Endpoint]]:
+    """Each (host, port) a rule names, with the first such rule's place and target: every
+    connection of a run asks, a fleet's tens of thousands (its runs share the rules).
+    Read only."""
+    index: dict[tuple[str, int], tuple[int, Endpoint]] = {}
+    for place, rule in enumerate(rules):
+        index.setdefault((rule.host, rule.port), (place, Endpoint(rule.addr, rule.to_port)))
+    return index
 
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
