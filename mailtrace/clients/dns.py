@@ -23,9 +23,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from mailtrace.clients import dns_wire
+from mailtrace.clients import dns_udp, dns_wire
 from mailtrace.clients.dns_pool import QueryBudget
 from mailtrace.clients.dns_wire import Question, Reply
 from mailtrace.clients.dns_wire import Record as Record  # where every caller finds it
@@ -239,6 +240,7 @@ def _reply_flags(reply: Reply) -> tuple[str, ...]:
     return tuple(flags)
 
 
+@lru_cache(maxsize=64)
 def _rcode_text(rcode: int) -> str:
     import dns.rcode
 
@@ -462,14 +464,18 @@ class DnsClient:
         import dns.inet
         import dns.query
 
-        backend = dns.asyncbackend.get_default_backend()
         family = socket.AF_INET6 if ":" in via.address else socket.AF_INET
-        sock = await backend.make_socket(  # type: ignore[no-untyped-call]
-            family, socket.SOCK_DGRAM, 0, None, (via.address, via.port)
-        )
         # Connected over IPv6, asyncio knows the peer as (address, port, flowinfo, scope)
         # and refuses to send to the two-element form.
         destination = dns.inet.low_level_address_tuple((via.address, via.port), family)
+        direct = dns_udp.open_udp(family, destination)
+        if direct is not None:
+            with direct:
+                return await self._udp_direct(direct, query, deadline, attempts)
+        backend = dns.asyncbackend.get_default_backend()
+        sock = await backend.make_socket(  # type: ignore[no-untyped-call]
+            family, socket.SOCK_DGRAM, 0, None, (via.address, via.port)
+        )
         wait = self.attempt_timeout
         async with sock:
             while (now := time.monotonic()) < deadline:
@@ -488,6 +494,29 @@ class DnsClient:
                 if not ours:
                     raise dns.query.BadResponse
                 return response
+        return None
+
+    async def _udp_direct(self, sock: dns_udp.UdpSocket, query: _Query, deadline: float,
+                          attempts: list[Attempt]) -> Reply | None:
+        """:meth:`_udp`'s sends and waits on a socket the loop's selector reads."""
+        import dns.query
+
+        wait = self.attempt_timeout
+        while (now := time.monotonic()) < deadline:
+            resend_at = min(now + wait, deadline)
+            self.queries_sent += 1
+            await sock.send(query.wire)
+            wire = await sock.receive(resend_at - now)
+            if wire is None:
+                attempts.append(Attempt("udp", "timeout", (resend_at - now) * 1000))
+                wait *= 2
+                continue
+            response, ours = query.read(wire)
+            result = "truncated" if response.flags & _TC else "reply"
+            attempts.append(Attempt("udp", result, (time.monotonic() - now) * 1000))
+            if not ours:
+                raise dns.query.BadResponse
+            return response
         return None
 
     async def _tcp(self, query: _Query, via: Endpoint, deadline: float,

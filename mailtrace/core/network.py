@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 
 class EndpointError(ValueError):
@@ -90,14 +91,30 @@ class Redirects:
     rules: tuple[ConnectTo, ...] = ()
 
     def resolve(self, host: str | None, address: str, port: int) -> Endpoint:
-        """Where a connection meant for ``host``/``address`` on ``port`` really goes."""
-        names = {address}
+        """Where a connection meant for ``host``/``address`` on ``port`` really goes (the
+        first rule that names either, on that port)."""
+        index = self._index
+        found = index.get((address, port))
         if host:
-            names.add(host.lower().rstrip("."))
-        for rule in self.rules:
-            if rule.port == port and rule.host in names:
-                return Endpoint(rule.addr, rule.to_port)
-        return Endpoint(address, port)
+            other = index.get((host.lower().rstrip("."), port))
+            if other is not None and (found is None or other[0] < found[0]):
+                found = other
+        return found[1] if found is not None else Endpoint(address, port)
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, int], tuple[int, Endpoint]]:
+        return _rule_index(self.rules)
+
+
+@lru_cache(maxsize=64)
+def _rule_index(rules: tuple[ConnectTo, ...]) -> dict[tuple[str, int], tuple[int, Endpoint]]:
+    """Each (host, port) a rule names, with the first such rule's place and target: every
+    connection of a run asks, a fleet's tens of thousands (its runs share the rules).
+    Read only."""
+    index: dict[tuple[str, int], tuple[int, Endpoint]] = {}
+    for place, rule in enumerate(rules):
+        index.setdefault((rule.host, rule.port), (place, Endpoint(rule.addr, rule.to_port)))
+    return index
 
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")

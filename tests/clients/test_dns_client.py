@@ -110,6 +110,43 @@ def test_nothing_listening_is_a_network_error_or_timeout():
     assert "ConnectionRefused" in (obs.error or "")
 
 
+@pytest.fixture(params=["selector", "transport"])
+def udp_path(request, monkeypatch):
+    """Both ways a UDP exchange waits: the loop's selector reading the socket, and the
+    asyncio transport a loop without one (Windows' proactor) falls back to."""
+    if request.param == "transport":
+        from mailtrace.clients import dns_udp
+
+        monkeypatch.setattr(dns_udp, "open_udp", lambda family, destination: None)
+    return request.param
+
+
+def test_both_udp_paths_answer_resend_and_keep_a_late_reply(udp_path):
+    assert ask("example.com", "MX").outcome is Outcome.ANSWER
+    obs = ask("example.com", "MX", Fault(delay=0.5), deadline=2.0)
+    assert obs.outcome is Outcome.ANSWER
+    assert [a.result for a in obs.attempts] == ["timeout", "reply"]
+    silent = ask("example.com", "MX", Fault(mode="drop"), deadline=1.0)
+    assert silent.outcome is Outcome.TIMEOUT
+    # 0.3 s, 0.6 s, then what is left of the second
+    assert [a.result for a in silent.attempts] == ["timeout", "timeout", "timeout"]
+
+
+def test_both_udp_paths_report_a_refused_port_at_once(udp_path):
+    async def body(client, server):
+        dead = Server("authoritative", "127.0.0.1", 1, "dead.example.")
+        return await client.query(dead, "example.com", "SOA", time.monotonic() + 1.0)
+
+    obs = asyncio.run(with_server(Fault(), body))
+    assert obs.outcome is Outcome.NETWORK_ERROR and "ConnectionRefused" in (obs.error or "")
+    assert obs.elapsed_ms < 500
+
+
+def test_a_wrong_question_on_either_udp_path_is_a_mismatch(udp_path):
+    obs = ask("example.com", "MX", Fault(mode="wrong-question"))
+    assert obs.outcome is Outcome.MISMATCH
+
+
 def test_identical_queries_in_flight_are_shared():
     async def body(client, server):
         deadline = time.monotonic() + 2
