@@ -31,14 +31,16 @@ def bare_id(message_id: str | None) -> str | None:
     return message_id.strip().strip("<>").strip() or None
 
 
-def _key(step: JourneyStep) -> tuple[str, ...]:
+def message_key(step: JourneyStep) -> tuple[str, ...]:
+    """Which message a step is about: its Message-ID, else its sender and subject."""
     found = bare_id(step.message_id)
     if found:
         return ("id", found)
     return ("from", (step.sender or "").lower(), (step.subject or "").lower())
 
 
-def _steps(tiers: Iterable[TierResult]) -> list[JourneyStep]:
+def steps_of(tiers: Iterable[TierResult]) -> list[JourneyStep]:
+    """Every step every per-message source reported, of every message."""
     return [s for t in tiers for p in t.probes if p.reported_by is None for s in p.journey]
 
 
@@ -55,12 +57,12 @@ RECORD_LAG = dt.timedelta(minutes=30)
 def follow(tiers: list[TierResult], flow: FlowGraph, message_id: str | None = None,
            now: dt.datetime | None = None) -> list[JourneyStep]:
     """The journey of one message, in flow order (``now``: when the sources were asked)."""
-    steps = _steps(tiers)
+    steps = steps_of(tiers)
     order = _order(flow)
     seen = [s for s in steps if s.event is not Event.NOT_SEEN]
     groups: dict[tuple[str, ...], list[JourneyStep]] = {}
     for s in seen:
-        groups.setdefault(_key(s), []).append(s)
+        groups.setdefault(message_key(s), []).append(s)
     chosen: list[JourneyStep] = []
     wanted = bare_id(message_id)
     if wanted is not None:
@@ -119,13 +121,13 @@ def _trim(journey: list[JourneyStep]) -> list[JourneyStep]:
 def outcomes(tiers: list[TierResult], flow: FlowGraph) -> list[TierOutcomes]:
     """Per tier in flow order, how many of the recent messages ended how there."""
     per: dict[str, dict[tuple[str, ...], JourneyStep]] = {}
-    for s in _steps(tiers):
+    for s in steps_of(tiers):
         if s.event is Event.NOT_SEEN:
             continue
         last = per.setdefault(s.tier, {})
-        previous = last.get(_key(s))
+        previous = last.get(message_key(s))
         if previous is None or (s.at or "") >= (previous.at or ""):
-            last[_key(s)] = s
+            last[message_key(s)] = s
     order = _order(flow)
     return [TierOutcomes(tier, Counter(s.event.value for s in last.values()))
             for tier, last in sorted(per.items(), key=lambda kv: order.get(kv[0], 99))]

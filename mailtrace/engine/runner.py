@@ -316,7 +316,7 @@ def _file_by_subject(by_tier: dict[str, list[ProbeResult]]) -> None:
                 mine = [f for f in away if f.about == subject]
                 moved.setdefault(subject, []).append(ProbeResult(
                     r.probe, subject, probe_status(mine), mine,
-                    elapsed_ms=r.elapsed_ms, reported_by=tier,
+                    elapsed_ms=r.elapsed_ms, reported_by=tier, asks=r.asks,
                 ))
     for subject, results in moved.items():
         by_tier[subject].extend(results)

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from mailtrace.core import catalog
 from mailtrace.core.findings import Attention, Finding, Level, Scope, Status, TierResult, Verdict
 from mailtrace.core.journey import Event, JourneyStep
+from mailtrace.engine.journey import message_key, steps_of
 from mailtrace.probes.base import OBSERVER_TIER
 from mailtrace.topology.flow import FlowGraph
 
@@ -46,14 +47,23 @@ STOP_STATUS = {Event.QUARANTINED: "fault", Event.REJECTED: "fault", Event.BOUNCE
 Ignored = frozenset[tuple[str, str]]
 
 
-def superseded(journey: Sequence[JourneyStep]) -> Ignored:
+def superseded(journey: Sequence[JourneyStep], others: Sequence[JourneyStep] = ()) -> Ignored:
     """The stops of a journey the message went on from (a quarantine released, a deferral
     retried and relayed): those before its last step that is not a stop. Their findings
-    are history."""
+    are history — unless another message (of ``others``, every source's steps) met the
+    same stop there as late or later: the finding may be about that one (released, and
+    the sender's next message held by the same rule)."""
     went_on = max((i for i, s in enumerate(journey) if s.event not in STOP_STATUS),
                   default=-1)
-    return frozenset((s.tier, s.tag) for s in journey[:went_on]
-                     if s.event in STOP_STATUS and s.event is not Event.NOT_SEEN and s.tag)
+    ignored = set()
+    for s in journey[:went_on]:
+        if s.event not in STOP_STATUS or s.event is Event.NOT_SEEN or not s.tag:
+            continue
+        mine = message_key(s)
+        if not any((o.tier, o.tag) == (s.tier, s.tag) and message_key(o) != mine
+                   and (o.at or "") >= (s.at or "") for o in others):
+            ignored.add((s.tier, s.tag))
+    return frozenset(ignored)
 
 
 def _decides(f: Finding, partial: bool) -> bool:
@@ -214,15 +224,16 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
     # or beyond that way fails other recipients' mail, which degrades the flow.
     mailbox = recipient_mailbox(hops)
     path = flow.upstream_of(mailbox[0]) | {mailbox[0]} if mailbox else set(index)
-    ignore = superseded(journey)
+    ignore = superseded(journey, steps_of(tiers))
     failing = _first(hops, partial=False, among=path, ignore=ignore)
     aside = _first(hops, partial=False, among=set(index) - path, ignore=ignore)
     partial = _first(hops, partial=True, ignore=ignore)
     stop = journey_stop(journey) if asked else None
     stop_at = index.get(stop.tier, len(hops)) if stop is not None else None
     # A record of the message (not "not seen") is the source's own word, whatever this
-    # machine could not test; so is a failing tier's own record where the observer's
-    # problem begins (an API's answer, not an SMTP session it kept from happening).
+    # machine could not test; so is a failing tier's record an API gave, where or after
+    # the observer's problem begins (an API's answer, not an SMTP session it kept from
+    # happening, nor a lookup through this machine's resolvers).
     recorded = stop is not None and stop.event not in (Event.NOT_SEEN, Event.PENDING)
     to = mailbox[0] if mailbox else None
 
@@ -232,10 +243,11 @@ def decide(tiers: list[TierResult], flow: FlowGraph,
                        _attention(hops, f))
 
     # A failing hop decides if it comes before the hops the observer's problem keeps from
-    # being judged, and before where the message stopped (path faults come first in flow
-    # order); the observer wins a tie, so no tier is blamed for what it cannot see.
-    if failing is not None and (observer is None or failing[0] < observer[1] or (
-            failing[0] == observer[1] and _api_record(failing[1], ignore))) and (
+    # being judged, or its record came from an API (not through what the observer cannot
+    # do), and before where the message stopped (path faults come first in flow order);
+    # otherwise the observer wins, so no tier is blamed for what it cannot see.
+    if failing is not None and (observer is None or failing[0] < observer[1]
+                                or _api_record(failing[1], ignore)) and (
             stop_at is None or failing[0] <= stop_at):
         first = failing[1]
         f = deciding_finding(first, ignore=ignore)

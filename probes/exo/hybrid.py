@@ -36,6 +36,8 @@ from mailtrace.topology.model import ExchangeOnPremTier, Topology
 NO_CLOUD_MAILBOX = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 #: Message-trace events that pass a message to a connector or another host.
 HANDOFF_EVENTS = frozenset({"send external", "send", "transfer", "redirect"})
+#: Events that name the next hop without handing the message to it (its 4xx, its 5xx).
+NOT_HANDED_ON = frozenset({"defer", "fail"})
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,9 @@ def handed_on(m: TracedEvents, recipient: str, tier: str,
               routes: Sequence[OnPremRoute]) -> list[JourneyStep]:
     """A traced message handed to on-premises: relayed by Exchange Online, then received
     by the on-premises tier (as Exchange Online's trace reports it); else nothing."""
-    found = handoff(m.events, routes)
+    # A Defer or Fail names the smart host too, but hands nothing on (a 4xx or 5xx answer)
+    found = handoff([e for e in m.events if str(e.get("event") or "").strip().lower()
+                     not in NOT_HANDED_ON], routes)
     if found is None:
         return []
     route, event = found

@@ -179,13 +179,13 @@ async def collect(ctx: ProbeContext) -> TraceCheck:
     # The details of what was not delivered; of the message asked about, whatever its
     # status (a message can be delivered to Junk Email); and, with an on-premises tier
     # behind, of delivered ones (a Send external event says it was handed on there). A few
-    # at most, at the same time: the undelivered first, then the newest.
+    # at most, at the same time: the undelivered first, newest first (the latest decides).
     wanted = [m for m in messages if m.id and (
         m.status in NOT_DELIVERED or ctx.target.asks_message
         or (routes and m.status == "delivered"))]
-    wanted = [*(m for m in wanted if m.status in NOT_DELIVERED),
-              *sorted((m for m in wanted if m.status not in NOT_DELIVERED),
-                      key=lambda m: m.received or "", reverse=True)]
+    newest = sorted(wanted, key=lambda m: m.received or "", reverse=True)
+    wanted = [*(m for m in newest if m.status in NOT_DELIVERED),
+              *(m for m in newest if m.status not in NOT_DELIVERED)]
     detailed = {m.id: m for m in await asyncio.gather(
         *(details(m) for m in wanted[:MAX_DETAILS]))}
     messages = [detailed.get(m.id, m) for m in messages]

@@ -108,17 +108,28 @@ def _subject(r: SearchRecord, hops: tuple[NextHop, ...]) -> NextHop | None:
     only one — unless sendmail names a host no next hop declares (the gateway routes the
     mail somewhere the topology does not say: that is the gateway's doing); None when it
     cannot be told (the finding then stays with the gateway)."""
-    relay = r.relay
+    relay = _host(r.relay) if r.relay else None
     for hop in hops:
-        if relay and relay in {h.lower().rstrip(".") for h in hop.hosts}:
+        if relay and relay in {_host(h) for h in hop.hosts}:
             return hop
     undeclared = relay is not None and not _is_address(relay)
     return hops[0] if len(hops) == 1 and not undeclared else None
 
 
+def _host(text: str) -> str:
+    """A host name or address as sendmail and the topology may write it: lower case, no
+    trailing dot, an address in its canonical form (``[IPv6:2001:db8::25]``, RFC 5321
+    §4.1.3, is ``2001:db8::25``)."""
+    bare = text.strip().strip("[]").lower().rstrip(".").removeprefix("ipv6:")
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        return bare
+
+
 def _is_address(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.removeprefix("ipv6:"))
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True

@@ -341,13 +341,13 @@ def test_a_finding_about_the_next_tier_is_filed_under_it_and_decides_there():
                 Finding("DNS_MX_MISSING", {"domain": "contoso.com"}, about=downstream[0])]
 
     reporter = Probe("gw.log", frozenset({"proofpoint"}),
-                     frozenset({"DNS_MX_OK", "DNS_MX_MISSING"}), collect, evaluate)
+                     frozenset({"DNS_MX_OK", "DNS_MX_MISSING"}), collect, evaluate, asks="api")
     tiers, verdict = run([probe("a"), reporter])
     gateway, exo = tier(tiers, "proofpoint"), tier(tiers, "exchange-online")
     assert [f.tag for f in gateway.findings] == ["DNS_MX_OK"]
     assert gateway.status is Status.PASS
-    assert [(p.probe, p.reported_by, p.status) for p in exo.probes] == [
-        ("gw.log", "proofpoint", Status.FAIL)]
+    assert [(p.probe, p.reported_by, p.status, p.asks) for p in exo.probes] == [
+        ("gw.log", "proofpoint", Status.FAIL, "api")]
     assert (verdict.status, verdict.tier, verdict.tag) == (
         "fault", "exchange-online", "DNS_MX_MISSING")
 

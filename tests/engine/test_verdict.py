@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from mailtrace.core.findings import Finding, ProbeResult, Status, TierResult
 from mailtrace.core.journey import Event, JourneyStep
 from mailtrace.engine.verdict import decide, journey_stop
@@ -74,3 +76,37 @@ def test_where_two_sources_say_the_same_stop_the_first_is_the_answer():
                step("pp", Event.QUARANTINED, "10:00", "PP_QUARANTINE_HOLDS")]
     stop = journey_stop(journey)
     assert stop is not None and stop.tag == "PP_MESSAGE_QUARANTINED"
+
+
+def test_a_released_message_does_not_hide_the_next_one_held_by_the_same_rule():
+    # carol's first message was quarantined, released and delivered; her next one, the
+    # gateway's latest record, is held by the same rule
+    first = [step("pp", Event.RECEIVED, "2026-12-01T09:00:00Z"),
+             step("pp", Event.QUARANTINED, "2026-12-01T09:00:00Z", "PP_MESSAGE_QUARANTINED"),
+             step("exo", Event.RECEIVED, "2026-12-01T10:05:00Z"),
+             step("exo", Event.DELIVERED, "2026-12-01T10:05:00Z")]
+    second = [dataclasses.replace(s, message_id="<b@x>", at="2026-12-01T10:00:00Z")
+              for s in first[:2]]
+    found = tiers()
+    found[2].probes[1].journey = [*first[:2], *second]
+    found[3].probes[0].journey = first[2:]
+    v = decide(found, FLOW, first, asked=False)
+    assert (v.status, v.tier, v.tag) == ("fault", "pp", "PP_MESSAGE_QUARANTINED")
+
+
+def test_the_gateways_record_of_a_refusal_onward_outweighs_a_blocked_port_25():
+    refused = Finding("PP_ONWARD_DELIVERY_FAILED", {
+        "recipient": "alice@contoso.com", "sender": "carol@fabrikam.example", "date": "d",
+        "rule": "none", "guid": "g", "code": "550 5.4.1", "stat": "550 5.4.1",
+        "reply": "550 5.4.1 Recipient address rejected: Access denied",
+        "next_tier": "exo", "relay": "contoso-com.mail.protection.outlook.com"})
+    found = tiers(port25_blocked=True)
+    found[2].probes[1] = ran("pp", "proofpoint.smart_search")
+    found[2].status = Status.PASS
+    found[3] = TierResult("exo", "x", Status.FAIL, [
+        ProbeResult("smtp.hop", "exo", Status.NOT_TESTED, reason="port 25 is blocked",
+                    blocked_by="smtp.port25", asks="smtp"),
+        ProbeResult("proofpoint.smart_search", "exo", Status.FAIL, [refused],
+                    reported_by="pp", asks="api")])
+    v = decide(found, FLOW, [], asked=False)
+    assert (v.status, v.tier, v.tag) == ("fault", "exo", "PP_ONWARD_DELIVERY_FAILED")

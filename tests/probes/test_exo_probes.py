@@ -303,3 +303,18 @@ def test_trace_window_and_filter():
     assert trace.trace_filter("o'neil@contoso.com", start, start + dt.timedelta(days=1)) == (
         "recipientAddress eq 'o''neil@contoso.com' and receivedDateTime ge "
         "2026-11-28T06:00:00Z and receivedDateTime le 2026-11-29T06:00:00Z")
+
+
+def test_a_delivered_message_deferred_first_is_handed_on_by_its_send_event():
+    route = OnPremRoute("exchange-onprem", ("mail.contoso.example",), ("contoso.com",),
+                        addresses=("203.0.113.25",))
+    defer = {**_DEFER, "dateTime": "2026-11-29T03:01:00Z",
+             "description": _DEFER["description"] + ". The last endpoint attempted was "
+             "203.0.113.25:25"}
+    send = {"event": "Send external", "dateTime": "2026-11-29T03:20:00Z", "action": "",
+            "description": "Message sent to mail.contoso.example at 203.0.113.25 using TLS1.2"}
+    delivered = _msg("delivered", 3, events=(defer, send))
+    steps = trace.journey(TraceCheck(ALICE, "24 h", (delivered,), routes=(route,)))
+    assert [(s.tier, s.event, s.at) for s in steps[1:]] == [
+        ("exchange-online", Event.RELAYED, "2026-11-29T03:20:00Z"),
+        ("exchange-onprem", Event.RECEIVED, "2026-11-29T03:20:00Z")]

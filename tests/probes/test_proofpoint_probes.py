@@ -142,6 +142,15 @@ def test_onward_failure_at_a_host_no_tier_declares_stays_with_the_gateway():
     assert (failed.about, failed.args["relay"]) == ("exchange-online", "192.0.2.25")
 
 
+def test_an_ipv6_relay_is_matched_to_the_hop_that_declares_its_address():
+    v6 = NextHop("onprem", ("2001:db8::25",))
+    raw = ("to=<alice@contoso.com>, relay=[IPv6:2001:DB8:0:0::25], dsn=5.1.1, "
+           "stat=User unknown; 550 5.1.1 unknown")
+    _, failed = search(record(Sendmail_Errorcode="550 5.1.1", SendmailRaw_Log=raw),
+                       hops=(v6, EXO))
+    assert (failed.tag, failed.about) == ("PP_ONWARD_DELIVERY_FAILED", "onprem")
+
+
 def test_deferred_onward_delivery_is_a_warning_about_the_next_hop():
     _, deferred = search(record(Sendmail_Stat="Deferred: 451 4.4.0 try later"))
     assert (deferred.tag, deferred.about) == ("PP_ONWARD_DELIVERY_DEFERRED", "exchange-online")
