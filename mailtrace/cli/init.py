@@ -7,12 +7,12 @@ exist); 3 nothing sound can be drafted (no answer, no MX, no mailbox service in 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from mailtrace.cli import options as opt
+from mailtrace.cli import signals
 from mailtrace.cli.options import UsageError
 
 
@@ -50,7 +50,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         options = Options(network.resolvers, network.connect_to, timeout, network.environ,
                           ca_file=network.ca_file)
         try:
-            drafted = asyncio.run(draft_topology(domain, options))
+            drafted = signals.run(draft_topology(domain, options))
         except DraftError as exc:
             print(f"mailtrace: {exc}", file=sys.stderr)
             return exc.exit_code

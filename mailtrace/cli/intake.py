@@ -15,6 +15,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mailtrace.cli import options as opt
+from mailtrace.cli import signals
 from mailtrace.cli.options import UsageError
 from mailtrace.cli.triage import run_options
 
@@ -114,7 +115,6 @@ def cmd_ndr(args: argparse.Namespace) -> int:
     analysis = next(a for a, _ in results if a is not None)
     triage = None
     if args.triage:
-        import asyncio
 
         from mailtrace.usecases.ndr import NothingToTriage, triage_bounce
         from mailtrace.usecases.triage import TargetError
@@ -122,7 +122,7 @@ def cmd_ndr(args: argparse.Namespace) -> int:
         since = opt.since(args)
         with opt.network(args) as network:
             try:
-                triage = asyncio.run(triage_bounce(analysis, since,
+                triage = signals.run(triage_bounce(analysis, since,
                                                    run_options(args, timeout, network)))
             except (NothingToTriage, TargetError) as exc:
                 raise UsageError(str(exc)) from None

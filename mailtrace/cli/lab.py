@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mailtrace.cli import options as opt
+from mailtrace.cli import signals
 from mailtrace.cli.options import UsageError
 from mailtrace.cli.triage import emit
 
@@ -73,7 +74,6 @@ def _list_scenarios() -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.list:
         return _list_scenarios()
-    import asyncio
 
     from mailtrace.usecases.demo import demo
     from mailtrace.usecases.triage import TargetError
@@ -83,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     since = opt.since(args)
     opt.check_output(args)
     try:
-        report = asyncio.run(demo(scenario, timeout, since, sender=args.sender,
+        report = signals.run(demo(scenario, timeout, since, sender=args.sender,
                                   message_id=args.message_id, subject=args.subject))
     except TargetError as exc:
         raise UsageError(str(exc)) from None
@@ -100,7 +100,7 @@ def root_anchor(ds: tuple[str, ...]) -> str:
 def cmd_lab(args: argparse.Namespace) -> int:
     """Keep a lab up until interrupted (Ctrl-C, SIGTERM) or ``--for`` runs out. Whatever
     ends it, the lab's temporary folders go with it: the CA's key, the lab file and its
-    throwaway credentials (the command line turns SIGTERM into an exception, so every
+    throwaway credentials (SIGTERM cancels the lab's task, :func:`signals.run`, so every
     ``async with`` below unwinds)."""
     import asyncio
 
@@ -148,7 +148,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
                 path.unlink(missing_ok=True)
                 anchor.unlink(missing_ok=True)
 
-    asyncio.run(serve())
+    signals.run(serve())
     return 0
 
 

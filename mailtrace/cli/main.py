@@ -21,21 +21,13 @@ from typing import Any
 
 from mailtrace.cli import catalog, init, intake, lab, signin, triage, verify
 from mailtrace.cli.options import EXIT_INTERNAL, EXIT_USAGE, UsageError
+from mailtrace.cli.signals import Terminated, terminate
 
 #: 128 + the signal's number, as a shell reports a process the signal ended (written out:
 #: Windows has no SIGPIPE, and its PowerShell users read the same codes).
 EXIT_INTERRUPTED = 130  # SIGINT (2)
 EXIT_TERMINATED = 143  # SIGTERM (15)
 EXIT_BROKEN_PIPE = 141  # SIGPIPE (13)
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised where the process is so that every ``with`` and ``finally`` runs
-    (the lab removes its CA key and credentials) before it exits with 143."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
 
 
 def _quiet_stdout() -> None:
@@ -97,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    previous = _on_sigterm(_terminate)
+    previous = _on_sigterm(terminate)
     try:
         code = int(commands[args.command](args))
         sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's exit

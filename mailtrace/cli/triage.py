@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mailtrace.cli import options as opt
+from mailtrace.cli import signals
 from mailtrace.cli.options import UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ def add_parsers(sub: Any) -> dict[str, Any]:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    import asyncio
 
     from mailtrace.usecases.triage import TargetError, make_target, run_triage
 
@@ -46,7 +46,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with opt.network(args) as network:
         options = run_options(args, timeout, network)
-        report = asyncio.run(run_triage(topology, target, options, source=args.topology))
+        report = signals.run(run_triage(topology, target, options, source=args.topology))
     return emit(report, args)
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from mailtrace.cli import fleet
+from mailtrace.cli import fleet, signals
 from mailtrace.cli import options as opt
 from mailtrace.cli.options import UsageError
 
@@ -90,7 +90,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.topology is None:
         raise UsageError("--topology is required (or --domains FILE for a fleet)")
     args.format = args.format or "text"
-    import asyncio
 
     from mailtrace.report import verify as render
     from mailtrace.report.json import dumps
@@ -112,7 +111,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
 
     with opt.network(args) as network:
-        result = asyncio.run(verify(topology, domain, _options(args, network),
+        result = signals.run(verify(topology, domain, _options(args, network),
                                     watch=args.watch, interval=args.interval,
                                     progress=progress))
     text = (dumps(result.as_json()) if args.format == "json"
@@ -122,7 +121,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_precheck(args: argparse.Namespace) -> int:
-    import asyncio
 
     from mailtrace.report import precheck as render
     from mailtrace.report.json import dumps
@@ -140,7 +138,7 @@ def cmd_precheck(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.change}: domain {domain} is not in topology "
                              f"{topology.topology}")
     with opt.network(args) as network:
-        result = asyncio.run(precheck(topology, change, domain, _options(args, network)))
+        result = signals.run(precheck(topology, change, domain, _options(args, network)))
     if args.format == "json":
         text = dumps(result.as_json())
     elif args.format == "junit":

@@ -4,10 +4,12 @@ and help for every flag."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,6 +117,49 @@ def test_sigterm_stops_the_lab_and_removes_its_key_and_credentials():
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert not path.exists() and not path.parent.exists() and not ca_folder.exists()
+
+
+def test_sigterm_while_the_lab_answers_queries_still_stops_it():
+    """A signal handler's exception lands in whichever task runs: with the lab busy
+    answering, that is a server's task, which would keep it and run on."""
+    import socket
+    import threading
+
+    import dns.message
+
+    proc, path = _start_lab("healthy")
+    access = yaml.safe_load(path.read_text(encoding="utf-8"))
+    host, _, port = str(access["resolver"]).rpartition(":")
+    query = dns.message.make_query("contoso.com", "MX").to_wire()
+    done = threading.Event()
+
+    def ask() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.2)
+            while not done.is_set():
+                sock.sendto(query, (host, int(port)))
+                with contextlib.suppress(OSError):
+                    sock.recv(4096)
+
+    askers = [threading.Thread(target=ask) for _ in range(4)]
+    for t in askers:
+        t.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(5):  # a few, should the first land between two queries
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2)
+                break
+        _, err = proc.communicate(timeout=20)
+    finally:
+        done.set()
+        for t in askers:
+            t.join()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert not path.exists()
 
 
 def test_an_interrupted_run_leaves_no_empty_report(capsys, monkeypatch, tmp_path):
