@@ -462,7 +462,6 @@ class DnsClient:
         import dns.asyncbackend
         import dns.exception
         import dns.inet
-        import dns.query
 
         family = socket.AF_INET6 if ":" in via.address else socket.AF_INET
         # Connected over IPv6, asyncio knows the peer as (address, port, flowinfo, scope)
@@ -471,42 +470,37 @@ class DnsClient:
         direct = dns_udp.open_udp(family, destination)
         if direct is not None:
             with direct:
-                return await self._udp_direct(direct, query, deadline, attempts)
+                return await self._udp_resends(direct.send, direct.receive, query, deadline,
+                                               attempts)
         backend = dns.asyncbackend.get_default_backend()
         sock = await backend.make_socket(  # type: ignore[no-untyped-call]
             family, socket.SOCK_DGRAM, 0, None, (via.address, via.port)
         )
-        wait = self.attempt_timeout
-        async with sock:
-            while (now := time.monotonic()) < deadline:
-                resend_at = min(now + wait, deadline)
-                self.queries_sent += 1
-                await sock.sendto(query.wire, destination, None)
-                try:
-                    wire, _ = await sock.recvfrom(65535, resend_at - now)
-                except dns.exception.Timeout:
-                    attempts.append(Attempt("udp", "timeout", (resend_at - now) * 1000))
-                    wait *= 2
-                    continue
-                response, ours = query.read(wire)
-                result = "truncated" if response.flags & _TC else "reply"
-                attempts.append(Attempt("udp", result, (time.monotonic() - now) * 1000))
-                if not ours:
-                    raise dns.query.BadResponse
-                return response
-        return None
+        async def receive(timeout: float) -> bytes | None:
+            try:
+                wire, _ = await sock.recvfrom(65535, timeout)
+            except dns.exception.Timeout:
+                return None
+            return bytes(wire)
 
-    async def _udp_direct(self, sock: dns_udp.UdpSocket, query: _Query, deadline: float,
-                          attempts: list[Attempt]) -> Reply | None:
-        """:meth:`_udp`'s sends and waits on a socket the loop's selector reads."""
+        async with sock:
+            return await self._udp_resends(
+                lambda wire: sock.sendto(wire, destination, None), receive, query, deadline,
+                attempts)
+
+    async def _udp_resends(self, send: Callable[[bytes], Awaitable[object]],
+                           receive: Callable[[float], Awaitable[bytes | None]], query: _Query,
+                           deadline: float, attempts: list[Attempt]) -> Reply | None:
+        """:meth:`_udp`'s sends and waits, on either kind of socket: resend while the
+        deadline allows, the wait doubling; a late reply to an earlier send counts."""
         import dns.query
 
         wait = self.attempt_timeout
         while (now := time.monotonic()) < deadline:
             resend_at = min(now + wait, deadline)
             self.queries_sent += 1
-            await sock.send(query.wire)
-            wire = await sock.receive(resend_at - now)
+            await send(query.wire)
+            wire = await receive(resend_at - now)
             if wire is None:
                 attempts.append(Attempt("udp", "timeout", (resend_at - now) * 1000))
                 wait *= 2
